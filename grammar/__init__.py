@@ -1,0 +1,1 @@
+"""The LwaS grammar (lwas.lark), shipped as package data."""

@@ -1,0 +1,1 @@
+"""The LwaS language server."""

@@ -1,0 +1,194 @@
+"""The registry of diagnostic codes: a title and a long explanation for each (`lwasc explain`).
+
+Codes are stable: never reuse a retired code. E00xx syntax, E01xx names and modules,
+E02xx truth consistency, E03xx types, W01xx warnings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    code: str
+    title: str
+    explanation: str
+
+
+_TABLE = [
+    # ------------------------------------------------------------------ syntax
+    ("E0001", "syntax error", """
+The parser met a token it did not expect here. The message lists what it expected.
+Statements end at the end of a line (or at `;`), blocks use `{ }`, and a line continues
+after an operator, `=`, `,` or an opening bracket:
+
+    rule valid(tx: Transaction) -> truth =
+      tx.amount > 0.00 USD and tx.amount <= MAX_TRANSACTION
+
+After a syntax error the parser skips to the next item (`fn`, `rule`, `axiom`, ...) at the
+start of a line, so one mistake gives one error."""),
+    ("E0002", "unexpected character", """
+A character that no LwaS token starts with. LwaS writes logic with words (`and`, `or`,
+`not`), not `&&`, `||` or `!`; comments start with `//`."""),
+    ("E0003", "unterminated text literal", """
+A text literal opened with `"` was not closed on the same line. Close it, or write a line
+break inside it as `\\n`:
+
+    let greeting = "hello\\nworld\""""),
+    ("E0004", "invalid number literal", """
+A number that LwaS cannot represent: an `int` literal outside the signed 64-bit range
+(-9223372036854775808 ..= 9223372036854775807), or a float literal that is not finite."""),
+    # ------------------------------------------------------------------ names and modules
+    ("E0101", "undefined name", """
+A name is used that is not declared in this scope, in this module, among its imports, or
+among the built-ins (`len`, `float`, `int`, `ramp`, `clamp01`, ...). Check the spelling, or
+import the module that declares it (`import std.stats`) and use it qualified
+(`stats.mean(xs)`)."""),
+    ("E0102", "duplicate definition", """
+Two items in one module (or two variables in one block, or two fields of one record, or two
+variants of one enum) have the same name. Each name must mean one thing:
+
+    axiom twice = 0.3
+    axiom twice = 0.4      // error[E0102]
+
+Rename or remove one of them."""),
+    ("E0103", "module not found", """
+An `import` names a module that does not exist. `import std.NAME` looks in the standard
+library (`std.money`, `std.stats`, `std.fuzzy`, `std.entropy`, `std.time`); `import NAME`
+looks for `NAME.lwas` beside the importing file, and `import a.b` for `a/b.lwas`."""),
+    ("E0104", "import cycle", """
+Modules import each other in a cycle (a imports b, b imports a). Modules form a tree of
+dependencies; move the shared declarations into a third module both can import. The error
+prints the whole cycle."""),
+    ("E0105", "unknown type", """
+A type name is neither a built-in type (`int`, `float`, `bool`, `truth`, `money`, `text`,
+`time`, `[T]`) nor a record or enum declared in this module or an imported one
+(`models.Transaction`)."""),
+    ("E0106", "misplaced module declaration", """
+`module NAME` may appear once, as the first item of a file, and names the file's module.
+Imports come after it and before the other items."""),
+    # ------------------------------------------------------------------ truth
+    ("E0201", "truth value out of range", """
+A truth value is a finite number in [0, 1]; an interval `lo..hi` needs 0 <= lo <= hi <= 1.
+
+    axiom too_much = 1.5   // error[E0201]
+
+Use 1.0 for certain truth and 0.0 for certain falsehood."""),
+    ("E0202", "undefined premise", """
+An axiom (or a rule) `requires` or `contradicts` a name that is not an axiom. Premises name
+axioms declared in this module or, qualified, in an imported one (`ethics.truth`)."""),
+    ("E0203", "axiom is more certain than its premises", """
+`a requires d` means t(a) <= t(d): an axiom is never more certain than what it rests on
+(Gödel's weakest link). The checker follows the chain of premises down to the weakest one
+and prints it:
+
+    axiom truth = 1.0
+    axiom decree = 0.4 requires truth
+    axiom law = 0.6 requires decree      // error[E0203]: law (0.6) rests on decree (0.4)
+
+Lower the axiom to the bound the help line gives, or raise the weakest premise."""),
+    ("E0204", "contradicting axioms are too certain", """
+`a contradicts b` means t(a) + t(b) <= 1 (Łukasiewicz): two claims that exclude each other
+cannot both be very true.
+
+    axiom freedom = 0.8 requires truth
+    axiom order = 0.7 requires truth contradicts freedom   // 0.7 + 0.8 > 1
+
+Lower one of them so that the sum is at most 1."""),
+    ("E0205", "cycle of premises", """
+Axioms that require each other in a cycle rest on nothing: a -> b -> c -> a. The error prints
+the whole cycle. Break it by letting one of them rest on something outside the cycle."""),
+    ("E0206", "no truth values satisfy the axioms", """
+With intervals (`axiom hope = 0.5..0.9`) an axiom may take any value in its range. The
+program is consistent when some choice of values satisfies every `requires` and `contradicts`
+at once. When none does, the checker prints a smallest set of constraints that cannot hold
+together (dropping any one of them would make it satisfiable):
+
+    axiom lo = 0.6..0.9
+    axiom hi = 0.1..0.7 contradicts lo
+    axiom top = 0.7 requires hi          // top needs hi >= 0.7, so lo <= 0.3
+
+Widen an interval or lower a claim named in the chain."""),
+    ("E0207", "axiom has neither a value nor premises", """
+An axiom without a value holds exactly its weakest premise (`axiom care requires freedom,
+hope`). One with neither a value nor premises means nothing: give it a value
+(`axiom x = 1.0`) or premises."""),
+    ("E0208", "rule requires something that is not an axiom", """
+A rule's `requires` clause caps its value by the effective truth of axioms. It must name
+axioms, not rules, functions or constants."""),
+    # ------------------------------------------------------------------ types
+    ("E0301", "mismatched types", """
+An expression has a different type from the one its place needs: an argument, a return
+value, an assignment, a condition (`bool` or `truth`), a `let` with a declared type.
+LwaS converts implicitly only `bool` to `truth` and `truth` to `float`; write other
+conversions out: `float(n)`, `int(x)`."""),
+    ("E0302", "wrong number of arguments", """
+A function, rule or built-in is called with more or fewer arguments than it declares."""),
+    ("E0303", "not callable", """
+Only functions, rules and built-ins can be called; a variable, constant, axiom, record or
+module cannot. To build a record, use a record literal: `Point { x: 1.0, y: 2.0 }`."""),
+    ("E0304", "no such field", """
+A record has no field of this name, or `.` was used on a value that is not a record (or a
+module). The message lists the fields that exist."""),
+    ("E0305", "non-exhaustive match", """
+A `match` on an enum must handle every variant (or end with `_ =>`). The message names
+the variants that are missing; `lwas-lsp` offers a quick fix that adds them."""),
+    ("E0306", "missing return", """
+A function with a result type must return a value on every path. The checker found a path
+that reaches the end of the body without `return`. Add a final `return`, or an `else`
+branch that returns."""),
+    ("E0307", "cannot assign to an immutable binding", """
+`let` binds once; `var` may be reassigned. Parameters, constants and loop variables are
+immutable too.
+
+    let total = 0
+    total += 1     // error[E0307]: declare it `var total = 0`"""),
+    ("E0308", "currency mismatch", """
+`money + money`, `money - money` and comparisons between money need the same currency.
+When both currencies are known at compile time, mixing them is this error; otherwise it is
+a runtime error. Convert explicitly with a declared rate."""),
+    ("E0309", "unknown currency", """
+A money literal names a code that is not an ISO 4217 currency (`12.50 USD`, `500 JPY`,
+`1.250 KWD`)."""),
+    ("E0310", "too many decimals for the currency", """
+Money is exact: an amount in integer minor units. A literal may not have more decimals than
+its currency's exponent (USD 2, JPY 0, KWD 3), so `99.999 USD` and `1.5 JPY` are rejected."""),
+    ("E0311", "invalid operand types", """
+The operator is not defined for these operand types: for example `text * int`,
+`money * money`, `not 3`, or `money * float` (scaling money by a float must round, so it
+goes through an explicit call)."""),
+    ("E0312", "unknown pattern", """
+A `match` arm names something that is not a variant of the matched enum, or matches a
+variant twice."""),
+    ("E0313", "invalid assignment target", """
+Only variables, record fields and array elements can be assigned to."""),
+    ("E0314", "`break` or `continue` outside a loop", """
+`break` and `continue` are allowed only inside `while` or `for`."""),
+    ("E0315", "invalid record literal", """
+A record literal must give every field exactly once, and only fields the record declares."""),
+    ("E0316", "constant expression required", """
+A `const` must be computable at compile time: literals, operators, other constants and
+the pure built-ins. Calls to functions and reads of variables are not allowed."""),
+    ("E0317", "`return` outside a function", """
+`return` appears in a `test` block or where no function encloses it; tests end when their
+block ends."""),
+    # ------------------------------------------------------------------ warnings
+    ("W0101", "unused item", """
+A private item (function, rule, constant, record, enum) is declared but never used in its
+module, nor exported. Axioms and tests are never reported: they are meant to stand alone."""),
+    ("W0102", "unused import", """
+A module is imported but nothing from it is used. Remove the import."""),
+    ("W0103", "unused variable", """
+A local variable is bound but never read. Remove it, or prefix its name with `_`."""),
+    ("W0104", "unreachable code", """
+A statement follows a `return`, `break` or `continue` in the same block and can never run."""),
+]
+
+CODES: dict[str, Code] = {c: Code(c, t, e.strip("\n")) for c, t, e in _TABLE}
+
+
+def explain(code: str) -> str | None:
+    entry = CODES.get(code.upper())
+    if entry is None:
+        return None
+    return f"{entry.code}: {entry.title}\n\n{entry.explanation}\n"

@@ -1,0 +1,528 @@
+"""Parsing: source text -> typed syntax tree (lwas.syntax), with rustc-style syntax errors.
+
+Lark LALR(1) with the contextual lexer builds a parse tree; `_Builder` turns it into frozen
+dataclasses. A post-lexer applies Go's newline rule. On a syntax error the file is re-parsed
+item by item (panic mode: resynchronise at the next item keyword at the start of a line), so
+each broken item reports its first error once and the good items still reach the checker.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import syntax as ast
+from .diagnostics import Diagnostic
+from .source import SourceFile, Span
+
+# A newline ends a statement only after one of these (Go's automatic-semicolon rule).
+_ENDS_STATEMENT = frozenset({
+    "NAME", "INT", "FLOAT", "MONEY", "STRING", "TRUE", "FALSE", "RPAR", "RSQB", "RBRACE",
+    "RETURN", "BREAK", "CONTINUE", "UNDERSCORE",
+})
+_OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
+_CLOSERS = frozenset(_OPENERS.values())
+
+
+class _Newlines:
+    """Post-lexer: keep a newline only where it can end a statement, never inside ( ) or [ ]."""
+
+    always_accept = ("_NL", "SEMI")
+
+    def process(self, stream):
+        prev = None  # type of the last token passed on
+        last = None
+        depth = []  # open brackets
+        for tok in stream:
+            kind = tok.type
+            if kind == "_NL" or kind == "SEMI":
+                if kind == "_NL" and (prev not in _ENDS_STATEMENT or (depth and depth[-1] != "LBRACE")):
+                    continue
+                if prev is None or prev == "_NL" or prev == "LBRACE":
+                    continue
+                prev = "_NL"
+                yield Token.new_borrow_pos("_NL", tok.value, tok)
+                continue
+            if kind in _OPENERS:
+                depth.append(kind)
+            elif kind in _CLOSERS and depth:
+                depth.pop()
+            prev = kind
+            last = tok
+            yield tok
+        if prev is not None and prev != "_NL":
+            yield Token.new_borrow_pos("_NL", "", last)  # empty value: the end of the file
+
+
+@lru_cache(maxsize=None)
+def grammar_text() -> str:
+    return resources.files("lwas.grammar").joinpath("lwas.lark").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=None)
+def parser(strict: bool = False) -> Lark:
+    """The shared parser; `strict=True` makes any grammar conflict an error (used in tests)."""
+    return Lark(
+        grammar_text(),
+        parser="lalr",
+        lexer="contextual",
+        postlex=_Newlines(),
+        propagate_positions=True,
+        maybe_placeholders=True,
+        strict=strict,
+        cache=not strict,
+    )
+
+
+# ---------------------------------------------------------------- tree building
+
+def _unquote(s: str) -> str:
+    body = s[1:-1]
+    if "\\" not in body:
+        return body
+    return re.sub(r'\\(.)', lambda m: {"n": "\n", "t": "\t", "r": "\r", "0": "\0"}.get(m.group(1), m.group(1)), body)
+
+
+def _number(tok: Token) -> float:
+    return float(tok.value.replace("_", ""))
+
+
+_BINARY = {"PLUS": "+", "MINUS": "-", "STAR": "*", "SLASH": "/", "PERCENT": "%"}
+
+
+@v_args(meta=True)
+class _Builder(Transformer):
+    """Lark tree -> lwas.syntax. Spans are shifted by a line/offset delta in recovery mode."""
+
+    def __init__(self, src: SourceFile, line_delta: int = 0, pos_delta: int = 0):
+        super().__init__()
+        self.src = src
+        self.path = src.path
+        self.dl = line_delta
+        self.dp = pos_delta
+
+    # spans
+    def sp(self, m) -> Span:
+        if isinstance(m, Token):
+            return Span(self.path, m.line + self.dl, m.column, m.end_line + self.dl, m.end_column,
+                        m.start_pos + self.dp, m.end_pos + self.dp)
+        if getattr(m, "empty", False):
+            return Span(self.path, 0, 0, 0, 0)
+        return Span(self.path, m.line + self.dl, m.column, m.end_line + self.dl, m.end_column,
+                    m.start_pos + self.dp, m.end_pos + self.dp)
+
+    def doc(self, span: Span) -> str | None:
+        """`///` lines directly above the item."""
+        lines = []
+        n = span.line - 1
+        while n >= 1:
+            text = self.src.line_text(n).strip()
+            if not text.startswith("///"):
+                break
+            lines.append(text[3:].removeprefix(" "))
+            n -= 1
+        return "\n".join(reversed(lines)) if lines else None
+
+    def __default_token__(self, tok):
+        return tok
+
+    # ------------------------------------------------------------ program
+    def start(self, meta, items):
+        return items
+
+    def pub(self, meta, c):
+        return True
+
+    def module_decl(self, meta, c):
+        s = self.sp(meta)
+        return ast.ModuleDecl(c[1], self.doc(s), s)
+
+    def import_decl(self, meta, c):
+        return ast.Import(c[1], self.sp(meta))
+
+    def qual_name(self, meta, c):
+        return ast.QualName(tuple(t.value for t in c if t.type == "NAME"), self.sp(meta))
+
+    def name_list(self, meta, c):
+        return tuple(x for x in c if isinstance(x, ast.QualName))
+
+    def number(self, meta, c):
+        return c[0]
+
+    def truth_value(self, meta, c):
+        lo = _number(c[0])
+        hi = _number(c[2]) if c[2] is not None else lo
+        return ast.TruthValue(lo, hi, self.sp(meta))
+
+    def axiom_decl(self, meta, c):
+        public, _, name, _, value, _, requires, _, contradicts = c
+        s = self.sp(meta)
+        return ast.AxiomDecl(name.value, self.sp(name), value, requires or (), contradicts or (),
+                             self.doc(s), bool(public), s)
+
+    def const_decl(self, meta, c):
+        public, _, name, _, type_, _, value = c
+        s = self.sp(meta)
+        return ast.ConstDecl(name.value, self.sp(name), type_, value, self.doc(s), bool(public), s)
+
+    def params(self, meta, c):
+        return tuple(p for p in c if isinstance(p, ast.Param))
+
+    def param(self, meta, c):
+        return ast.Param(c[0].value, c[2], self.sp(meta))
+
+    def body(self, meta, c):
+        return c[0]
+
+    def expr_body(self, meta, c):
+        return c[1]
+
+    def fn_decl(self, meta, c):
+        public, _, name, _, params, _, _, ret, body = c
+        s = self.sp(meta)
+        return ast.FnDecl(name.value, self.sp(name), params, ret, body, self.doc(s), bool(public), s)
+
+    def rule_expr_body(self, meta, c):
+        return c[1], (c[3] or ())
+
+    def rule_block_body(self, meta, c):
+        return c[2], (c[1] or ())
+
+    def rule_decl(self, meta, c):
+        public, _, name, _, params, _, _, ret, (body, requires) = c
+        s = self.sp(meta)
+        return ast.RuleDecl(name.value, self.sp(name), params, ret, body, requires, self.doc(s), bool(public), s)
+
+    def named_type(self, meta, c):
+        return ast.NamedType(c[0], self.sp(meta))
+
+    def array_type(self, meta, c):
+        return ast.ArrayType(c[1], self.sp(meta))
+
+    def record_field(self, meta, c):
+        s = self.sp(meta)
+        return ast.RecordField(c[0].value, c[2], self.doc(s), s)
+
+    def record_decl(self, meta, c):
+        public, name = c[0], c[2]
+        s = self.sp(meta)
+        fields = tuple(x for x in c if isinstance(x, ast.RecordField))
+        return ast.RecordDecl(name.value, self.sp(name), fields, self.doc(s), bool(public), s)
+
+    def variant(self, meta, c):
+        s = self.sp(meta)
+        return ast.Variant(c[0].value, self.doc(s), s)
+
+    def enum_decl(self, meta, c):
+        public, name = c[0], c[2]
+        s = self.sp(meta)
+        variants = tuple(x for x in c if isinstance(x, ast.Variant))
+        return ast.EnumDecl(name.value, self.sp(name), variants, self.doc(s), bool(public), s)
+
+    def test_decl(self, meta, c):
+        return ast.TestDecl(_unquote(c[1].value), c[2], self.sp(meta))
+
+    # ------------------------------------------------------------ statements
+    def block(self, meta, c):
+        return ast.Block(tuple(x for x in c if not isinstance(x, Token)), self.sp(meta))
+
+    def let_stmt(self, meta, c):
+        kw, name, _, type_, _, value = c
+        return ast.Let(name.value, self.sp(name), kw.type == "VAR", type_, value, self.sp(meta))
+
+    def assign_op(self, meta, c):
+        return c[0].value
+
+    def assign_stmt(self, meta, c):
+        return ast.Assign(c[0], c[1], c[2], self.sp(meta))
+
+    def if_stmt(self, meta, c):
+        orelse = c[4] if len(c) > 4 else None
+        return ast.If(c[1], c[2], orelse, self.sp(meta))
+
+    def while_stmt(self, meta, c):
+        return ast.While(c[1], c[2], self.sp(meta))
+
+    def for_range(self, meta, c):
+        return ast.ForRange(c[1].value, self.sp(c[1]), c[3], c[5], c[6], self.sp(meta))
+
+    def for_each(self, meta, c):
+        return ast.ForEach(c[1].value, self.sp(c[1]), c[3], c[4], self.sp(meta))
+
+    def return_stmt(self, meta, c):
+        return ast.Return(c[1], self.sp(meta))
+
+    def break_stmt(self, meta, c):
+        return ast.Break(self.sp(meta))
+
+    def continue_stmt(self, meta, c):
+        return ast.Continue(self.sp(meta))
+
+    def assert_stmt(self, meta, c):
+        msg = _unquote(c[3].value) if c[3] is not None else None
+        return ast.Assert(c[1], msg, self.sp(meta))
+
+    def expr_stmt(self, meta, c):
+        return ast.ExprStmt(c[0], self.sp(meta))
+
+    # ------------------------------------------------------------ expressions
+    def _chain(self, meta, c):
+        left = c[0]
+        for i in range(1, len(c), 2):
+            op, right = c[i], c[i + 1]
+            left = ast.Binary(_BINARY.get(op.type, op.value), left, right, left.span.to(right.span))
+        return left
+
+    or_expr = and_expr = sum = product = _chain
+
+    def comparison(self, meta, c):
+        return ast.Binary(c[1], c[0], c[2], self.sp(meta))
+
+    def comp_op(self, meta, c):
+        return c[0].value
+
+    def not_op(self, meta, c):
+        return ast.Unary("not", c[1], self.sp(meta))
+
+    def neg(self, meta, c):
+        operand = c[1]
+        s = self.sp(meta)
+        if isinstance(operand, ast.IntLit):
+            return ast.IntLit(-operand.value, s)
+        if isinstance(operand, ast.FloatLit):
+            return ast.FloatLit(-operand.value, s)
+        return ast.Unary("-", operand, s)
+
+    def call(self, meta, c):
+        return ast.Call(c[0], c[2], self.sp(meta))
+
+    def args(self, meta, c):
+        return tuple(a for a in c if isinstance(a, ast.Arg))
+
+    def arg(self, meta, c):
+        if len(c) == 3:
+            return ast.Arg(c[2], c[0].value, self.sp(meta))
+        return ast.Arg(c[0], None, self.sp(meta))
+
+    def field(self, meta, c):
+        return ast.Field(c[0], c[2].value, self.sp(c[2]), self.sp(meta))
+
+    def index(self, meta, c):
+        return ast.Index(c[0], c[2], self.sp(meta))
+
+    def int_lit(self, meta, c):
+        return ast.IntLit(int(c[0].value.replace("_", "")), self.sp(c[0]))
+
+    def float_lit(self, meta, c):
+        return ast.FloatLit(_number(c[0]), self.sp(c[0]))
+
+    def money_lit(self, meta, c):
+        amount, currency = c[0].value.split()
+        return ast.MoneyLit(amount.replace("_", ""), currency, self.sp(c[0]))
+
+    def text_lit(self, meta, c):
+        return ast.TextLit(_unquote(c[0].value), self.sp(c[0]))
+
+    def true_lit(self, meta, c):
+        return ast.BoolLit(True, self.sp(c[0]))
+
+    def false_lit(self, meta, c):
+        return ast.BoolLit(False, self.sp(c[0]))
+
+    def name(self, meta, c):
+        return ast.Name(c[0].value, self.sp(c[0]))
+
+    def array_lit(self, meta, c):
+        return ast.ArrayLit(tuple(x for x in c if x is not None and not isinstance(x, Token)), self.sp(meta))
+
+    def atom(self, meta, c):  # parenthesised expression
+        return c[1]
+
+    def match_expr(self, meta, c):
+        arms = tuple(x for x in c if isinstance(x, ast.MatchArm))
+        return ast.Match(c[1], arms, self.sp(meta))
+
+    def match_arm(self, meta, c):
+        pats = tuple(x for x in c[:-2] if not isinstance(x, Token))
+        return ast.MatchArm(pats, c[-1], self.sp(meta))
+
+    def wildcard_pat(self, meta, c):
+        return ast.WildcardPat(self.sp(meta))
+
+    def variant_pat(self, meta, c):
+        return ast.VariantPat(c[0], self.sp(meta))
+
+    def int_pat(self, meta, c):
+        s = self.sp(meta)
+        return ast.LiteralPat(ast.IntLit(int(c[0].value.replace("_", "")), s), s)
+
+    def neg_int_pat(self, meta, c):
+        s = self.sp(meta)
+        return ast.LiteralPat(ast.IntLit(-int(c[1].value.replace("_", "")), s), s)
+
+    def text_pat(self, meta, c):
+        s = self.sp(meta)
+        return ast.LiteralPat(ast.TextLit(_unquote(c[0].value), s), s)
+
+    def true_pat(self, meta, c):
+        s = self.sp(meta)
+        return ast.LiteralPat(ast.BoolLit(True, s), s)
+
+    def false_pat(self, meta, c):
+        s = self.sp(meta)
+        return ast.LiteralPat(ast.BoolLit(False, s), s)
+
+
+# ---------------------------------------------------------------- driver and recovery
+
+_ITEM_START = re.compile(
+    r"^(?:pub[ \t]+)?(?:module|import|axiom|const|fn|rule|record|enum|test|service)\b|^///", re.M)
+
+_TOKEN_WORDS = {
+    "_NL": "end of line", "$END": "end of file", "NAME": "a name", "INT": "an integer",
+    "FLOAT": "a number", "MONEY": "a money amount", "STRING": "a text literal",
+    "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "LBRACE": "`{`", "RBRACE": "`}`",
+    "COMMA": "`,`", "COLON": "`:`", "DOT": "`.`", "DOTDOT": "`..`", "ARROW": "`->`",
+    "FAT_ARROW": "`=>`", "ASSIGN": "`=`", "EQ": "`==`", "BAR": "`|`", "UNDERSCORE": "`_`",
+}
+
+# Common mistakes, recognised by the parser state they leave it in (Lark's match_examples).
+_EXAMPLES = {
+    ("`=` is assignment; compare with `==`", "if x == 1 {"): [
+        "fn f(x: int) -> int {\n  if x = 1 {\n    return 1\n  }\n  return 0\n}\n",
+        "fn f(x: int) -> int {\n  while x = 1 {\n  }\n  return 0\n}\n",
+    ],
+    ("a parameter needs a type", "fn f(x: int)"): [
+        "fn f(x) -> int = 1\n",
+        "fn f(a: int, b) -> int = 1\n",
+        "rule r(x) -> truth = 1.0\n",
+    ],
+    ("the return type comes after `->`", "fn f(x: int) -> int { ... }"): [
+        "fn f(x: int) int {\n}\n",
+        "fn f() int = 1\n",
+    ],
+    ("`let` and `var` need a value", "let x = 0"): [
+        "fn f() {\n  let x\n}\n",
+        "fn f() {\n  var x: int\n}\n",
+    ],
+    ("an axiom's truth value is a number in [0, 1] or an interval `lo..hi`", "axiom a = 0.5..0.9"): [
+        "axiom a = high\n",
+        "axiom a = \"x\"\n",
+    ],
+    ("a block must start with `{`", "if cond { ... }"): [
+        "fn f(x: int) -> int {\n  if x > 1\n    return 1\n}\n",
+        "fn f(x: int) {\n  while x > 1\n}\n",
+    ],
+}
+
+
+@lru_cache(maxsize=None)
+def _literal_terminals() -> dict[str, str]:
+    """Terminal name -> its fixed text (`->`, `else`), for readable expected-token lists."""
+    from lark.lexer import PatternStr
+    return {t.name: t.pattern.value for t in parser().terminals if isinstance(t.pattern, PatternStr)}
+
+
+def _expected(tokens) -> str:
+    literal = _literal_terminals()
+    words = sorted({_TOKEN_WORDS.get(t) or (f"`{literal[t]}`" if t in literal else t.lower())
+                    for t in tokens if t != "SEMI"})
+    if len(words) > 8:
+        words = words[:8] + ["..."]
+    return ", ".join(words)
+
+
+def _describe(tok: Token) -> str:
+    if tok.type == "$END":
+        return "end of file"
+    if tok.type == "_NL":
+        return "end of line"
+    return f"`{tok.value}`"
+
+
+def _syntax_error(e: UnexpectedInput, src: SourceFile, dl: int, dp: int) -> Diagnostic:
+    line, col = (e.line or 0) + dl, e.column or 1
+    start = (e.pos_in_stream or 0) + dp
+    if isinstance(e, UnexpectedCharacters):
+        ch = src.text[start] if start < len(src.text) else ""
+        span = Span(src.path, line, col, line, col + 1, start, start + 1)
+        if ch == '"':
+            return Diagnostic("E0003", "unterminated text literal", span, label="this text is never closed",
+                              help='close it with `"` on the same line; write a line break as `\\n`')
+        hint = {"&": "write `and` instead of `&&`", "|": "write `or` instead of `||`",
+                "!": "write `not x` instead of `!x`, and `!=` for inequality",
+                "#": "comments start with `//`", "'": 'text literals use double quotes: "text"'}.get(ch)
+        return Diagnostic("E0002", f"unexpected character `{ch}`", span, label="not part of any LwaS token",
+                          help=hint)
+    tok = e.token if isinstance(e, UnexpectedToken) else None
+    if tok is None or tok.type == "$END" or (tok.type == "_NL" and not tok.value) or isinstance(e, UnexpectedEOF):
+        end = dp + len(src.text[dp:].rstrip()) if tok is None or tok.type == "$END" else tok.end_pos + dp
+        eline, ecol = src.position(end)
+        span = Span(src.path, eline, ecol, eline, ecol, end, end)
+        exp = getattr(e, "expected", None) or ()
+        help_ = "a `{` was opened and never closed" if "RBRACE" in exp else None
+        return Diagnostic("E0001", "unexpected end of file", span, label=f"expected {_expected(exp)}", help=help_)
+    width = max(1, len(tok.value)) if tok.type != "_NL" else 1
+    span = Span(src.path, line, col, line, col + width, start, start + width)
+    friendly = None
+    try:
+        friendly = e.match_examples(_parse_tree, {k: v for k, v in _EXAMPLES.items()}, use_accepts=True)
+    except Exception:  # noqa: BLE001 - a failed heuristic must never hide the real error
+        friendly = None
+    message = f"expected {_expected(e.expected)}, found {_describe(tok)}"
+    if friendly:
+        text, example = friendly
+        return Diagnostic("E0001", f"{text}", span, label=message, help=f"for example: `{example}`")
+    return Diagnostic("E0001", f"unexpected {_describe(tok)}", span, label=message)
+
+
+def _parse_tree(text: str):
+    return parser().parse(text)
+
+
+def _segments(text: str) -> list[int]:
+    """Offsets where items start: a keyword (or doc comment) at the start of a line."""
+    starts = [m.start() for m in _ITEM_START.finditer(text)]
+    # doc comments belong to the item below them: keep only the first line of a doc block
+    out: list[int] = []
+    for s in starts:
+        if out and text.startswith("///", out[-1]) and text.count("\n", out[-1], s) <= 1 and text[out[-1]:s].count("\n") == 1:
+            continue
+        out.append(s)
+    if not out or out[0] != 0:
+        out.insert(0, 0)
+    return out
+
+
+def parse_module(src: SourceFile) -> tuple[ast.Module, list[Diagnostic]]:
+    """Parse one file. Returns the tree (with every item that parsed) and the syntax errors."""
+    text = src.text
+    try:
+        tree = _parse_tree(text)
+        items = _Builder(src).transform(tree)
+        return ast.Module(src.path, tuple(items), src.span(0, len(text))), []
+    except UnexpectedInput:
+        pass
+    # panic mode: parse item by item; each broken item reports its first error, once
+    items: list = []
+    diags: list[Diagnostic] = []
+    bounds = _segments(text) + [len(text)]
+    for begin, end in zip(bounds, bounds[1:]):
+        chunk = text[begin:end]
+        if not chunk.strip():
+            continue
+        dl = text.count("\n", 0, begin)
+        try:
+            tree = _parse_tree(chunk)
+        except UnexpectedInput as e:
+            diags.append(_syntax_error(e, src, dl, begin))
+            continue
+        items.extend(_Builder(src, dl, begin).transform(tree))
+    return ast.Module(src.path, tuple(items), src.span(0, len(text))), diags
+
+
+def parse_text(text: str, path: str = "<string>") -> tuple[ast.Module, list[Diagnostic]]:
+    return parse_module(SourceFile(path, text))

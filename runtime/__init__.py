@@ -1,0 +1,1 @@
+"""The LwaS runtime: loads signed artifacts and hosts their services."""

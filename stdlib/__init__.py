@@ -1,0 +1,1 @@
+"""The LwaS standard library (`import std.NAME`), shipped as .lwas sources."""
