@@ -423,7 +423,17 @@ _EXAMPLES = {
 def _literal_terminals() -> dict[str, str]:
     """Terminal name -> its fixed text (`->`, `else`), for readable expected-token lists."""
     from lark.lexer import PatternStr
-    return {t.name: t.pattern.value for t in parser().terminals if isinstance(t.pattern, PatternStr)}
+
+    out = {}
+    for t in parser().terminals:
+        if isinstance(t.pattern, PatternStr):
+            out[t.name] = t.pattern.value
+        elif m := _KEYWORD_PATTERN.fullmatch(t.pattern.value):
+            out[t.name] = m.group(1)
+    return out
+
+
+_KEYWORD_PATTERN = re.compile(r"([a-z]+)\(\?!\[A-Za-z0-9_\]\)")
 
 
 def _expected(tokens) -> str:
@@ -443,6 +453,11 @@ def _describe(tok: Token) -> str:
     return f"`{tok.value}`"
 
 
+_CHAR_HINTS = {"&": "write `and` instead of `&&`", "|": "write `or` instead of `||`",
+               "!": "write `not x` instead of `!x`, and `!=` for inequality",
+               "#": "comments start with `//`", "'": 'text literals use double quotes: "text"'}
+
+
 def _syntax_error(e: UnexpectedInput, src: SourceFile, dl: int, dp: int) -> Diagnostic:
     line, col = (e.line or 0) + dl, e.column or 1
     start = (e.pos_in_stream or 0) + dp
@@ -452,9 +467,7 @@ def _syntax_error(e: UnexpectedInput, src: SourceFile, dl: int, dp: int) -> Diag
         if ch == '"':
             return Diagnostic("E0003", "unterminated text literal", span, label="this text is never closed",
                               help='close it with `"` on the same line; write a line break as `\\n`')
-        hint = {"&": "write `and` instead of `&&`", "|": "write `or` instead of `||`",
-                "!": "write `not x` instead of `!x`, and `!=` for inequality",
-                "#": "comments start with `//`", "'": 'text literals use double quotes: "text"'}.get(ch)
+        hint = _CHAR_HINTS.get(ch)
         return Diagnostic("E0002", f"unexpected character `{ch}`", span, label="not part of any LwaS token",
                           help=hint)
     tok = e.token if isinstance(e, UnexpectedToken) else None
@@ -476,7 +489,7 @@ def _syntax_error(e: UnexpectedInput, src: SourceFile, dl: int, dp: int) -> Diag
     if friendly:
         text, example = friendly
         return Diagnostic("E0001", f"{text}", span, label=message, help=f"for example: `{example}`")
-    return Diagnostic("E0001", f"unexpected {_describe(tok)}", span, label=message)
+    return Diagnostic("E0001", f"unexpected {_describe(tok)}", span, label=message, help=_CHAR_HINTS.get(tok.value))
 
 
 def _parse_tree(text: str):

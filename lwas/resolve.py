@@ -8,10 +8,11 @@ as a graph before any body is looked at.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from . import syntax as ast
-from .diagnostics import Sink
+from .diagnostics import Label, Sink
 from .source import SourceFile
 
 
@@ -27,6 +28,7 @@ class ModuleInfo:
     imports: dict[str, "ModuleInfo"] = field(default_factory=dict)  # bound name -> module
     import_decls: dict[str, ast.Import] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)  # item and import names used (for W0101/W0102)
+    missing_imports: set[str] = field(default_factory=set)  # bindings whose module failed to load
 
     def exported(self, name: str) -> ast.Item | None:
         """An item another module may use: public ones (every item of the root is public)."""
@@ -59,3 +61,192 @@ class Program:
             if m.path == path:
                 return m
         return None
+
+
+# ---------------------------------------------------------------- loading
+
+STD_PREFIX = "std"
+
+
+@dataclass
+class Loader:
+    """Finds, reads and parses modules; every file is parsed once."""
+
+    parse: Callable[[SourceFile], tuple[ast.Module, list]]
+    stdlib_dir: Path
+    read: Callable[[Path], str] = lambda p: p.read_text(encoding="utf-8")
+
+    def locate(self, parts: tuple[str, ...], importer: str) -> Path:
+        if parts[0] == STD_PREFIX and len(parts) > 1:
+            return self.stdlib_dir.joinpath(*parts[1:]).with_suffix(".lwas")
+        base = Path(importer).parent if not importer.startswith("<") else Path.cwd()
+        return base.joinpath(*parts).with_suffix(".lwas")
+
+
+def default_stdlib_dir() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("lwas.stdlib")))
+
+
+def load(root: SourceFile, loader: Loader, sink: Sink) -> Program:
+    """Parse the root file and, transitively, every module it imports (depth first).
+
+    Reports syntax errors, missing modules (E0103) and import cycles (E0104, the whole cycle).
+    """
+    sources: dict[str, SourceFile] = {root.path: root}
+    modules: list[ModuleInfo] = []  # post-order: imports before importers
+    by_path: dict[str, ModuleInfo] = {}
+
+    def parse(src: SourceFile, name: str, is_root: bool) -> ModuleInfo:
+        tree, diags = loader.parse(src)
+        for d in diags:
+            sink.add(d)
+        return ModuleInfo(name=name, path=src.path, tree=tree, is_root=is_root)
+
+    root_info = parse(root, _root_name(root), True)
+    # iterative DFS so deep import chains cannot hit Python's recursion limit
+    in_progress: list[ModuleInfo] = [root_info]
+    by_path[root.path] = root_info
+    stack: list[tuple[ModuleInfo, list[ast.Import]]] = [(root_info, _imports_of(root_info.tree))]
+    while stack:
+        info, pending = stack[-1]
+        if not pending:
+            stack.pop()
+            in_progress.pop()
+            modules.append(info)
+            continue
+        imp = pending.pop(0)
+        binding = imp.binding
+        if binding in info.import_decls:
+            first = info.import_decls[binding]
+            sink.error("E0102", f"the name `{binding}` is imported twice", imp.path.span,
+                       label=f"`{binding}` imported again here",
+                       labels=(Label(first.path.span, "first imported here"),),
+                       help="remove one of the imports")
+            continue
+        info.import_decls[binding] = imp
+        path = loader.locate(imp.path.parts, info.path)
+        key = str(path)
+        target = by_path.get(key)
+        if target is not None:
+            if target in in_progress:
+                cycle = in_progress[in_progress.index(target):] + [target]
+                chain = " -> ".join(m.name for m in cycle)
+                sink.error("E0104", f"import cycle: {chain}", imp.span,
+                           label=f"`{info.name}` imports `{target.name}` here",
+                           notes=(f"the cycle: {chain}",),
+                           help="move what both modules need into a third module that both import")
+                info.missing_imports.add(binding)
+                continue
+            info.imports[binding] = target
+            continue
+        try:
+            text = loader.read(path)
+        except (OSError, UnicodeDecodeError) as e:
+            where = "the standard library" if imp.path.parts[0] == STD_PREFIX else f"`{path.parent}`"
+            reason = "no such file" if isinstance(e, FileNotFoundError) else str(e)
+            sink.error("E0103", f"module `{imp.path.text}` not found", imp.path.span,
+                       label=f"looked for `{path.name}` in {where}: {reason}",
+                       help=_module_hint(imp.path.parts, loader))
+            info.missing_imports.add(binding)
+            continue
+        src = SourceFile(key, text)
+        sources[key] = src
+        target = parse(src, imp.path.text, False)
+        by_path[key] = target
+        info.imports[binding] = target
+        in_progress.append(target)
+        stack.append((target, _imports_of(target.tree)))
+    return Program(modules=modules, root=root_info, sources=sources)
+
+
+def _root_name(src: SourceFile) -> str:
+    return Path(src.path).stem if not src.path.startswith("<") else "main"
+
+
+def _imports_of(tree: ast.Module) -> list[ast.Import]:
+    return [i for i in tree.items if isinstance(i, ast.Import)]
+
+
+def _module_hint(parts: tuple[str, ...], loader: Loader) -> str:
+    if parts[0] == STD_PREFIX:
+        names = sorted(p.stem for p in loader.stdlib_dir.glob("*.lwas"))
+        return "the standard library has: " + ", ".join(f"std.{n}" for n in names) if names else \
+            "the standard library is empty in this installation"
+    return f"create `{'/'.join(parts)}.lwas` beside the importing file, or fix the name"
+
+
+# ---------------------------------------------------------------- tables
+
+_NAMED = (ast.AxiomDecl, ast.ConstDecl, ast.FnDecl, ast.RuleDecl, ast.RecordDecl, ast.EnumDecl)
+_KIND = {ast.AxiomDecl: "axiom", ast.ConstDecl: "constant", ast.FnDecl: "function", ast.RuleDecl: "rule",
+         ast.RecordDecl: "record", ast.EnumDecl: "enum"}
+
+
+def resolve(program: Program, sink: Sink) -> Program:
+    """Fill each module's item table and the axiom graph (premises as indices)."""
+    for info in program.modules:
+        _module_decl(info, sink)
+        for item in info.tree.items:
+            if not isinstance(item, _NAMED):
+                continue
+            first = info.items.get(item.name)
+            if first is None and item.name in info.import_decls:
+                first = info.import_decls[item.name]
+            if first is not None:
+                kind = _KIND[type(item)]
+                what = "imported module" if isinstance(first, ast.Import) else _KIND[type(first)]
+                first_span = first.path.span if isinstance(first, ast.Import) else first.name_span
+                sink.error("E0102", f"the name `{item.name}` is defined more than once", item.name_span,
+                           label=f"{kind} `{item.name}` redefined here",
+                           labels=(Label(first_span, f"{what} `{item.name}` first defined here"),),
+                           help=f"rename one of them; each name in a module means one thing")
+                continue
+            info.items[item.name] = item
+    _axiom_graph(program)
+    return program
+
+
+def _module_decl(info: ModuleInfo, sink: Sink) -> None:
+    decls = [i for i in info.tree.items if isinstance(i, ast.ModuleDecl)]
+    for d in decls:
+        if d is not info.tree.items[0] or d is not decls[0]:
+            sink.error("E0106", "`module` must be the first item of the file", d.span,
+                       label="module declaration here", help="move it to the top, once per file")
+
+
+def _axiom_graph(program: Program) -> None:
+    index: dict[tuple[int, str], int] = {}
+    for info in program.modules:
+        for item in info.tree.items:
+            if isinstance(item, ast.AxiomDecl) and info.items.get(item.name) is item:
+                index[(id(info), item.name)] = len(program.axioms)
+                program.axioms.append(item)
+                program.axiom_names.append(item.name if info.is_root else f"{info.name}.{item.name}")
+                program.axiom_modules.append(info)
+
+    def lookup(info: ModuleInfo, q: ast.QualName) -> int:
+        if len(q.parts) == 1:
+            item = info.items.get(q.parts[0])
+            if isinstance(item, ast.AxiomDecl):
+                info.used.add(q.parts[0])
+                return index[(id(info), q.parts[0])]
+            return -1
+        target = info.imports.get(q.parts[0])
+        if target is None or len(q.parts) != 2:
+            return -1
+        info.used.add(q.parts[0])
+        item = target.exported(q.parts[1])
+        if isinstance(item, ast.AxiomDecl):
+            return index[(id(target), q.parts[1])]
+        return -1
+
+    for decl, info in zip(program.axioms, program.axiom_modules):
+        program.requires.append([lookup(info, q) for q in decl.requires])
+        program.contradicts.append([lookup(info, q) for q in decl.contradicts])
+    for info in program.modules:
+        for item in info.tree.items:
+            if isinstance(item, ast.RuleDecl) and info.items.get(item.name) is item:
+                program.rules.append((info, item))
+                program.rule_requires.append([lookup(info, q) for q in item.requires])

@@ -1,0 +1,103 @@
+"""The compiler driver: an explicit, ordered list of named stages, each timed.
+
+Each stage reads what earlier stages produced on the `Compilation` and adds its own result;
+none reaches back into an earlier phase's internals. `lwasc check` runs the front-end stages,
+`lwasc build` the whole list.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .diagnostics import Diagnostic, Sink, sort_key
+from .source import SourceFile
+
+
+@dataclass
+class Compilation:
+    root: SourceFile
+    stdlib_dir: Path | None = None
+    sink: Sink = field(default_factory=Sink)
+    timings: list[tuple[str, float]] = field(default_factory=list)
+    program: Any = None  # resolve.Program
+    checked: Any = None  # check.Checked
+    truth: Any = None  # truth.TruthResult
+
+    @property
+    def sources(self) -> dict[str, SourceFile]:
+        return self.program.sources if self.program is not None else {self.root.path: self.root}
+
+    @property
+    def diagnostics(self) -> list[Diagnostic]:
+        return sorted(self.sink.items, key=lambda d: (d.span.file != self.root.path, sort_key(d)))
+
+    @property
+    def ok(self) -> bool:
+        return not self.sink.has_errors
+
+
+def _parse(c: Compilation) -> None:
+    from .parse import parse_module
+    from .resolve import Loader, default_stdlib_dir, load
+
+    loader = Loader(parse=parse_module, stdlib_dir=c.stdlib_dir or default_stdlib_dir())
+    c.program = load(c.root, loader, c.sink)
+
+
+def _resolve(c: Compilation) -> None:
+    from .resolve import resolve
+
+    resolve(c.program, c.sink)
+
+
+def _check(c: Compilation) -> None:
+    from .check import check_program
+
+    c.checked = check_program(c.program, c.sink)
+
+
+def _truth(c: Compilation) -> None:
+    from .truth import check_truth
+
+    c.truth = check_truth(c.program, c.sink)
+
+
+# name, function, stop-before-it-if-errors-so-far
+Stage = tuple[str, Callable[[Compilation], None], bool]
+
+FRONT_END: list[Stage] = [
+    ("parse", _parse, False),
+    ("resolve", _resolve, True),   # a file with syntax errors is not resolved: it would only cascade
+    ("check", _check, False),      # duplicates and missing modules are reported without cascades
+    ("truth", _truth, False),
+]
+
+
+def run(c: Compilation, stages: list[Stage]) -> Compilation:
+    for name, fn, needs_clean in stages:
+        if needs_clean and c.sink.has_errors:
+            break
+        t0 = time.perf_counter()
+        fn(c)
+        c.timings.append((name, time.perf_counter() - t0))
+    return c
+
+
+def check_source(text: str, path: str = "<string>", stdlib_dir: Path | None = None) -> Compilation:
+    return run(Compilation(SourceFile(path, text), stdlib_dir), FRONT_END)
+
+
+def check_file(path: str | Path) -> Compilation:
+    p = Path(path)
+    return check_source(p.read_text(encoding="utf-8"), str(p))
+
+
+def format_timings(c: Compilation, lines: int | None = None) -> str:
+    total = sum(t for _, t in c.timings)
+    rows = [f"{name:<10} {t * 1000:9.2f} ms" for name, t in c.timings]
+    rows.append(f"{'total':<10} {total * 1000:9.2f} ms")
+    if lines is not None and total > 0:
+        rows.append(f"{lines} lines, {lines / total:,.0f} lines/s")
+    return "\n".join(rows)
