@@ -8,11 +8,12 @@ each broken item reports its first error once and the good items still reach the
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 from importlib import resources
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import syntax as ast
 from .diagnostics import Diagnostic
@@ -62,17 +63,24 @@ def grammar_text() -> str:
     return resources.files("lwas.grammar").joinpath("lwas.lark").read_text(encoding="utf-8")
 
 
+_BUILDER = None  # set below, once _Builder exists
+
+
 @lru_cache(maxsize=None)
 def parser(strict: bool = False) -> Lark:
-    """The shared parser; `strict=True` makes any grammar conflict an error (used in tests)."""
+    """The shared parser, building syntax nodes as it reduces.
+
+    `strict=True` makes any grammar conflict or terminal collision an error; tests use it. It
+    builds a plain parse tree (no embedded builder), which is what hypothesis' from_lark wants.
+    """
     return Lark(
         grammar_text(),
         parser="lalr",
         lexer="contextual",
         postlex=_Newlines(),
-        propagate_positions=True,
         maybe_placeholders=True,
         strict=strict,
+        transformer=None if strict else _BUILDER,
         cache=not strict,
     )
 
@@ -93,26 +101,38 @@ def _number(tok: Token) -> float:
 _BINARY = {"PLUS": "+", "MINUS": "-", "STAR": "*", "SLASH": "/", "PERCENT": "%"}
 
 
-@v_args(meta=True)
-class _Builder(Transformer):
-    """Lark tree -> lwas.syntax. Spans are shifted by a line/offset delta in recovery mode."""
+class _Builder(threading.local):
+    """Builds lwas.syntax nodes while Lark parses (an embedded transformer: no parse tree).
 
-    def __init__(self, src: SourceFile, line_delta: int = 0, pos_delta: int = 0):
-        super().__init__()
-        self.src = src
-        self.path = src.path
-        self.dl = line_delta
-        self.dp = pos_delta
+    Spans come from the tokens at each rule's ends. The file being parsed, and the line and
+    offset of the chunk in recovery mode, live in per-thread state set by `parse_module`.
+    """
 
-    # spans
-    def sp(self, m) -> Span:
-        if isinstance(m, Token):
-            return Span(self.path, m.line + self.dl, m.column, m.end_line + self.dl, m.end_column,
-                        m.start_pos + self.dp, m.end_pos + self.dp)
-        if getattr(m, "empty", False):
-            return Span(self.path, 0, 0, 0, 0)
-        return Span(self.path, m.line + self.dl, m.column, m.end_line + self.dl, m.end_column,
-                    m.start_pos + self.dp, m.end_pos + self.dp)
+    src: SourceFile = SourceFile("<none>", "")
+    path = "<none>"
+    dl = 0  # line delta of the chunk being parsed
+    dp = 0  # offset delta
+
+    def sp(self, t: Token) -> Span:
+        return Span(self.path, t.line + self.dl, t.column, t.end_line + self.dl, t.end_column,
+                    t.start_pos + self.dp, t.end_pos + self.dp)
+
+    def span(self, c) -> Span:
+        """From the first to the last child that has a position."""
+        first = last = None
+        for x in c:
+            if x is not None and x.__class__ is not tuple:
+                first = x
+                break
+        for x in reversed(c):
+            if x is not None and x.__class__ is not tuple:
+                last = x
+                break
+        a = self.sp(first) if isinstance(first, Token) else first.span
+        if last is first:
+            return a
+        b = self.sp(last) if isinstance(last, Token) else last.span
+        return Span(a.file, a.line, a.col, b.end_line, b.end_col, a.start, b.end)
 
     def doc(self, span: Span) -> str | None:
         """`///` lines directly above the item."""
@@ -126,150 +146,147 @@ class _Builder(Transformer):
             n -= 1
         return "\n".join(reversed(lines)) if lines else None
 
-    def __default_token__(self, tok):
-        return tok
-
     # ------------------------------------------------------------ program
-    def start(self, meta, items):
-        return items
+    def start(self, c):
+        return c
 
-    def pub(self, meta, c):
-        return True
-
-    def module_decl(self, meta, c):
-        s = self.sp(meta)
-        return ast.ModuleDecl(c[1], self.doc(s), s)
-
-    def import_decl(self, meta, c):
-        return ast.Import(c[1], self.sp(meta))
-
-    def qual_name(self, meta, c):
-        return ast.QualName(tuple(t.value for t in c if t.type == "NAME"), self.sp(meta))
-
-    def name_list(self, meta, c):
-        return tuple(x for x in c if isinstance(x, ast.QualName))
-
-    def number(self, meta, c):
+    def pub(self, c):
         return c[0]
 
-    def truth_value(self, meta, c):
+    def module_decl(self, c):
+        s = self.span(c)
+        return ast.ModuleDecl(c[1], self.doc(s), s)
+
+    def import_decl(self, c):
+        return ast.Import(c[1], self.span(c))
+
+    def qual_name(self, c):
+        return ast.QualName(tuple(t.value for t in c if t.type == "NAME"), self.span(c))
+
+    def name_list(self, c):
+        return tuple(x for x in c if isinstance(x, ast.QualName))
+
+    def number(self, c):
+        return c[0]
+
+    def truth_value(self, c):
         lo = _number(c[0])
         hi = _number(c[2]) if c[2] is not None else lo
-        return ast.TruthValue(lo, hi, self.sp(meta))
+        return ast.TruthValue(lo, hi, self.span(c))
 
-    def axiom_decl(self, meta, c):
+    def axiom_decl(self, c):
         public, _, name, _, value, _, requires, _, contradicts = c
-        s = self.sp(meta)
+        s = self.span(c)
         return ast.AxiomDecl(name.value, self.sp(name), value, requires or (), contradicts or (),
                              self.doc(s), bool(public), s)
 
-    def const_decl(self, meta, c):
+    def const_decl(self, c):
         public, _, name, _, type_, _, value = c
-        s = self.sp(meta)
+        s = self.span(c)
         return ast.ConstDecl(name.value, self.sp(name), type_, value, self.doc(s), bool(public), s)
 
-    def params(self, meta, c):
+    def params(self, c):
         return tuple(p for p in c if isinstance(p, ast.Param))
 
-    def param(self, meta, c):
-        return ast.Param(c[0].value, c[2], self.sp(meta))
+    def param(self, c):
+        return ast.Param(c[0].value, c[2], self.span(c))
 
-    def body(self, meta, c):
+    def body(self, c):
         return c[0]
 
-    def expr_body(self, meta, c):
+    def expr_body(self, c):
         return c[1]
 
-    def fn_decl(self, meta, c):
+    def fn_decl(self, c):
         public, _, name, _, params, _, _, ret, body = c
-        s = self.sp(meta)
+        s = self.span(c)
         return ast.FnDecl(name.value, self.sp(name), params, ret, body, self.doc(s), bool(public), s)
 
-    def rule_expr_body(self, meta, c):
+    def rule_expr_body(self, c):
         return c[1], (c[3] or ())
 
-    def rule_block_body(self, meta, c):
+    def rule_block_body(self, c):
         return c[2], (c[1] or ())
 
-    def rule_decl(self, meta, c):
+    def rule_decl(self, c):
         public, _, name, _, params, _, _, ret, (body, requires) = c
-        s = self.sp(meta)
+        s = self.span(c)
         return ast.RuleDecl(name.value, self.sp(name), params, ret, body, requires, self.doc(s), bool(public), s)
 
-    def named_type(self, meta, c):
-        return ast.NamedType(c[0], self.sp(meta))
+    def named_type(self, c):
+        return ast.NamedType(c[0], self.span(c))
 
-    def array_type(self, meta, c):
-        return ast.ArrayType(c[1], self.sp(meta))
+    def array_type(self, c):
+        return ast.ArrayType(c[1], self.span(c))
 
-    def record_field(self, meta, c):
-        s = self.sp(meta)
+    def record_field(self, c):
+        s = self.span(c)
         return ast.RecordField(c[0].value, c[2], self.doc(s), s)
 
-    def record_decl(self, meta, c):
+    def record_decl(self, c):
         public, name = c[0], c[2]
-        s = self.sp(meta)
+        s = self.span(c)
         fields = tuple(x for x in c if isinstance(x, ast.RecordField))
         return ast.RecordDecl(name.value, self.sp(name), fields, self.doc(s), bool(public), s)
 
-    def variant(self, meta, c):
-        s = self.sp(meta)
+    def variant(self, c):
+        s = self.span(c)
         return ast.Variant(c[0].value, self.doc(s), s)
 
-    def enum_decl(self, meta, c):
+    def enum_decl(self, c):
         public, name = c[0], c[2]
-        s = self.sp(meta)
+        s = self.span(c)
         variants = tuple(x for x in c if isinstance(x, ast.Variant))
         return ast.EnumDecl(name.value, self.sp(name), variants, self.doc(s), bool(public), s)
 
-    def test_decl(self, meta, c):
-        return ast.TestDecl(_unquote(c[1].value), c[2], self.sp(meta))
+    def test_decl(self, c):
+        return ast.TestDecl(_unquote(c[1].value), c[2], self.span(c))
 
     # ------------------------------------------------------------ statements
-    def block(self, meta, c):
-        return ast.Block(tuple(x for x in c if not isinstance(x, Token)), self.sp(meta))
+    def block(self, c):
+        return ast.Block(tuple(x for x in c if not isinstance(x, Token)), self.span(c))
 
-    def let_stmt(self, meta, c):
+    def let_stmt(self, c):
         kw, name, _, type_, _, value = c
-        return ast.Let(name.value, self.sp(name), kw.type == "VAR", type_, value, self.sp(meta))
+        return ast.Let(name.value, self.sp(name), kw.type == "VAR", type_, value, self.span(c))
 
-    def assign_op(self, meta, c):
+    def assign_op(self, c):
         return c[0].value
 
-    def assign_stmt(self, meta, c):
-        return ast.Assign(c[0], c[1], c[2], self.sp(meta))
+    def assign_stmt(self, c):
+        return ast.Assign(c[0], c[1], c[2], self.span(c))
 
-    def if_stmt(self, meta, c):
+    def if_stmt(self, c):
         orelse = c[4] if len(c) > 4 else None
-        return ast.If(c[1], c[2], orelse, self.sp(meta))
+        return ast.If(c[1], c[2], orelse, self.span(c))
 
-    def while_stmt(self, meta, c):
-        return ast.While(c[1], c[2], self.sp(meta))
+    def while_stmt(self, c):
+        return ast.While(c[1], c[2], self.span(c))
 
-    def for_range(self, meta, c):
-        return ast.ForRange(c[1].value, self.sp(c[1]), c[3], c[5], c[6], self.sp(meta))
+    def for_range(self, c):
+        return ast.ForRange(c[1].value, self.sp(c[1]), c[3], c[5], c[6], self.span(c))
 
-    def for_each(self, meta, c):
-        return ast.ForEach(c[1].value, self.sp(c[1]), c[3], c[4], self.sp(meta))
+    def for_each(self, c):
+        return ast.ForEach(c[1].value, self.sp(c[1]), c[3], c[4], self.span(c))
 
-    def return_stmt(self, meta, c):
-        return ast.Return(c[1], self.sp(meta))
+    def return_stmt(self, c):
+        return ast.Return(c[1], self.span(c))
 
-    def break_stmt(self, meta, c):
-        return ast.Break(self.sp(meta))
+    def break_stmt(self, c):
+        return ast.Break(self.span(c))
 
-    def continue_stmt(self, meta, c):
-        return ast.Continue(self.sp(meta))
+    def continue_stmt(self, c):
+        return ast.Continue(self.span(c))
 
-    def assert_stmt(self, meta, c):
+    def assert_stmt(self, c):
         msg = _unquote(c[3].value) if c[3] is not None else None
-        return ast.Assert(c[1], msg, self.sp(meta))
+        return ast.Assert(c[1], msg, self.span(c))
 
-    def expr_stmt(self, meta, c):
-        return ast.ExprStmt(c[0], self.sp(meta))
+    def expr_stmt(self, c):
+        return ast.ExprStmt(c[0], self.span(c))
 
     # ------------------------------------------------------------ expressions
-    def _chain(self, meta, c):
+    def _chain(self, c):
         left = c[0]
         for i in range(1, len(c), 2):
             op, right = c[i], c[i + 1]
@@ -278,102 +295,105 @@ class _Builder(Transformer):
 
     or_expr = and_expr = sum = product = _chain
 
-    def comparison(self, meta, c):
-        return ast.Binary(c[1], c[0], c[2], self.sp(meta))
+    def comparison(self, c):
+        return ast.Binary(c[1], c[0], c[2], self.span(c))
 
-    def comp_op(self, meta, c):
+    def comp_op(self, c):
         return c[0].value
 
-    def not_op(self, meta, c):
-        return ast.Unary("not", c[1], self.sp(meta))
+    def not_op(self, c):
+        return ast.Unary("not", c[1], self.span(c))
 
-    def neg(self, meta, c):
+    def neg(self, c):
         operand = c[1]
-        s = self.sp(meta)
+        s = self.span(c)
         if isinstance(operand, ast.IntLit):
             return ast.IntLit(-operand.value, s)
         if isinstance(operand, ast.FloatLit):
             return ast.FloatLit(-operand.value, s)
         return ast.Unary("-", operand, s)
 
-    def call(self, meta, c):
-        return ast.Call(c[0], c[2], self.sp(meta))
+    def call(self, c):
+        return ast.Call(c[0], c[2], self.span(c))
 
-    def args(self, meta, c):
+    def args(self, c):
         return tuple(a for a in c if isinstance(a, ast.Arg))
 
-    def arg(self, meta, c):
+    def arg(self, c):
         if len(c) == 3:
-            return ast.Arg(c[2], c[0].value, self.sp(meta))
-        return ast.Arg(c[0], None, self.sp(meta))
+            return ast.Arg(c[2], c[0].value, self.span(c))
+        return ast.Arg(c[0], None, self.span(c))
 
-    def field(self, meta, c):
-        return ast.Field(c[0], c[2].value, self.sp(c[2]), self.sp(meta))
+    def field(self, c):
+        return ast.Field(c[0], c[2].value, self.sp(c[2]), self.span(c))
 
-    def index(self, meta, c):
-        return ast.Index(c[0], c[2], self.sp(meta))
+    def index(self, c):
+        return ast.Index(c[0], c[2], self.span(c))
 
-    def int_lit(self, meta, c):
+    def int_lit(self, c):
         return ast.IntLit(int(c[0].value.replace("_", "")), self.sp(c[0]))
 
-    def float_lit(self, meta, c):
+    def float_lit(self, c):
         return ast.FloatLit(_number(c[0]), self.sp(c[0]))
 
-    def money_lit(self, meta, c):
+    def money_lit(self, c):
         amount, currency = c[0].value.split()
         return ast.MoneyLit(amount.replace("_", ""), currency, self.sp(c[0]))
 
-    def text_lit(self, meta, c):
+    def text_lit(self, c):
         return ast.TextLit(_unquote(c[0].value), self.sp(c[0]))
 
-    def true_lit(self, meta, c):
+    def true_lit(self, c):
         return ast.BoolLit(True, self.sp(c[0]))
 
-    def false_lit(self, meta, c):
+    def false_lit(self, c):
         return ast.BoolLit(False, self.sp(c[0]))
 
-    def name(self, meta, c):
+    def name(self, c):
         return ast.Name(c[0].value, self.sp(c[0]))
 
-    def array_lit(self, meta, c):
-        return ast.ArrayLit(tuple(x for x in c if x is not None and not isinstance(x, Token)), self.sp(meta))
+    def array_lit(self, c):
+        return ast.ArrayLit(tuple(x for x in c if x is not None and not isinstance(x, Token)), self.span(c))
 
-    def atom(self, meta, c):  # parenthesised expression
+    def atom(self, c):  # parenthesised expression
         return c[1]
 
-    def match_expr(self, meta, c):
+    def match_expr(self, c):
         arms = tuple(x for x in c if isinstance(x, ast.MatchArm))
-        return ast.Match(c[1], arms, self.sp(meta))
+        return ast.Match(c[1], arms, self.span(c))
 
-    def match_arm(self, meta, c):
+    def match_arm(self, c):
         pats = tuple(x for x in c[:-2] if not isinstance(x, Token))
-        return ast.MatchArm(pats, c[-1], self.sp(meta))
+        return ast.MatchArm(pats, c[-1], self.span(c))
 
-    def wildcard_pat(self, meta, c):
-        return ast.WildcardPat(self.sp(meta))
+    def wildcard_pat(self, c):
+        return ast.WildcardPat(self.span(c))
 
-    def variant_pat(self, meta, c):
-        return ast.VariantPat(c[0], self.sp(meta))
+    def variant_pat(self, c):
+        return ast.VariantPat(c[0], self.span(c))
 
-    def int_pat(self, meta, c):
-        s = self.sp(meta)
+    def int_pat(self, c):
+        s = self.span(c)
         return ast.LiteralPat(ast.IntLit(int(c[0].value.replace("_", "")), s), s)
 
-    def neg_int_pat(self, meta, c):
-        s = self.sp(meta)
+    def neg_int_pat(self, c):
+        s = self.span(c)
         return ast.LiteralPat(ast.IntLit(-int(c[1].value.replace("_", "")), s), s)
 
-    def text_pat(self, meta, c):
-        s = self.sp(meta)
+    def text_pat(self, c):
+        s = self.span(c)
         return ast.LiteralPat(ast.TextLit(_unquote(c[0].value), s), s)
 
-    def true_pat(self, meta, c):
-        s = self.sp(meta)
+    def true_pat(self, c):
+        s = self.span(c)
         return ast.LiteralPat(ast.BoolLit(True, s), s)
 
-    def false_pat(self, meta, c):
-        s = self.sp(meta)
+    def false_pat(self, c):
+        s = self.span(c)
         return ast.LiteralPat(ast.BoolLit(False, s), s)
+
+
+_BUILDER = _Builder()
 
 
 # ---------------------------------------------------------------- driver and recovery
@@ -513,10 +533,10 @@ def _segments(text: str) -> list[int]:
 def parse_module(src: SourceFile) -> tuple[ast.Module, list[Diagnostic]]:
     """Parse one file. Returns the tree (with every item that parsed) and the syntax errors."""
     text = src.text
+    b = _BUILDER
+    b.src, b.path, b.dl, b.dp = src, src.path, 0, 0
     try:
-        tree = _parse_tree(text)
-        items = _Builder(src).transform(tree)
-        return ast.Module(src.path, tuple(items), src.span(0, len(text))), []
+        return ast.Module(src.path, tuple(_parse_tree(text)), src.span(0, len(text))), []
     except UnexpectedInput:
         pass
     # panic mode: parse item by item; each broken item reports its first error, once
@@ -528,12 +548,11 @@ def parse_module(src: SourceFile) -> tuple[ast.Module, list[Diagnostic]]:
         if not chunk.strip():
             continue
         dl = text.count("\n", 0, begin)
+        b.dl, b.dp = dl, begin
         try:
-            tree = _parse_tree(chunk)
+            items.extend(_parse_tree(chunk))
         except UnexpectedInput as e:
             diags.append(_syntax_error(e, src, dl, begin))
-            continue
-        items.extend(_Builder(src, dl, begin).transform(tree))
     return ast.Module(src.path, tuple(items), src.span(0, len(text))), diags
 
 

@@ -1,0 +1,97 @@
+"""The built-in functions: available in every module without an import.
+
+One table, shared by the checker (signatures, overload choice), the code generator (which
+implementation to call: by name and the instantiated parameter types the checker records in
+`Checked.call_sigs`) and the language server (hover and completion show `doc`).
+
+A built-in has named parameters and one or more overloads; the first overload whose parameter
+types accept the arguments wins (implicit conversions included: `bool -> truth`,
+`truth -> float`). `TypeVar`s make a few generic: `len(xs: [T])`, `abs(x: N) -> N`.
+All built-ins are pure, so they may appear in `const` initialisers.
+
+A user item with the same name as a built-in (e.g. `axiom truth`) shadows it in that module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .types import (ANY_MONEY, BOOL, FLOAT, INT, TEXT, TIME, TRUTH, ArrayT, MoneyT, Type,
+                    TypeVar)
+
+T = TypeVar("T")
+N = TypeVar("N", (INT, FLOAT, ANY_MONEY))  # abs
+ORD = TypeVar("ORD", (INT, FLOAT, TRUTH, ANY_MONEY))  # min, max
+M = TypeVar("M", (ANY_MONEY,))  # money keeping its currency
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Builtin:
+    name: str
+    params: tuple[str, ...]
+    overloads: tuple[tuple[tuple[Type, ...], Type], ...]  # (parameter types, result type)
+    doc: str
+    pure: bool = True
+
+    @property
+    def generic(self) -> bool:
+        return any(isinstance(p, TypeVar) or (isinstance(p, ArrayT) and isinstance(p.elem, TypeVar))
+                   for ps, _ in self.overloads for p in ps)
+
+    def signature_text(self) -> str:
+        """`abs(x: int) -> int | abs(x: float) -> float | ...` for hover."""
+        out = []
+        for ps, ret in self.overloads:
+            args = ", ".join(f"{n}: {t}" for n, t in zip(self.params, ps))
+            out.append(f"{self.name}({args}) -> {ret}")
+        return " | ".join(out)
+
+
+def _b(name: str, params: str, overloads, doc: str) -> Builtin:
+    return Builtin(name, tuple(p.strip() for p in params.split(",") if p.strip()),
+                   tuple((tuple(ps), r) for ps, r in overloads), doc)
+
+
+_F = ((FLOAT,), FLOAT)
+
+BUILTINS: dict[str, Builtin] = {b.name: b for b in [
+    _b("len", "xs", [((ArrayT(T),), INT)],
+       "Number of elements of an array."),
+    _b("float", "x", [((INT,), FLOAT), ((FLOAT,), FLOAT)],
+       "Converts an int (exactly when |x| <= 2^53, else to the nearest float) or a truth to float."),
+    _b("int", "x", [((FLOAT,), INT), ((INT,), INT)],
+       "Truncates a float toward zero; a runtime error if it is NaN or outside the int range."),
+    _b("truth", "x", [((FLOAT,), TRUTH), ((BOOL,), TRUTH)],
+       "A float as a truth value (a runtime error outside [0, 1]); a bool as 1.0 or 0.0."),
+    _b("text", "x", [((INT,), TEXT), ((FLOAT,), TEXT), ((BOOL,), TEXT), ((ANY_MONEY,), TEXT),
+                     ((TIME,), TEXT)],
+       "Formats a value: `42`, `3.5`, `true`, `12.50 USD`, a time as RFC 3339 UTC."),
+    _b("ramp", "x, lo, hi", [((FLOAT, FLOAT, FLOAT), TRUTH)],
+       "Membership ramp: 0 below lo, 1 above hi, linear between (a step at lo when lo == hi)."),
+    _b("clamp01", "x", [((FLOAT,), TRUTH)],
+       "A float clamped into [0, 1] as a truth value (NaN gives 0)."),
+    _b("abs", "x", [((N,), N)],
+       "Absolute value of an int (overflow is a runtime error), a float or money."),
+    _b("min", "a, b", [((ORD, ORD), ORD)],
+       "The smaller of two ints, floats, truths or money amounts of one currency."),
+    _b("max", "a, b", [((ORD, ORD), ORD)],
+       "The larger of two ints, floats, truths or money amounts of one currency."),
+    _b("sqrt", "x", [_F], "Square root (NaN for negative x)."),
+    _b("exp", "x", [_F], "e raised to the power x."),
+    _b("ln", "x", [_F], "Natural logarithm (-inf at 0, NaN for negative x)."),
+    _b("floor", "x", [_F], "Largest integral float not above x."),
+    _b("ceil", "x", [_F], "Smallest integral float not below x."),
+    _b("minor", "m", [((ANY_MONEY,), INT)],
+       "The amount in integer minor units: minor(12.50 USD) == 1250."),
+    _b("currency", "m", [((ANY_MONEY,), TEXT)],
+       "The ISO 4217 code of a money value: currency(12.50 USD) == \"USD\"."),
+    _b("from_minor", "minor, currency", [((INT, TEXT), ANY_MONEY)],
+       "Money from minor units and an ISO 4217 code (a runtime error for an unknown code)."),
+    _b("scale", "m, factor", [((M, FLOAT), M)],
+       "Money times a float, rounded half-even to the minor unit (overflow is a runtime error)."),
+]}
+
+
+def money_result(currency: str | None) -> MoneyT:
+    """Result of `from_minor` when the currency argument is a literal code."""
+    from .types import money_t
+    return money_t(currency)
