@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("graph", help="print the axiom dependency graph as Graphviz DOT")
     g.add_argument("file")
+    g.add_argument("--color", choices=["auto", "always", "never"], default="auto")
     return p
 
 
@@ -119,11 +120,12 @@ def cmd_graph(args) -> int:
     if text is None:
         return EXIT_ERRORS
     c = check_source(text, args.file)
+    if c.diagnostics:
+        print(render_all(c.diagnostics, c.sources, _colour(args)), file=sys.stderr)
     if c.truth is None:  # the program did not get as far as the truth checker
-        print(render_all(c.diagnostics, c.sources, _colour(args) if hasattr(args, "color") else False), file=sys.stderr)
         return EXIT_ERRORS
-    print(to_dot(c.program, c.truth, c.sink.items))
-    return EXIT_OK
+    print(to_dot(c.program, c.truth))  # violations are drawn in red
+    return EXIT_OK if c.ok else EXIT_ERRORS
 
 
 _COMMANDS = {"check": cmd_check, "explain": cmd_explain, "graph": cmd_graph}

@@ -98,13 +98,16 @@ def load(root: SourceFile, loader: Loader, sink: Sink) -> Program:
     modules: list[ModuleInfo] = []  # post-order: imports before importers
     by_path: dict[str, ModuleInfo] = {}
 
-    def parse(src: SourceFile, name: str, is_root: bool) -> ModuleInfo:
+    def parse(src: SourceFile, name: str | None, is_root: bool) -> ModuleInfo:
         tree, diags = loader.parse(src)
         for d in diags:
             sink.add(d)
+        if name is None:  # the root: its `module` declaration, else the file's stem
+            first = tree.items[0] if tree.items else None
+            name = first.name.text if isinstance(first, ast.ModuleDecl) else _root_name(src)
         return ModuleInfo(name=name, path=src.path, tree=tree, is_root=is_root)
 
-    root_info = parse(root, _root_name(root), True)
+    root_info = parse(root, None, True)
     # iterative DFS so deep import chains cannot hit Python's recursion limit
     in_progress: list[ModuleInfo] = [root_info]
     by_path[root.path] = root_info
