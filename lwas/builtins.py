@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .types import (ANY_MONEY, BOOL, FLOAT, INT, TEXT, TIME, TRUTH, ArrayT, MoneyT, Type,
-                    TypeVar)
+from .types import ANY_MONEY, BOOL, FLOAT, INT, TEXT, TIME, TRUTH, ArrayT, Type, TypeVar
 
 T = TypeVar("T")
 N = TypeVar("N", (INT, FLOAT, ANY_MONEY))  # abs
@@ -90,8 +89,3 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in [
        "Money times a float, rounded half-even to the minor unit (overflow is a runtime error)."),
 ]}
 
-
-def money_result(currency: str | None) -> MoneyT:
-    """Result of `from_minor` when the currency argument is a literal code."""
-    from .types import money_t
-    return money_t(currency)

@@ -37,13 +37,15 @@ break inside it as `\\n`:
     let greeting = "hello\\nworld\""""),
     ("E0004", "invalid number literal", """
 A number that LwaS cannot represent: an `int` literal outside the signed 64-bit range
-(-9223372036854775808 ..= 9223372036854775807), or a float literal that is not finite."""),
+(-9223372036854775808 ..= 9223372036854775807), a float literal that is not finite
+(`1e999`), or a money literal with more minor units than a 64-bit integer holds."""),
     # ------------------------------------------------------------------ names and modules
     ("E0101", "undefined name", """
 A name is used that is not declared in this scope, in this module, among its imports, or
 among the built-ins (`len`, `float`, `int`, `ramp`, `clamp01`, ...). Check the spelling, or
 import the module that declares it (`import std.stats`) and use it qualified
-(`stats.mean(xs)`)."""),
+(`stats.mean(xs)`). Only `pub` items of another module can be used. A bare variant name that
+two enums of the module declare is ambiguous: qualify it (`TxType.Payment`)."""),
     ("E0102", "duplicate definition", """
 Two items in one module (or two variables in one block, or two fields of one record, or two
 variants of one enum) have the same name. Each name must mean one thing:
@@ -119,24 +121,34 @@ axioms, not rules, functions or constants."""),
     # ------------------------------------------------------------------ types
     ("E0301", "mismatched types", """
 An expression has a different type from the one its place needs: an argument, a return
-value, an assignment, a condition (`bool` or `truth`), a `let` with a declared type.
+value, an assignment, a `let` with a declared type, or a condition of `if`, `while` or
+`assert` (always `bool`: compare a truth with a threshold, `x >= 0.5`).
 LwaS converts implicitly only `bool` to `truth` and `truth` to `float`; write other
-conversions out: `float(n)`, `int(x)`."""),
+conversions out: `float(n)`, `int(x)`, `clamp01(x)`. A float literal in [0, 1] may stand for
+a truth (`-> truth = 0.5`), but an int literal is never a float: write `2.0`.
+
+Functions, rules, records, enums and modules are not values: call a function (`f(x)`),
+build a record (`Point(x: 1.0, y: 2.0)`), name a variant (`TxType.Payment`)."""),
     ("E0302", "wrong number of arguments", """
-A function, rule or built-in is called with more or fewer arguments than it declares."""),
+A function, rule or built-in is called with more or fewer arguments than it declares, or a
+named argument (`ramp(x, lo: 1.0, hi: 2.0)`) names no parameter, repeats one, or comes
+before a positional argument."""),
     ("E0303", "not callable", """
-Only functions, rules and built-ins can be called; a variable, constant, axiom, record or
-module cannot. To build a record, use a record literal: `Point { x: 1.0, y: 2.0 }`."""),
+Only functions, rules and built-ins can be called; a variable, constant, axiom, field,
+enum variant or module cannot. A record type is "called" with named fields to build one:
+`Point(x: 1.0, y: 2.0)`."""),
     ("E0304", "no such field", """
 A record has no field of this name, or `.` was used on a value that is not a record (or a
 module). The message lists the fields that exist."""),
     ("E0305", "non-exhaustive match", """
 A `match` on an enum must handle every variant (or end with `_ =>`). The message names
-the variants that are missing; `lwas-lsp` offers a quick fix that adds them."""),
+the variants that are missing; `lwas-lsp` offers a quick fix that adds them. A `match` on
+an `int` or `text` needs a final `_ =>` arm; one on a `bool` may list `true` and `false`."""),
     ("E0306", "missing return", """
 A function with a result type must return a value on every path. The checker found a path
 that reaches the end of the body without `return`. Add a final `return`, or an `else`
-branch that returns."""),
+branch that returns. An `if` with an `else`, a `match` statement and `while true` (without a
+`break`) count as returning when all their branches do."""),
     ("E0307", "cannot assign to an immutable binding", """
 `let` binds once; `var` may be reassigned. Parameters, constants and loop variables are
 immutable too.
@@ -155,33 +167,58 @@ Money is exact: an amount in integer minor units. A literal may not have more de
 its currency's exponent (USD 2, JPY 0, KWD 3), so `99.999 USD` and `1.5 JPY` are rejected."""),
     ("E0311", "invalid operand types", """
 The operator is not defined for these operand types: for example `text * int`,
-`money * money`, `not 3`, or `money * float` (scaling money by a float must round, so it
-goes through an explicit call)."""),
+`money * money`, `not 3`, `xs[0]` on a non-array, `1 + 2.0` (int and float never mix: write
+`1.0 + 2.0` or `float(n) + x`), or `money * float` (scaling money by a float must round, so
+it goes through an explicit call: `scale(m, 1.1)`). `money / int` is not defined either:
+dividing money must decide where the remainder goes."""),
     ("E0312", "unknown pattern", """
-A `match` arm names something that is not a variant of the matched enum, or matches a
-variant twice."""),
+A `match` arm names something that is not a variant of the matched enum, matches a
+variant (or a literal value) twice, or uses a pattern of the wrong kind: a literal against an
+enum, a variant or a literal of another type against an `int`, `text` or `bool`."""),
     ("E0313", "invalid assignment target", """
 Only variables, record fields and array elements can be assigned to."""),
     ("E0314", "`break` or `continue` outside a loop", """
 `break` and `continue` are allowed only inside `while` or `for`."""),
     ("E0315", "invalid record literal", """
-A record literal must give every field exactly once, and only fields the record declares."""),
+A record literal must name every field exactly once, and only fields the record declares:
+
+    record Point { x: float, y: float }
+    let p = Point(x: 1.0, y: 2.0)"""),
     ("E0316", "constant expression required", """
-A `const` must be computable at compile time: literals, operators, other constants and
-the pure built-ins. Calls to functions and reads of variables are not allowed."""),
+A `const` must be computable at compile time: literals, operators, other constants, enum
+variants, records, arrays and the pure built-ins. Calls to functions and rules are not
+allowed, and a constant may not depend on itself."""),
     ("E0317", "`return` outside a function", """
 `return` appears in a `test` block or where no function encloses it; tests end when their
 block ends."""),
+    ("E0318", "type annotation needed", """
+The checker cannot tell the type of an expression from the expression alone: an empty array
+`[]` with nothing saying what it holds. Annotate the variable, or use it where the type is
+known (an argument, a return value):
+
+    let xs: [int] = []"""),
+    ("E0319", "recursive record has infinite size", """
+A record contains itself by value, directly or through other records, so no value of it
+could ever be built or stored:
+
+    record Node { value: int, next: Node }    // error[E0319]
+
+Hold the inner values in an array, which may be empty: `children: [Node]`."""),
     # ------------------------------------------------------------------ warnings
     ("W0101", "unused item", """
-A private item (function, rule, constant, record, enum) is declared but never used in its
-module, nor exported. Axioms and tests are never reported: they are meant to stand alone."""),
+A private item (function, rule, constant, record, enum) of an imported module is declared
+but never used in its module, nor exported. Uses inside its own body (recursion) do not
+count. Items of the root module are the program's exports and are never reported; nor are
+axioms and tests: they are meant to stand alone."""),
     ("W0102", "unused import", """
 A module is imported but nothing from it is used. Remove the import."""),
     ("W0103", "unused variable", """
-A local variable is bound but never read. Remove it, or prefix its name with `_`."""),
+A local variable (`let` or `var`) is bound but never read; assigning to it does not count
+as reading it. Remove it, or prefix its name with `_`. Parameters are not reported."""),
     ("W0104", "unreachable code", """
-A statement follows a `return`, `break` or `continue` in the same block and can never run."""),
+A statement follows a `return`, `break` or `continue` (or a statement all of whose paths
+end in one) in the same block and can never run. A `match` arm after a `_` arm is also
+unreachable."""),
 ]
 
 CODES: dict[str, Code] = {c: Code(c, t, e.strip("\n")) for c, t, e in _TABLE}

@@ -53,7 +53,7 @@ def _resolve(c: Compilation) -> None:
 
 
 def _check(c: Compilation) -> None:
-    from .check import check_program
+    from .typecheck import check_program
 
     c.checked = check_program(c.program, c.sink)
 
