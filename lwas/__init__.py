@@ -5,13 +5,15 @@ piece start fast.
 """
 __version__ = "0.1.0"
 
-__all__ = ["check", "Axiom", "CompilationContext", "Diagnostic", "__version__"]
+__all__ = ["check", "Axiom", "CompilationContext", "Diagnostic", "RuntimeError", "CompileError", "__version__"]
 
 _LAZY = {
     "check": ("lwas.api", "check"),
     "Axiom": ("lwas.api", "Axiom"),
     "CompilationContext": ("lwas.api", "CompilationContext"),
     "Diagnostic": ("lwas.diagnostics", "Diagnostic"),
+    "RuntimeError": ("lwas.errors", "RuntimeError"),
+    "CompileError": ("lwas.errors", "CompileError"),
 }
 
 
