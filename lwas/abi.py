@@ -1,0 +1,97 @@
+"""The native calling convention and the description of compiled code that travels, inside a
+signed artifact, from the code generator to the runtime loader.
+
+Calling convention (v1), for every exported function, rule and test:
+
+    i32 @symbol(ptr %out, <params...>)
+
+returns a status: 0 is success and the result was written to *out; k >= 1 means the runtime
+fault at `error_sites[k - 1]` happened (overflow, division by zero, ...), and *out is undefined.
+Like Numba's, it never unwinds and never traps: no SIGFPE, no wrap, no crash of the host.
+
+Native forms of the LwaS types (parameters, and the layout written to *out or held in arrays):
+
+    int    i64                      float, truth  double
+    bool   i8 (0 or 1)              time          i64, microseconds since 1970-01-01T00:00:00Z
+    enum   i32, the variant index   money         {i64 minor, i32 currency}, the currency as its
+                                                  three ASCII letters packed (`USD` = 0x555344)
+    text   {ptr, i64}: UTF-8 bytes and their length
+    [T]    {ptr, i64}: elements in T's native form and their count
+    record a struct of its fields' native forms, in declaration order (LLVM's default layout)
+
+As parameters, money, text and arrays are passed as their struct's fields one after another
+(money: i64, i32; text: ptr, i64; array: ptr, i64) and a record by pointer to its struct.
+A unit result writes nothing; *out may then be null.
+
+Types are described as JSON-friendly values (`TypeDesc`): "int", "float", "bool", "truth",
+"text", "time", "unit", {"money": "USD"} or {"money": null}, {"array": T},
+{"enum": "TxType", "variants": [...]}, {"record": "Transaction", "fields": [[name, T], ...]}.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+TypeDesc = Any  # see the module docstring
+
+ABI_VERSION = 1
+SYMBOL_PREFIX = "lwas$"  # native symbol of an export: SYMBOL_PREFIX + qualified name
+AXIOM_TABLE = "lwas$axioms"  # [N x double]: effective truths, in `NativeModule.axioms` order
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: TypeDesc
+
+
+@dataclass(frozen=True)
+class Export:
+    name: str  # LwaS name, qualified outside the root module: "fib", "fuzzy.triangle"
+    symbol: str  # native symbol
+    kind: str  # "fn", "rule" or "test"
+    params: tuple[Param, ...]
+    result: TypeDesc
+    file: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class ErrorSite:
+    kind: str  # a key of lwas.errors.KINDS
+    message: str  # what went wrong, e.g. "integer overflow in `a + b`" or the assert's message
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+
+@dataclass(frozen=True)
+class AxiomEntry:
+    name: str
+    declared: tuple[float, float] | None
+    effective: float
+
+
+@dataclass
+class NativeModule:
+    """What the code generator hands to the artifact writer."""
+
+    object_code: bytes  # an ELF relocatable object for `triple`, generic CPU
+    triple: str
+    exports: list[Export] = field(default_factory=list)
+    error_sites: list[ErrorSite] = field(default_factory=list)
+    axioms: list[AxiomEntry] = field(default_factory=list)
+    opt_level: int = 2
+
+    def describe(self) -> dict:
+        """Everything but the object code, as plain data (for the artifact manifest)."""
+        return {
+            "abi": ABI_VERSION,
+            "triple": self.triple,
+            "opt_level": self.opt_level,
+            "exports": [asdict(e) for e in self.exports],
+            "error_sites": [asdict(s) for s in self.error_sites],
+            "axioms": [asdict(a) for a in self.axioms],
+        }
