@@ -5,10 +5,13 @@ piece start fast.
 """
 __version__ = "0.1.0"
 
-__all__ = ["check", "Axiom", "CompilationContext", "Diagnostic", "RuntimeError", "CompileError", "__version__"]
+__all__ = ["check", "compile", "load", "ArtifactError", "Axiom", "CompilationContext", "Diagnostic", "RuntimeError", "CompileError", "__version__"]
 
 _LAZY = {
     "check": ("lwas.api", "check"),
+    "compile": ("lwas.api", "compile"),
+    "load": ("lwas.api", "load"),
+    "ArtifactError": ("lwas.artifact", "ArtifactError"),
     "Axiom": ("lwas.api", "Axiom"),
     "CompilationContext": ("lwas.api", "CompilationContext"),
     "Diagnostic": ("lwas.diagnostics", "Diagnostic"),

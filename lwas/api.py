@@ -25,6 +25,34 @@ def check(source: str, filename: str = "<string>") -> list[Diagnostic]:
     return check_source(source, filename).diagnostics
 
 
+def compile(source: str, filename: str = "<string>", key=None, opt_level: int = 2) -> bytes:  # noqa: A001
+    """Compile a program to a signed artifact (docs/artifact.md).
+
+    `key`: an Ed25519 private key, its PKCS#8 PEM, or a PEM file's path; None signs with the
+    per-user development key (created on first use under $XDG_CONFIG_HOME/lwas).
+    Raises lwas.CompileError carrying the diagnostics when the program does not compile.
+    """
+    from .diagnostics import render_all
+    from .driver import compile_source
+    from .errors import CompileError
+    from .keys import load_private
+
+    c = compile_source(source, filename, None if key is None else load_private(key), opt_level)
+    if c.artifact is None:
+        raise CompileError(c.diagnostics, render_all(c.diagnostics, c.sources))
+    return c.artifact
+
+
+def load(artifact: bytes, trusted):
+    """The program in a signed artifact, after its signature verified against `trusted` (public
+    keys: PEM text or bytes, raw 32 bytes, key objects). Raises lwas.ArtifactError otherwise."""
+    from .runtime.loader import load as _load
+
+    if isinstance(trusted, (str, bytes)):
+        trusted = [trusted]
+    return _load(artifact, trusted)
+
+
 class Axiom(BaseModel):
     """A named truth: a value in [0, 1] (or an interval, or None to hold the weakest premise)."""
 
@@ -76,3 +104,7 @@ class CompilationContext(BaseModel):
 
     def check(self) -> list[Diagnostic]:
         return check(self.source(), f"<{self.module}>")
+
+    def compile(self, key=None) -> bytes:
+        """The context as a signed artifact (see `lwas.compile`)."""
+        return compile(self.source(), f"<{self.module}>", key)

@@ -38,11 +38,45 @@ def _parser() -> argparse.ArgumentParser:
     g = sub.add_parser("graph", help="print the axiom dependency graph as Graphviz DOT")
     g.add_argument("file")
     g.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+
+    k = sub.add_parser("keygen", help="write an Ed25519 signing key pair: OUT (private, 0600) and OUT.pub")
+    k.add_argument("out", metavar="OUT")
+    k.add_argument("--force", action="store_true", help="overwrite an existing key file")
+
+    b = sub.add_parser("build", help="compile a program to a signed artifact (or IR, assembly, object, .so)")
+    b.add_argument("file", metavar="FILE")
+    b.add_argument("-o", dest="output", metavar="OUT", required=True)
+    b.add_argument("--key", metavar="KEY", help="PEM private key (default: $LWAS_SIGNING_KEY, else the dev key)")
+    b.add_argument("-O", dest="opt", choices=["0", "2"], default="2", help="-O0 or -O2 (default)")
+    b.add_argument("--emit", choices=["artifact", "ir", "asm", "obj", "shared"], default="artifact")
+    b.add_argument("--timings", action="store_true", help="print the time of each compiler stage")
+    b.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+
+    v = sub.add_parser("verify", help="check an artifact's signature and print its manifest")
+    v.add_argument("artifact", metavar="ARTIFACT")
+    v.add_argument("--pubkey", metavar="PUB", action="append", default=[],
+                   help="trusted public key (repeatable; default: the user's trusted set)")
+
+    r = sub.add_parser("run", help="run `main` (or --entry) of a program or a signed artifact")
+    r.add_argument("file", metavar="FILE|ARTIFACT")
+    r.add_argument("args", nargs="*", metavar="ARGS")
+    r.add_argument("--entry", default="main", metavar="NAME")
+    r.add_argument("--pubkey", metavar="PUB", action="append", default=[])
+    r.add_argument("-O", dest="opt", choices=["0", "2"], default="2")
+    r.add_argument("--timings", action="store_true")
+    r.add_argument("--color", choices=["auto", "always", "never"], default="auto")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # `run FILE --entry f 1 2`: arguments after an option belong to the program
+        cut = extra.index("--") if "--" in extra else len(extra)
+        head, tail = extra[:cut], extra[cut + 1:]
+        if args.command != "run" or any(x.startswith("-") and not _is_number(x) for x in head):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.args = args.args + head + tail
     if args.command is None:
         _parser().print_help(sys.stderr)
         return EXIT_USAGE
@@ -59,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
               "note: this is a bug in lwasc, not in your program; please report it with the input file\n"
               "note: run with --debug for the traceback", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _read(path: str) -> str | None:
@@ -128,7 +170,263 @@ def cmd_graph(args) -> int:
     return EXIT_OK if c.ok else EXIT_ERRORS
 
 
-_COMMANDS = {"check": cmd_check, "explain": cmd_explain, "graph": cmd_graph}
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_ERRORS
+
+
+def cmd_keygen(args) -> int:
+    import os
+
+    from .keys import key_id, load_private, write_keypair
+
+    if os.path.exists(args.out) and not args.force:
+        return _fail(f"`{args.out}` exists; pass --force to overwrite it")
+    priv, pub = write_keypair(args.out)
+    print(f"wrote {priv} (private, keep it secret) and {pub}; key id {key_id(load_private(priv))}",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def _report(c, args) -> None:
+    from .diagnostics import render_all
+
+    if c.diagnostics:
+        print(render_all(c.diagnostics, c.sources, _colour(args)), file=sys.stderr)
+
+
+def _emit_stage(what: str, box: list):
+    """A back-end stage that renders the IR as LLVM IR or assembly into `box`."""
+    from .driver import report_unsupported, unsupported_types
+
+    def stage(c) -> None:
+        from . import codegen
+
+        try:
+            box.append((codegen.llvm_ir if what == "ir" else codegen.assembly)(c.ir, c.opt_level))
+        except unsupported_types() as exc:
+            report_unsupported(c, exc)
+    return stage
+
+
+def _link_shared(obj: bytes, out: str) -> str | None:
+    """Link an object into a shared library with the system `cc`; an error message or None."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc:
+        return "no C compiler (`cc`) found to link a shared library"
+    with tempfile.TemporaryDirectory() as d:
+        o = os.path.join(d, "program.o")
+        with open(o, "wb") as f:
+            f.write(obj)
+        r = subprocess.run([cc, "-shared", "-o", out, o], capture_output=True, text=True)
+    return None if r.returncode == 0 else f"`{cc} -shared` failed:\n{r.stderr.strip()}"
+
+
+def cmd_build(args) -> int:
+    from pathlib import Path
+
+    from .driver import BUILD, compile_source, format_timings
+    from .keys import KeyFileError, signing_key
+
+    text = _read(args.file)
+    if text is None:
+        return EXIT_ERRORS
+    opt = int(args.opt)
+    key = None
+    if args.emit == "artifact":
+        try:
+            key, note = signing_key(args.key)
+        except KeyFileError as e:
+            return _fail(str(e))
+        if note:
+            print(note, file=sys.stderr)
+    box: list = []
+    stages = {"artifact": BUILD, "obj": BUILD[:2], "shared": BUILD[:2],
+              "ir": BUILD[:1] + [("emit-ir", _emit_stage("ir", box), True)],
+              "asm": BUILD[:1] + [("emit-asm", _emit_stage("asm", box), True)]}[args.emit]
+    c = compile_source(text, args.file, key, opt, stages=stages)
+    _report(c, args)
+    if args.timings:
+        print(format_timings(c, text.count("\n") + 1), file=sys.stderr)
+    if not c.ok:
+        return EXIT_ERRORS
+    out = Path(args.output)
+    try:
+        if args.emit == "artifact":
+            out.write_bytes(c.artifact)
+        elif args.emit in ("ir", "asm"):
+            out.write_text(box[0], encoding="utf-8")
+        elif args.emit == "obj":
+            out.write_bytes(c.native.object_code)
+        else:
+            from .artifact import rename_files, display_names
+            from .cheader import header
+
+            problem = _link_shared(c.native.object_code, str(out))
+            if problem:
+                return _fail(problem)
+            guard = "LWAS_" + "".join(ch if ch.isalnum() else "_" for ch in out.stem.upper()) + "_H"
+            described = rename_files(c.native.describe(),
+                                      display_names({m.name: m.path for m in c.program.modules}, args.file))
+            out.with_suffix(".h").write_text(header(described, guard), encoding="utf-8")
+    except OSError as e:
+        return _fail(f"cannot write `{out}`: {e.strerror or e}")
+    return EXIT_OK
+
+
+def cmd_verify(args) -> int:
+    from .artifact import ArtifactError, host_triple, same_target, summary, verify
+    from .keys import KeyFileError, load_public, trusted_keys
+
+    try:
+        with open(args.artifact, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return _fail(f"cannot read `{args.artifact}`: {e.strerror or e}")
+    try:
+        keys = [load_public(k) for k in args.pubkey] if args.pubkey else trusted_keys()
+        art = verify(data, keys)
+    except (ArtifactError, KeyFileError) as e:
+        return _fail(f"`{args.artifact}` does not verify: {e}")
+    print(summary(art))
+    here = host_triple()
+    runs = "yes" if same_target(art.manifest["triple"], here) else f"no (this machine is {here})"
+    print(f"runs here:     {runs}")
+    print(f"signature:     OK (Ed25519 by key id {art.key_id})")
+    return EXIT_OK
+
+
+def _program_for_source(args, path: str, text: str, timings: list):
+    """Compile (or fetch from the cache) and load a source file, signed with the dev key."""
+    import hashlib
+    import os
+    import tempfile
+    import time
+
+    from .artifact import ArtifactError, canonical_json, compiler_id, host_triple
+    from .driver import BUILD, Compilation, FRONT_END, run, source_digests
+    from .keys import cache_dir, dev_key, key_id
+    from .runtime.loader import load_verified
+    from .source import SourceFile
+
+    key, created = dev_key()
+    if created:
+        from .keys import config_dir
+
+        print(f"note: created a development signing key at {config_dir() / 'dev.key'} (key id {key_id(key)})",
+              file=sys.stderr)
+    c = run(Compilation(SourceFile(path, text), opt_level=int(args.opt), key=key), FRONT_END)
+    timings.extend(c.timings)
+    _report(c, args)
+    if not c.ok:
+        return c, None
+    t0 = time.perf_counter()
+    ident = canonical_json({"sources": source_digests(c), "compiler": compiler_id(), "opt": c.opt_level,
+                            "key": key_id(key), "triple": host_triple(), "root": os.path.basename(path)})
+    cached = cache_dir() / (hashlib.sha256(ident).hexdigest() + ".lwasart")
+    if cached.exists():
+        try:
+            art, program = load_verified(cached.read_bytes(), [key.public_key()])
+            timings.append(("cache hit", time.perf_counter() - t0))
+            return c, (art, program)
+        except (ArtifactError, OSError):
+            pass  # a damaged cache entry is rebuilt
+    c.timings.clear()
+    seen = len(c.sink.items)
+    run(c, BUILD)
+    timings.extend(c.timings)
+    if not c.ok:
+        from .diagnostics import render_all
+
+        print(render_all(c.sink.items[seen:], c.sources, _colour(args)), file=sys.stderr)
+        return c, None
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".tmp.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(c.artifact)
+    os.replace(tmp, cached)
+    t0 = time.perf_counter()
+    loaded = load_verified(c.artifact, [key.public_key()])
+    timings.append(("load", time.perf_counter() - t0))
+    return c, loaded
+
+
+def cmd_run(args) -> int:
+    import time
+
+    from .artifact import MAGIC, ArtifactError, signature_text
+    from .errors import RuntimeError as LwasRuntimeError
+    from .keys import KeyFileError, load_public, trusted_keys
+    from .runvalues import BadArgument, format_value, parse
+
+    try:
+        with open(args.file, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return _fail(f"cannot read `{args.file}`: {e.strerror or e}")
+    timings: list = []
+    local_paths: dict[str, str] = {}  # for a source file: artifact file names -> the paths given
+    try:
+        if data.startswith(MAGIC):
+            from .runtime.loader import load_verified
+
+            t0 = time.perf_counter()
+            art, program = load_verified(data, [load_public(k) for k in args.pubkey] + trusted_keys())
+            timings.append(("load", time.perf_counter() - t0))
+        else:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                return _fail(f"`{args.file}` is neither an LwaS artifact nor UTF-8 source text")
+            c, loaded = _program_for_source(args, args.file, text, timings)
+            if loaded is None:
+                return EXIT_ERRORS
+            art, program = loaded
+            from .artifact import display_names
+
+            names = display_names({m.name: m.path for m in c.program.modules}, args.file)
+            local_paths = {shown: path for path, shown in names.items()}
+    except (ArtifactError, KeyFileError) as e:
+        return _fail(f"cannot load `{args.file}`: {e}")
+    finally:
+        if args.timings and timings:
+            total = sum(t for _, t in timings)
+            rows = [f"{n:<10} {t * 1000:9.2f} ms" for n, t in timings] + [f"{'total':<10} {total * 1000:9.2f} ms"]
+            print("\n".join(rows), file=sys.stderr)
+    exports = [e for e in art.native.get("exports", []) if e["kind"] in ("fn", "rule")]
+    entry = next((e for e in exports if e["name"] == args.entry), None)
+    if entry is None:
+        names = ", ".join(e["name"] for e in exports) or "none"
+        return _fail(f"no function `{args.entry}` to run (functions and rules: {names}); choose one with --entry")
+    params = entry["params"]
+    if len(args.args) != len(params):
+        print(f"error: `{signature_text(entry)}` takes {len(params)} argument(s), got {len(args.args)}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        values = [parse(a, p["type"]) for a, p in zip(args.args, params)]
+    except BadArgument as e:
+        print(f"error: bad argument: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = program.call(entry["name"], *values)
+    except LwasRuntimeError as e:
+        pos = e.position
+        where = f"\n --> {local_paths.get(pos.file, pos.file)}:{pos.line}:{pos.col}" if pos else ""
+        print(f"error: {e.message}{where}", file=sys.stderr)
+        return EXIT_ERRORS
+    if entry["result"] != "unit":
+        print(format_value(result))
+    return EXIT_OK
+
+
+_COMMANDS = {"check": cmd_check, "explain": cmd_explain, "graph": cmd_graph, "keygen": cmd_keygen,
+             "build": cmd_build, "verify": cmd_verify, "run": cmd_run}
 
 
 if __name__ == "__main__":

@@ -204,6 +204,12 @@ could ever be built or stored:
     record Node { value: int, next: Node }    // error[E0319]
 
 Hold the inner values in an array, which may be empty: `children: [Node]`."""),
+    ("E0320", "not yet supported by the native back end", """
+The program is valid LwaS (`lwasc check` accepts it), but it uses a feature that the native
+code generator cannot compile yet, so `lwasc build`, `lwasc run` and `lwas.compile` stop
+here. The message names the feature and the span points at its first use. This is a
+limitation of this compiler version, not a mistake in the program: rewrite that part with
+features the back end supports, or check the release notes of a newer `lwasc`."""),
     # ------------------------------------------------------------------ warnings
     ("W0101", "unused item", """
 A private item (function, rule, constant, record, enum) of an imported module is declared

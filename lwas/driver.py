@@ -24,6 +24,11 @@ class Compilation:
     program: Any = None  # resolve.Program
     checked: Any = None  # check.Checked
     truth: Any = None  # truth.TruthResult
+    opt_level: int = 2
+    key: Any = None  # the Ed25519 private key the artifact stage signs with
+    ir: Any = None  # ir.Program (lower)
+    native: Any = None  # abi.NativeModule (codegen)
+    artifact: bytes | None = None  # the signed artifact (artifact)
 
     @property
     def sources(self) -> dict[str, SourceFile]:
@@ -75,6 +80,60 @@ FRONT_END: list[Stage] = [
 ]
 
 
+def report_unsupported(c: Compilation, exc: Exception) -> None:
+    """A feature the native back end does not compile yet: a diagnostic (E0320), not a crash."""
+    from .source import Span
+
+    span = getattr(exc, "span", None) or Span(c.root.path, 1, 1, 1, 1)
+    message = getattr(exc, "message", None) or str(exc)
+    c.sink.error("E0320", message, span, label="not supported by the native back end yet",
+                 help="`lwasc check` accepts this program; rewrite this part to build it natively")
+
+
+def unsupported_types() -> tuple[type, ...]:
+    from . import codegen, ir
+
+    return tuple({ir.Unsupported, codegen.Unsupported})
+
+
+def _lower(c: Compilation) -> None:
+    from .lower import lower_program
+
+    try:
+        c.ir = lower_program(c.program, c.checked, c.truth)
+    except unsupported_types() as exc:
+        report_unsupported(c, exc)
+
+
+def _codegen(c: Compilation) -> None:
+    from .codegen import generate
+
+    try:
+        c.native = generate(c.ir, opt_level=c.opt_level)
+    except unsupported_types() as exc:
+        report_unsupported(c, exc)
+
+
+def _artifact(c: Compilation) -> None:
+    from .artifact import build, display_names
+
+    if c.key is None:
+        from .keys import dev_key
+
+        c.key, _ = dev_key()
+    paths = {m.name: m.path for m in c.program.modules}
+    sources = {m.name: (m.path, c.sources[m.path].text) for m in c.program.modules}
+    c.artifact = build(c.native, sources, c.program.root.name, c.key, display_names(paths, c.root.path))
+
+
+# after the front end: each needs a clean program so far
+BUILD: list[Stage] = [
+    ("lower", _lower, True),
+    ("codegen", _codegen, True),
+    ("artifact", _artifact, True),
+]
+
+
 def run(c: Compilation, stages: list[Stage]) -> Compilation:
     for name, fn, needs_clean in stages:
         if needs_clean and c.sink.has_errors:
@@ -92,6 +151,31 @@ def check_source(text: str, path: str = "<string>", stdlib_dir: Path | None = No
 def check_file(path: str | Path) -> Compilation:
     p = Path(path)
     return check_source(p.read_text(encoding="utf-8"), str(p))
+
+
+def compile_source(text: str, path: str = "<string>", key: Any = None, opt_level: int = 2,
+                   stdlib_dir: Path | None = None, stages: list[Stage] | None = None) -> Compilation:
+    """Front end and back end: on success `c.artifact` holds the signed artifact.
+
+    `key` is an Ed25519 private key; None signs with the per-user development key.
+    `stages` replaces the back-end list (e.g. BUILD[:2] to stop after codegen).
+    """
+    c = Compilation(SourceFile(path, text), stdlib_dir, opt_level=opt_level, key=key)
+    return run(c, FRONT_END + (BUILD if stages is None else stages))
+
+
+def compile_file(path: str | Path, key: Any = None, opt_level: int = 2,
+                 stages: list[Stage] | None = None) -> Compilation:
+    p = Path(path)
+    return compile_source(p.read_text(encoding="utf-8"), str(p), key, opt_level, stages=stages)
+
+
+def source_digests(c: Compilation) -> dict[str, str]:
+    """Module name -> SHA-512 of its text: what a build's output depends on besides the compiler."""
+    import hashlib
+
+    return {m.name: hashlib.sha512(c.sources[m.path].text.encode("utf-8")).hexdigest()
+            for m in c.program.modules}
 
 
 def format_timings(c: Compilation, lines: int | None = None) -> str:

@@ -217,10 +217,9 @@ def _grammar_strategy():
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.data())
-def test_grammar_generated_programs_never_crash_the_checker(data):
+@given(_grammar_strategy())
+def test_grammar_generated_programs_never_crash_the_checker(text):
     import lwas
 
-    text = data.draw(_grammar_strategy())
     diags = lwas.check(text)
     assert all(d.severity in ("error", "warning") for d in diags)
