@@ -61,7 +61,7 @@ PROGRAMS: dict[str, dict[str, str]] = {
     "E0317": {"main.lwas": 'test "early" {\n  return\n}\n'},
     "E0318": {"main.lwas": "fn f() -> int {\n  let xs = []\n  return len(xs)\n}\n"},
     "E0319": {"main.lwas": "record Node {\n  next: Node\n}\n"},
-    "E0320": {"main.lwas": 'fn greet(name: text) -> text = "hello " + name\n'},
+    "E0320": {"main.lwas": 'fn show(n: int) -> text = text(n)\n'},
     "W0101": {"main.lwas": "import helpers\n", "helpers.lwas": "fn unused() -> int = 1\n"},
     "W0102": {"main.lwas": "import std.fuzzy\nfn f() -> int = 1\n"},
     "W0103": {"main.lwas": "fn f() -> int {\n  let spare = 2\n  return 1\n}\n"},

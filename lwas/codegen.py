@@ -1,0 +1,880 @@
+"""Code generation: `ir.Program` -> LLVM IR (llvmlite.ir) -> optimized object code.
+
+Each LwaS function becomes an internal `impl` that takes its arguments in value form (bool i1,
+money/text/arrays/records as first-class structs) and returns `{result, i32 status}` (just the
+i32 status for a unit result) in registers, plus an external wrapper named SYMBOL_PREFIX + name
+with the exact ABI of lwas.abi that unpacks the parameters and writes the result to *out. Calls
+between LwaS functions go to the impls, so LLVM sees only internal functions and may inline,
+specialise and vectorise freely; returning in registers keeps recursion (fib) cheap.
+
+Faults never trap: every division is guarded, every +,-,* on int goes through
+`llvm.s*.with.overflow`, and a fault returns its error site + 1 as the status.
+
+Memory: text literals and array literals of constants are private constant globals. What is
+built at run time (text concatenation, other array literals) is malloc'd into the call's arena:
+every impl takes a hidden first parameter, the arena (a pointer to the head of a list of blocks),
+which the exported wrapper creates empty on its stack and frees as a whole when the impl returns,
+fault or not. Before that, the wrapper deep-copies a result that holds text or arrays into fresh
+malloc'd buffers (one per text/array, nested ones included), so a result never points into the
+arena, a constant or the caller's arguments: the caller owns it and frees every such buffer with
+`free` after copying it (runtime.native does). So each call is leak-free, and calls on different
+threads share nothing.
+"""
+from __future__ import annotations
+
+import llvmlite.binding as llvm
+from llvmlite import ir as L
+
+from . import ir
+from .abi import AXIOM_TABLE, SYMBOL_PREFIX, NativeModule
+from .ir import Unsupported
+from .types import BOOL, CURRENCY_EXPONENTS, FLOAT, INT, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MoneyT, RecordT
+
+__all__ = ["generate", "llvm_ir", "assembly", "Unsupported"]
+
+I1, I8, I32, I64 = L.IntType(1), L.IntType(8), L.IntType(32), L.IntType(64)
+F64 = L.DoubleType()
+PTR = L.PointerType()
+MONEY = L.LiteralStructType([I64, I32])
+SLICE = L.LiteralStructType([PTR, I64])  # text and arrays
+INT_MIN = -(2 ** 63)
+
+
+def mem_type(t) -> L.Type:
+    """The native (ABI) form of a type, as stored in memory, arrays, records and *out."""
+    if t is INT or t is TIME:
+        return I64
+    if t is FLOAT or t is TRUTH:
+        return F64
+    if t is BOOL:
+        return I8
+    c = t.__class__
+    if c is EnumT:
+        return I32
+    if c is MoneyT:
+        return MONEY
+    if t is TEXT or c is ArrayT:
+        return SLICE
+    if c is RecordT:
+        return L.LiteralStructType([mem_type(ft) for ft in t.fields.values()])
+    raise Unsupported(f"values of type `{t}` are not compiled yet")
+
+
+def val_type(t) -> L.Type:
+    """The form a value has in registers: like mem_type but bool is i1."""
+    return I1 if t is BOOL else mem_type(t)
+
+
+def impl_ret(t) -> L.Type:
+    return I32 if t is UNIT else L.LiteralStructType([val_type(t), I32])
+
+
+def pack_currency(code: str) -> int:
+    b = code.encode("ascii")
+    return (b[0] << 16) | (b[1] << 8) | b[2]
+
+
+# ---------------------------------------------------------------- public API
+
+_initialized = False
+
+
+def _target_machine(opt_level: int):
+    global _initialized
+    if not _initialized:
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        _initialized = True
+    target = llvm.Target.from_triple(llvm.get_process_triple())
+    return target.create_target_machine(cpu="", features="", opt=min(max(opt_level, 0), 3),
+                                        reloc="pic", codemodel="small")
+
+
+def _compile(program: ir.Program, opt_level: int):
+    tm = _target_machine(opt_level)
+    module = build_module(program)
+    module.triple = llvm.get_process_triple()
+    module.data_layout = str(tm.target_data)
+    mod = llvm.parse_assembly(str(module))
+    mod.verify()
+    if opt_level > 0:
+        pto = llvm.create_pipeline_tuning_options(speed_level=min(opt_level, 3))
+        pb = llvm.create_pass_builder(tm, pto)
+        pb.getModulePassManager().run(mod, pb)
+    return tm, mod
+
+
+def generate(program: ir.Program, opt_level: int = 2) -> NativeModule:
+    tm, mod = _compile(program, opt_level)
+    return NativeModule(object_code=tm.emit_object(mod), triple=llvm.get_process_triple(),
+                        exports=list(program.exports), error_sites=list(program.error_sites),
+                        axioms=list(program.axioms), opt_level=opt_level)
+
+
+def llvm_ir(program: ir.Program, opt_level: int = 2) -> str:
+    return str(_compile(program, opt_level)[1])
+
+
+def assembly(program: ir.Program, opt_level: int = 2) -> str:
+    tm, mod = _compile(program, opt_level)
+    return tm.emit_assembly(mod)
+
+
+# ---------------------------------------------------------------- module
+
+def build_module(program: ir.Program) -> L.Module:
+    m = L.Module(name="lwas")
+    table = L.ArrayType(F64, len(program.axioms))
+    g = L.GlobalVariable(m, table, AXIOM_TABLE)
+    g.initializer = L.Constant(table, [a.effective for a in program.axioms])
+    g.global_constant = True
+    impls = {}
+    for fn in program.functions:
+        ty = L.FunctionType(impl_ret(fn.ret), [PTR] + [val_type(p.type) for p in fn.params])
+        f = L.Function(m, ty, "impl$" + fn.name)
+        f.linkage = "internal"
+        impls[fn.name] = (f, fn)
+    mb = _ModuleBuilder(m, impls)
+    for fn in program.functions:
+        _FunctionBuilder(mb, fn).build()
+        _wrapper(mb, impls[fn.name][0], fn)
+    return m
+
+
+def _wrapper(mb: "_ModuleBuilder", impl: L.Function, fn: ir.Function) -> None:
+    """The exported symbol: ABI parameters (money, text, arrays flattened; records by pointer)."""
+    m = mb.module
+    params = [PTR]
+    for p in fn.params:
+        t = p.type
+        c = t.__class__
+        if c is MoneyT:
+            params += [I64, I32]
+        elif t is TEXT or c is ArrayT:
+            params += [PTR, I64]
+        elif c is RecordT:
+            params.append(PTR)
+        else:
+            params.append(mem_type(t))
+    w = L.Function(m, L.FunctionType(I32, params), SYMBOL_PREFIX + fn.name)
+    b = L.IRBuilder(w.append_basic_block("entry"))
+    args = list(w.args)
+    out = args.pop(0)
+    arena = b.alloca(PTR, name="arena")
+    b.store(L.Constant(PTR, None), arena)
+    vals = [arena]
+    for p in fn.params:
+        t = p.type
+        c = t.__class__
+        if c is MoneyT or t is TEXT or c is ArrayT:
+            ty = MONEY if c is MoneyT else SLICE
+            v = b.insert_value(b.insert_value(L.Constant(ty, None), args.pop(0), 0), args.pop(0), 1)
+        elif c is RecordT:
+            v = b.load(args.pop(0), typ=mem_type(t))
+        elif t is BOOL:
+            v = b.icmp_unsigned("!=", args.pop(0), L.Constant(I8, 0))
+        else:
+            v = args.pop(0)
+        vals.append(v)
+    r = b.call(impl, vals)
+    if fn.ret is UNIT:
+        b.call(mb.free_all(), [arena])
+        b.ret(r)
+        return
+    status = b.extract_value(r, 1)
+    v = b.extract_value(r, 0)
+    if owns_memory(fn.ret):
+        copy = b.append_basic_block("copy")
+        done = b.append_basic_block("done")
+        b.cbranch(b.icmp_unsigned("==", status, L.Constant(I32, 0)), copy, done)
+        b.position_at_end(copy)
+        b.store(mb.deep_copy(b, v, fn.ret), out)
+        b.branch(done)
+        b.position_at_end(done)
+    else:
+        b.store(b.zext(v, I8) if fn.ret is BOOL else v, out)
+    b.call(mb.free_all(), [arena])
+    b.ret(status)
+
+
+def owns_memory(t) -> bool:
+    """Whether a value of type t holds text or arrays (a result the caller must free)."""
+    c = t.__class__
+    return t is TEXT or c is ArrayT or c is RecordT and any(owns_memory(f) for f in t.fields.values())
+
+
+class _ModuleBuilder:
+    def __init__(self, module: L.Module, impls: dict):
+        self.module = module
+        self.impls = impls
+        self.consts = 0
+        self.intrinsics: dict = {}
+        self.text: dict = {}
+
+    def intrinsic(self, name: str) -> L.Function:
+        f = self.intrinsics.get(name)
+        if f is None:
+            f = self.intrinsics[name] = self.module.declare_intrinsic(name, [F64])
+        return f
+
+    def scale(self) -> L.Function:
+        """`{i64, i1 ok} scale(i64 minor, double f)`: minor * f rounded half-even, exactly.
+
+        Why not `roundeven(float(minor) * f)`: both the conversion and the product round, so large
+        amounts (and products just off a .5 tie) would differ from the exact result the reference
+        evaluator computes. f = mant * 2^exp exactly, so |minor| * mant (< 2^117) is exact in i128;
+        then a shift with half-even rounding. Straight-line code (selects), no branches."""
+        f = self.intrinsics.get("scale")
+        if f is not None:
+            return f
+        i128 = L.IntType(128)
+        res = L.LiteralStructType([I64, I1])
+        f = self.intrinsics["scale"] = L.Function(self.module, L.FunctionType(res, [I64, F64]), "lwas.scale")
+        f.linkage = "internal"
+        b = L.IRBuilder(f.append_basic_block("entry"))
+        minor, x = f.args
+        c = lambda v, t=i128: L.Constant(t, v)  # noqa: E731
+        bits = b.bitcast(x, I64)
+        e = b.and_(b.lshr(bits, c(52, I64)), c(0x7FF, I64))
+        frac = b.and_(bits, c((1 << 52) - 1, I64))
+        normal = b.icmp_unsigned("!=", e, c(0, I64))
+        mant = b.select(normal, b.or_(frac, c(1 << 52, I64)), frac)
+        exp = b.sub(b.select(normal, e, c(1, I64)), c(1075, I64))  # value = mant * 2^exp
+        neg = b.xor(b.icmp_signed("<", bits, c(0, I64)), b.icmp_signed("<", minor, c(0, I64)))
+        m128 = b.sext(minor, i128)
+        prod = b.mul(b.select(b.icmp_signed("<", m128, c(0)), b.neg(m128), m128), b.zext(mant, i128))
+        # exp >= 0: magnitude prod << exp, which must not exceed 2^63
+        up_sh = b.select(b.icmp_signed(">", exp, c(63, I64)), c(63, I64), exp)
+        up_sh = b.select(b.icmp_signed("<", up_sh, c(0, I64)), c(0, I64), up_sh)
+        up_ok = b.and_(b.icmp_signed("<=", exp, c(63, I64)),
+                       b.icmp_unsigned("<=", prod, b.shl(c(1), b.zext(b.sub(c(63, I64), up_sh), i128))))
+        up_ok = b.or_(up_ok, b.icmp_unsigned("==", prod, c(0)))
+        up_mag = b.select(up_ok, b.shl(prod, b.zext(up_sh, i128)), c(0))
+        # exp < 0: prod >> s rounded half-even (s > 126: the magnitude is below 2^-9, i.e. 0)
+        s = b.sub(c(0, I64), exp)
+        s = b.select(b.icmp_signed(">", s, c(126, I64)), c(127, I64), s)
+        s = b.select(b.icmp_signed("<", s, c(1, I64)), c(1, I64), s)
+        s128 = b.zext(s, i128)
+        q = b.lshr(prod, s128)
+        rem = b.and_(prod, b.sub(b.shl(c(1), s128), c(1)))
+        half = b.shl(c(1), b.sub(s128, c(1)))
+        round_up = b.or_(b.icmp_unsigned(">", rem, half),
+                         b.and_(b.icmp_unsigned("==", rem, half), b.trunc(q, I1)))
+        down_mag = b.add(q, b.zext(round_up, i128))
+        mag = b.select(b.icmp_signed(">=", exp, c(0, I64)), up_mag, down_mag)
+        ok = b.and_(b.icmp_unsigned("!=", e, c(0x7FF, I64)),
+                    b.select(b.icmp_signed(">=", exp, c(0, I64)), up_ok, L.Constant(I1, 1)))
+        limit = b.select(neg, c(1 << 63), c((1 << 63) - 1))
+        ok = b.and_(ok, b.icmp_unsigned("<=", mag, limit))
+        r = b.trunc(b.select(neg, b.neg(mag), mag), I64)
+        b.ret(b.insert_value(b.insert_value(L.Constant(res, None), r, 0), ok, 1))
+        return f
+
+    def currencies(self):
+        """`i64 lwas.currency_index(i32 packed)` (-1: not ISO 4217) and the codes' text, 3 bytes
+        per code in the same order: what `currency(m)` points into and `from_minor` checks."""
+        f = self.intrinsics.get("currencies")
+        if f is not None:
+            return f
+        codes = sorted(CURRENCY_EXPONENTS)
+        text = self.global_const(L.Constant(L.ArrayType(I8, 3 * len(codes)),
+                                            bytearray("".join(codes).encode("ascii"))))
+        fn = L.Function(self.module, L.FunctionType(I64, [I32]), "lwas.currency_index")
+        fn.linkage = "internal"
+        b = L.IRBuilder(fn.append_basic_block("entry"))
+        bad = fn.append_basic_block("unknown")
+        sw = b.switch(fn.args[0], bad)
+        for i, code in enumerate(codes):
+            blk = fn.append_basic_block(code)
+            sw.add_case(L.Constant(I32, pack_currency(code)), blk)
+            b.position_at_end(blk)
+            b.ret(L.Constant(I64, i))
+        b.position_at_end(bad)
+        b.ret(L.Constant(I64, -1))
+        f = self.intrinsics["currencies"] = (fn, text)
+        return f
+
+    def libc(self, name: str) -> L.Function:
+        """memcmp, memcpy, malloc or free from the C library (the process's, or the .so's)."""
+        f = self.intrinsics.get(name)
+        if f is None:
+            ty = {"memcmp": L.FunctionType(I32, [PTR, PTR, I64]),
+                  "memcpy": L.FunctionType(PTR, [PTR, PTR, I64]),
+                  "malloc": L.FunctionType(PTR, [I64]),
+                  "free": L.FunctionType(L.VoidType(), [PTR])}[name]
+            f = self.intrinsics[name] = L.Function(self.module, ty, name)
+        return f
+
+    def alloc(self) -> L.Function:
+        """`ptr lwas.alloc(ptr arena, i64 size)`: size bytes, freed with the arena. A block is
+        16 bytes of header (the next block) then the payload. A failed malloc is not handled yet:
+        the store through null crashes the process."""
+        f = self.intrinsics.get("alloc")
+        if f is None:
+            f = self.intrinsics["alloc"] = L.Function(self.module, L.FunctionType(PTR, [PTR, I64]), "lwas.alloc")
+            f.linkage = "internal"
+            arena, size = f.args
+            b = L.IRBuilder(f.append_basic_block("entry"))
+            block = b.call(self.libc("malloc"), [b.add(size, L.Constant(I64, 16))])
+            b.store(b.load(arena, typ=PTR), block)
+            b.store(block, arena)
+            b.ret(b.gep(block, [L.Constant(I64, 16)], source_etype=I8))
+        return f
+
+    def free_all(self) -> L.Function:
+        """`void lwas.free_all(ptr arena)`: frees every block of the arena."""
+        f = self.intrinsics.get("free_all")
+        if f is None:
+            f = self.intrinsics["free_all"] = L.Function(self.module, L.FunctionType(L.VoidType(), [PTR]),
+                                                         "lwas.free_all")
+            f.linkage = "internal"
+            b = L.IRBuilder(f.append_basic_block("entry"))
+            loop = f.append_basic_block("loop")
+            body = f.append_basic_block("body")
+            end = f.append_basic_block("end")
+            first = b.load(f.args[0], typ=PTR)
+            b.branch(loop)
+            b.position_at_end(loop)
+            p = b.phi(PTR)
+            p.add_incoming(first, f.entry_basic_block)
+            b.cbranch(b.icmp_unsigned("==", b.ptrtoint(p, I64), L.Constant(I64, 0)), end, body)
+            b.position_at_end(body)
+            nxt = b.load(p, typ=PTR)
+            b.call(self.libc("free"), [p])
+            p.add_incoming(nxt, body)
+            b.branch(loop)
+            b.position_at_end(end)
+            b.ret_void()
+        return f
+
+    def deep_copy(self, b: L.IRBuilder, v, t):
+        """v (memory form) with every text and array copied into its own malloc'd buffer."""
+        c = t.__class__
+        if c is RecordT:
+            for i, ft in enumerate(t.fields.values()):
+                if owns_memory(ft):
+                    v = b.insert_value(v, self.deep_copy(b, b.extract_value(v, i), ft), i)
+            return v
+        if t is not TEXT and c is not ArrayT:
+            return v
+        elem = I8 if t is TEXT else mem_type(t.elem)
+        n = b.extract_value(v, 1)
+        size = b.mul(n, b.ptrtoint(b.gep(L.Constant(PTR, None), [L.Constant(I64, 1)], source_etype=elem), I64))
+        buf = b.call(self.libc("malloc"), [b.select(b.icmp_unsigned("==", size, L.Constant(I64, 0)),
+                                                    L.Constant(I64, 1), size)])
+        b.call(self.libc("memcpy"), [buf, b.extract_value(v, 0), size])
+        if t is not TEXT and owns_memory(t.elem):  # then copy each element's own buffers
+            start = b.block
+            loop = b.append_basic_block("copyloop")
+            body = b.append_basic_block("copyelem")
+            end = b.append_basic_block("copied")
+            b.branch(loop)
+            b.position_at_end(loop)
+            i = b.phi(I64)
+            i.add_incoming(L.Constant(I64, 0), start)
+            b.cbranch(b.icmp_unsigned("<", i, n), body, end)
+            b.position_at_end(body)
+            p = b.gep(buf, [i], source_etype=elem)
+            b.store(self.deep_copy(b, b.load(p, typ=elem), t.elem), p)
+            i.add_incoming(b.add(i, L.Constant(I64, 1)), b.block)
+            b.branch(loop)
+            b.position_at_end(end)
+        return b.insert_value(v, buf, 0)
+
+    def global_const(self, value: L.Constant) -> L.GlobalVariable:
+        g = L.GlobalVariable(self.module, value.type, f"const${self.consts}")
+        self.consts += 1
+        g.initializer = value
+        g.global_constant = True
+        g.linkage = "private"
+        g.unnamed_addr = True
+        return g
+
+    def text_const(self, s: str) -> L.Constant:
+        data = s.encode("utf-8")
+        g = self.text.get(data)
+        if g is None:
+            arr = L.ArrayType(I8, len(data))
+            g = self.text[data] = self.global_const(L.Constant(arr, bytearray(data)))
+        return L.Constant(SLICE, [g.bitcast(PTR), L.Constant(I64, len(data))])
+
+
+# ---------------------------------------------------------------- functions
+
+class _FunctionBuilder:
+    def __init__(self, mb: _ModuleBuilder, fn: ir.Function):
+        self.mb = mb
+        self.fn = fn
+        self.f, _ = mb.impls[fn.name]
+        self.entry = self.f.append_basic_block("entry")
+        self.b = L.IRBuilder(self.entry)
+        self.slots: dict = {}
+        self.loops: list = []  # (continue block, break block)
+        self.rtype = impl_ret(fn.ret)
+
+    def build(self) -> None:
+        self.arena = self.f.args[0]
+        for p, a in zip(self.fn.params, self.f.args[1:]):
+            self.b.store(a, self.slot(p))
+        self.stmts(self.fn.body)
+        if not self.b.block.is_terminated:
+            if self.fn.ret is UNIT:
+                self.ret_status(0)
+            else:
+                self.b.unreachable()
+
+    def slot(self, var: ir.Var):
+        s = self.slots.get(id(var))
+        if s is None:
+            with self.b.goto_block(self.entry):
+                if self.entry.instructions:
+                    self.b.position_before(self.entry.instructions[0])
+                s = self.slots[id(var)] = self.b.alloca(val_type(var.type), name=var.name)
+        return s
+
+    def ret_status(self, status: int, value=None) -> None:
+        if self.fn.ret is UNIT:
+            self.b.ret(L.Constant(I32, status))
+            return
+        r = L.Constant(self.rtype, None)
+        if value is not None:
+            r = self.b.insert_value(r, value, 0)
+        self.b.ret(self.b.insert_value(r, L.Constant(I32, status), 1))
+
+    def fail(self, site: int) -> None:
+        """Return the fault's status and continue emitting into a fresh (dead) block."""
+        self.ret_status(site + 1)
+        self.b.position_at_end(self.f.append_basic_block("dead"))
+
+    def check(self, ok, site: int) -> None:
+        """Branch to a fault at `site` unless `ok` (i1) holds; the fault path is cold."""
+        bad = self.f.append_basic_block("fault")
+        good = self.f.append_basic_block("ok")
+        self.b.cbranch(ok, good, bad)
+        self.b.block.instructions[-1].set_weights([1000000, 1])
+        self.b.position_at_end(bad)
+        self.ret_status(site + 1)
+        self.b.position_at_end(good)
+
+    # ------------------------------------------------------------ statements
+
+    def stmts(self, stmts: list) -> None:
+        for s in stmts:
+            self.stmt(s)
+
+    def stmt(self, s) -> None:
+        b = self.b
+        c = s.__class__
+        if c is ir.Let or c is ir.Store:
+            b.store(self.expr(s.value), self.slot(s.var))
+        elif c is ir.Eval:
+            self.expr(s.value)
+        elif c is ir.If:
+            cond = self.expr(s.cond)
+            then = self.f.append_basic_block("then")
+            els = self.f.append_basic_block("else")
+            end = self.f.append_basic_block("endif")
+            b.cbranch(cond, then, els)
+            for blk, body in ((then, s.then), (els, s.orelse)):
+                b.position_at_end(blk)
+                self.stmts(body)
+                if not b.block.is_terminated:
+                    b.branch(end)
+            b.position_at_end(end)
+        elif c is ir.Loop:
+            head = self.f.append_basic_block("loop")
+            body = self.f.append_basic_block("body")
+            step = self.f.append_basic_block("step")
+            end = self.f.append_basic_block("endloop")
+            b.branch(head)
+            b.position_at_end(head)
+            b.cbranch(self.expr(s.cond), body, end)
+            b.position_at_end(body)
+            self.loops.append((step, end))
+            self.stmts(s.body)
+            self.loops.pop()
+            if not b.block.is_terminated:
+                b.branch(step)
+            b.position_at_end(step)
+            self.stmts(s.step)
+            b.branch(head)
+            b.position_at_end(end)
+        elif c is ir.SwitchStmt:
+            subject = self.expr(s.subject)
+            end = self.f.append_basic_block("endmatch")
+            default = self.f.append_basic_block("default")
+            sw = b.switch(subject, default)
+            for keys, body in s.arms:
+                blk = self.f.append_basic_block("arm")
+                for k in keys:
+                    sw.add_case(L.Constant(subject.type, k), blk)
+                b.position_at_end(blk)
+                self.stmts(body)
+                if not b.block.is_terminated:
+                    b.branch(end)
+            b.position_at_end(default)
+            self.stmts(s.default)
+            if not b.block.is_terminated:
+                b.branch(end)
+            b.position_at_end(end)
+        elif c is ir.Break or c is ir.Continue:
+            b.branch(self.loops[-1][1 if c is ir.Break else 0])
+            b.position_at_end(self.f.append_basic_block("dead"))
+        elif c is ir.Return:
+            v = self.expr(s.value) if s.value is not None else None
+            self.ret_status(0, v if self.fn.ret is not UNIT else None)
+            b.position_at_end(self.f.append_basic_block("dead"))
+        elif c is ir.Fail:
+            self.fail(s.site)
+        else:  # pragma: no cover - lower produces nothing else
+            raise Unsupported(f"IR statement {c.__name__}")
+
+    # ------------------------------------------------------------ expressions
+
+    def to_mem(self, v, t):
+        return self.b.zext(v, I8) if t is BOOL else v
+
+    def from_mem(self, v, t):
+        return self.b.icmp_unsigned("!=", v, L.Constant(I8, 0)) if t is BOOL else v
+
+    def const(self, t, value):
+        if t is INT or t is TIME:
+            return L.Constant(I64, value)
+        if t is FLOAT or t is TRUTH:
+            return L.Constant(F64, float(value))
+        if t is BOOL:
+            return L.Constant(I1, int(bool(value)))
+        if t.__class__ is EnumT:
+            return L.Constant(I32, value)
+        if t.__class__ is MoneyT:
+            return L.Constant(MONEY, [L.Constant(I64, value[0]), L.Constant(I32, pack_currency(value[1]))])
+        if t is TEXT:
+            return self.mb.text_const(value)
+        raise Unsupported(f"constants of type `{t}` are not compiled yet")
+
+    def expr(self, e):
+        c = e.__class__
+        if c is ir.Const:
+            return self.const(e.type, e.value)
+        if c is ir.Load:
+            return self.b.load(self.slot(e.var), typ=val_type(e.var.type))
+        if c is ir.Prim:
+            return self.prim(e)
+        if c is ir.Logic:
+            return self.logic(e)
+        if c is ir.Call:
+            return self.call(e)
+        if c is ir.Switch:
+            return self.switch(e)
+        raise Unsupported(f"IR expression {c.__name__}")  # pragma: no cover
+
+    def call(self, e: ir.Call):
+        f, callee = self.mb.impls[e.fn]
+        args = [self.expr(a) for a in e.args]
+        r = self.b.call(f, [self.arena] + args)
+        status = r if callee.ret is UNIT else self.b.extract_value(r, 1)
+        bad = self.f.append_basic_block("propagate")
+        good = self.f.append_basic_block("ok")
+        self.b.cbranch(self.b.icmp_unsigned("==", status, L.Constant(I32, 0)), good, bad)
+        self.b.block.instructions[-1].set_weights([1000000, 1])
+        self.b.position_at_end(bad)
+        if self.fn.ret is UNIT:
+            self.b.ret(status)
+        else:
+            self.b.ret(self.b.insert_value(L.Constant(self.rtype, None), status, 1))
+        self.b.position_at_end(good)
+        return None if callee.ret is UNIT else self.b.extract_value(r, 0)
+
+    def logic(self, e: ir.Logic):
+        b = self.b
+        left = self.expr(e.left)
+        is_and = e.op == "and"
+        if e.type is BOOL:
+            decided = b.not_(left) if is_and else left
+        else:  # the left value itself decides (so `-0.0 and x` is -0.0, as in the evaluator)
+            decided = b.fcmp_ordered("==", left, L.Constant(F64, 0.0 if is_and else 1.0))
+        start = b.block
+        rhs = self.f.append_basic_block("rhs")
+        end = self.f.append_basic_block("endlogic")
+        b.cbranch(decided, end, rhs)
+        b.position_at_end(rhs)
+        right = self.expr(e.right)
+        if e.type is not BOOL:
+            right = self.fminmax("min" if is_and else "max", left, right)
+        rhs_end = b.block
+        b.branch(end)
+        b.position_at_end(end)
+        phi = b.phi(left.type)
+        phi.add_incoming(left, start)
+        phi.add_incoming(right, rhs_end)
+        return phi
+
+    def switch(self, e: ir.Switch):
+        b = self.b
+        subject = self.expr(e.subject)
+        end = self.f.append_basic_block("endmatch")
+        default = self.f.append_basic_block("default")
+        sw = b.switch(subject, default)
+        incoming = []
+        for keys, arm in e.arms:
+            blk = self.f.append_basic_block("arm")
+            for k in keys:
+                sw.add_case(L.Constant(subject.type, k), blk)
+            b.position_at_end(blk)
+            v = self.expr(arm)
+            incoming.append((v, b.block))
+            b.branch(end)
+        b.position_at_end(default)
+        if e.default is None:
+            b.unreachable()
+        else:
+            v = self.expr(e.default)
+            incoming.append((v, b.block))
+            b.branch(end)
+        b.position_at_end(end)
+        phi = b.phi(val_type(e.type))
+        for v, blk in incoming:
+            phi.add_incoming(v, blk)
+        return phi
+
+    def fminmax(self, which: str, a, x):
+        """Python's min(a, x) / max(a, x): a unless x is strictly smaller / larger."""
+        take = self.b.fcmp_ordered("<" if which == "min" else ">", x, a)
+        return self.b.select(take, x, a)
+
+    # ------------------------------------------------------------ primitives
+
+    def prim(self, e: ir.Prim):
+        op = e.op
+        if op == "fail":
+            self.fail(e.site)
+            return L.Constant(val_type(e.type), None)
+        args = [self.expr(a) for a in e.args]
+        b = self.b
+        if op == "id":
+            return args[0]
+        if op in ("iadd", "isub", "imul", "neg"):
+            if op == "neg":
+                args = [L.Constant(I64, 0), args[0]]
+            fn = {"iadd": b.sadd_with_overflow, "imul": b.smul_with_overflow}.get(op, b.ssub_with_overflow)
+            r = fn(args[0], args[1])
+            self.check(b.not_(b.extract_value(r, 1)), e.site)
+            return b.extract_value(r, 0)
+        if op == "add":  # proven not to overflow (loop counters)
+            return b.add(args[0], args[1], flags=["nsw"])
+        if op in ("idiv", "irem"):
+            x, y = args
+            self.check(b.icmp_signed("!=", y, L.Constant(I64, 0)), e.site)
+            minus1 = b.icmp_signed("==", y, L.Constant(I64, -1))
+            if op == "idiv":
+                self.check(b.not_(b.and_(minus1, b.icmp_signed("==", x, L.Constant(I64, INT_MIN)))), e.arg)
+                return b.sdiv(x, y)
+            return b.srem(x, b.select(minus1, L.Constant(I64, 1), y))  # x % -1 == 0, even for INT_MIN
+        if op == "iabs":
+            x = args[0]
+            self.check(b.icmp_signed("!=", x, L.Constant(I64, INT_MIN)), e.site)
+            return b.select(b.icmp_signed("<", x, L.Constant(I64, 0)), b.neg(x), x)
+        if op in ("imin", "imax"):
+            take = b.icmp_signed("<" if op == "imin" else ">", args[1], args[0])
+            return b.select(take, args[1], args[0])
+        if op in ("fadd", "fsub", "fmul", "fdiv", "frem"):
+            return getattr(b, op)(args[0], args[1])
+        if op == "fneg":
+            return b.fneg(args[0])
+        if op in ("fmin", "fmax"):
+            return self.fminmax(op[1:], args[0], args[1])
+        if op in ("fabs", "fsqrt", "fexp", "fln", "ffloor", "fceil"):
+            name = {"fln": "log", "fabs": "fabs"}.get(op, op[1:])
+            return b.call(self.mb.intrinsic(f"llvm.{name}"), args)
+        if op == "itof":
+            return b.sitofp(args[0], F64)
+        if op == "ftoi":
+            x = args[0]
+            ok = b.and_(b.fcmp_ordered(">=", x, L.Constant(F64, -2.0 ** 63)),
+                        b.fcmp_ordered("<", x, L.Constant(F64, 2.0 ** 63)))
+            self.check(ok, e.site)
+            return b.fptosi(x, I64)
+        if op == "ftruth":
+            x = args[0]
+            ok = b.and_(b.fcmp_ordered(">=", x, L.Constant(F64, 0.0)), b.fcmp_ordered("<=", x, L.Constant(F64, 1.0)))
+            self.check(ok, e.site)
+            return x
+        if op == "bool_to_truth":
+            return b.uitofp(args[0], F64)
+        if op == "not":
+            return b.not_(args[0])
+        if op == "tnot":
+            return b.fsub(L.Constant(F64, 1.0), args[0])
+        if op == "clamp01":
+            x = args[0]
+            self.check(b.fcmp_ordered("==", x, x), e.site)
+            x = b.select(b.fcmp_ordered("<", x, L.Constant(F64, 0.0)), L.Constant(F64, 0.0), x)
+            return b.select(b.fcmp_ordered(">", x, L.Constant(F64, 1.0)), L.Constant(F64, 1.0), x)
+        if op == "ramp":
+            return self.ramp(e, *args)
+        if op in ("eq", "ne", "lt", "le", "gt", "ge"):
+            return self.compare(e, op, args)
+        if op == "field":
+            rt = e.args[0].type
+            return self.from_mem(b.extract_value(args[0], e.arg), list(rt.fields.values())[e.arg])
+        if op == "set_field":
+            ft = list(e.type.fields.values())[e.arg]
+            return b.insert_value(args[0], self.to_mem(args[1], ft), e.arg)
+        if op == "record":
+            v = L.Constant(mem_type(e.type), None)
+            for i, (a, ft) in enumerate(zip(args, e.type.fields.values())):
+                v = b.insert_value(v, self.to_mem(a, ft), i)
+            return v
+        if op == "len":
+            return b.extract_value(args[0], 1)
+        if op == "index":
+            arr, i = args
+            elem = e.type
+            if e.site >= 0:
+                self.check(b.icmp_unsigned("<", i, b.extract_value(arr, 1)), e.site)
+            p = b.gep(b.extract_value(arr, 0), [i], source_etype=mem_type(elem))
+            return self.from_mem(b.load(p, typ=mem_type(elem)), elem)
+        if op == "array":
+            return self.array(e, args)
+        if op == "concat":
+            x, y = args
+            nx, ny = b.extract_value(x, 1), b.extract_value(y, 1)
+            n = b.add(nx, ny)
+            buf = b.call(self.mb.alloc(), [self.arena, n])
+            b.call(self.mb.libc("memcpy"), [buf, b.extract_value(x, 0), nx])
+            b.call(self.mb.libc("memcpy"), [b.gep(buf, [nx], source_etype=I8), b.extract_value(y, 0), ny])
+            return b.insert_value(b.insert_value(L.Constant(SLICE, None), buf, 0), n, 1)
+        if op.startswith("m"):
+            return self.money(e, op, args)
+        if op == "cur_check":
+            cur = b.extract_value(args[0], 1)
+            self.check(b.icmp_unsigned("==", cur, L.Constant(I32, pack_currency(e.arg))), e.site)
+            return args[0]
+        raise Unsupported(f"the operation `{op}` is not compiled yet")
+
+    def ramp(self, e: ir.Prim, x, lo, hi):
+        b = self.b
+        lin = b.fdiv(b.fsub(x, lo), b.fsub(hi, lo))
+        v = b.select(b.fcmp_ordered(">=", x, hi), L.Constant(F64, 1.0), lin)
+        v = b.select(b.fcmp_ordered("<=", x, lo), L.Constant(F64, 0.0), v)
+        self.check(b.fcmp_ordered("==", v, v), e.site)
+        return v
+
+    def compare(self, e: ir.Prim, op: str, args):
+        b = self.b
+        sym = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}[op]
+        t = e.args[0].type
+        x, y = args
+        if t is FLOAT or t is TRUTH:
+            return b.fcmp_ordered(sym, x, y) if op != "ne" else b.fcmp_unordered("!=", x, y)
+        if t.__class__ is MoneyT:
+            if e.arg >= 0:
+                self.check(b.icmp_unsigned("==", b.extract_value(x, 1), b.extract_value(y, 1)), e.arg)
+            return b.icmp_signed(sym, b.extract_value(x, 0), b.extract_value(y, 0))
+        if t is TEXT:  # == and != only (lower checks)
+            eq = self.text_eq(x, y)
+            return eq if op == "eq" else b.not_(eq)
+        if t is BOOL or t.__class__ is EnumT:
+            return b.icmp_unsigned(sym, x, y)
+        return b.icmp_signed(sym, x, y)
+
+    def text_eq(self, x, y):
+        b = self.b
+        n = b.extract_value(x, 1)
+        same_len = b.icmp_unsigned("==", n, b.extract_value(y, 1))
+        start = b.block
+        cmp_blk = self.f.append_basic_block("memcmp")
+        end = self.f.append_basic_block("endcmp")
+        b.cbranch(same_len, cmp_blk, end)
+        b.position_at_end(cmp_blk)
+        r = b.call(self.mb.libc("memcmp"), [b.extract_value(x, 0), b.extract_value(y, 0), n])
+        eq = b.icmp_signed("==", r, L.Constant(I32, 0))
+        b.branch(end)
+        b.position_at_end(end)
+        phi = b.phi(I1)
+        phi.add_incoming(L.Constant(I1, 0), start)
+        phi.add_incoming(eq, cmp_blk)
+        return phi
+
+    def array(self, e: ir.Prim, args: list):
+        """An array literal (args: its elements, already evaluated in order)."""
+        elem = e.type.elem
+        if not all(_constant(a) for a in e.args):  # built at run time, in the arena
+            ty = mem_type(elem)
+            n = len(args)
+            size = self.b.ptrtoint(self.b.gep(L.Constant(PTR, None), [L.Constant(I64, max(n, 1))],
+                                              source_etype=ty), I64)
+            buf = self.b.call(self.mb.alloc(), [self.arena, size])
+            for i, a in enumerate(args):
+                self.b.store(self.to_mem(a, elem), self.b.gep(buf, [L.Constant(I64, i)], source_etype=ty))
+            return self.b.insert_value(L.Constant(SLICE, [L.Constant(PTR, None), L.Constant(I64, n)]), buf, 0)
+        values = []
+        for a in e.args:  # constants: a private constant global
+            while a.__class__ is ir.Prim and a.op == "id":
+                a = a.args[0]
+            values.append(L.Constant(I8, int(a.value)) if elem is BOOL else self.const(elem, a.value))
+        g = self.mb.global_const(L.Constant(L.ArrayType(mem_type(elem), len(values)), values))
+        return L.Constant(SLICE, [g.bitcast(PTR), L.Constant(I64, len(values))])
+
+    def money(self, e: ir.Prim, op: str, args):
+        b = self.b
+        if e.arg is not None and not isinstance(e.arg, str) and e.arg >= 0:  # currency check
+            self.check(b.icmp_unsigned("==", b.extract_value(args[0], 1), b.extract_value(args[1], 1)), e.arg)
+        if op == "mk_money":
+            return b.insert_value(b.insert_value(L.Constant(MONEY, None), args[0], 0),
+                                  L.Constant(I32, pack_currency(e.arg)), 1)
+        if op == "mminor":
+            return b.extract_value(args[0], 0)
+        if op == "mcurrency":  # every money value has an ISO 4217 code (literals, from_minor, binding)
+            index, text = self.mb.currencies()
+            i = b.call(index, [b.extract_value(args[0], 1)])
+            p = b.gep(text, [L.Constant(I64, 0), b.mul(i, L.Constant(I64, 3))], inbounds=True)
+            return b.insert_value(L.Constant(SLICE, [L.Constant(PTR, None), L.Constant(I64, 3)]), p, 0)
+        if op == "mfrom_minor":
+            index, _ = self.mb.currencies()
+            code = args[1]
+            self.check(b.icmp_signed("==", b.extract_value(code, 1), L.Constant(I64, 3)), e.site)
+            ptr = b.extract_value(code, 0)
+            packed = L.Constant(I32, 0)
+            for k in range(3):
+                byte = b.load(b.gep(ptr, [L.Constant(I64, k)], source_etype=I8), typ=I8)
+                packed = b.or_(b.shl(packed, L.Constant(I32, 8)), b.zext(byte, I32))
+            self.check(b.icmp_signed(">=", b.call(index, [packed]), L.Constant(I64, 0)), e.site)
+            return b.insert_value(b.insert_value(L.Constant(MONEY, None), args[0], 0), packed, 1)
+        x = b.extract_value(args[0], 0)
+        cur = b.extract_value(args[0], 1)
+        if op in ("madd", "msub", "mmul", "mneg", "mabs"):
+            if op == "mabs":
+                self.check(b.icmp_signed("!=", x, L.Constant(I64, INT_MIN)), e.site)
+                r = b.select(b.icmp_signed("<", x, L.Constant(I64, 0)), b.neg(x), x)
+            else:
+                y = args[1] if op == "mmul" else (
+                    b.extract_value(args[1], 0) if op != "mneg" else x)
+                if op == "mneg":
+                    x, y = L.Constant(I64, 0), y
+                fn = {"madd": b.sadd_with_overflow, "mmul": b.smul_with_overflow}.get(op, b.ssub_with_overflow)
+                rr = fn(x, y)
+                self.check(b.not_(b.extract_value(rr, 1)), e.site)
+                r = b.extract_value(rr, 0)
+            return b.insert_value(b.insert_value(L.Constant(MONEY, None), r, 0), cur, 1)
+        if op == "mdiv":
+            y = b.extract_value(args[1], 0)
+            self.check(b.icmp_signed("!=", y, L.Constant(I64, 0)), e.site)
+            return b.fdiv(b.sitofp(x, F64), b.sitofp(y, F64))
+        if op in ("mmin", "mmax"):
+            y = b.extract_value(args[1], 0)
+            take = b.icmp_signed("<" if op == "mmin" else ">", y, x)
+            return b.select(take, args[1], args[0])
+        if op == "mscale":
+            r = b.call(self.mb.scale(), [x, args[1]])
+            self.check(b.extract_value(r, 1), e.site)
+            return b.insert_value(b.insert_value(L.Constant(MONEY, None), b.extract_value(r, 0), 0), cur, 1)
+        raise Unsupported(f"the money operation `{op}` is not compiled yet")
+
+
+
+def _constant(x) -> bool:
+    """A literal, possibly behind an identity conversion."""
+    while x.__class__ is ir.Prim and x.op == "id":
+        x = x.args[0]
+    return x.__class__ is ir.Const

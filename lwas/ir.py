@@ -1,0 +1,192 @@
+"""A small typed tree IR between the checked syntax tree and LLVM.
+
+Why a tree and not SSA: LLVM builds SSA itself (every variable is a stack slot that mem2reg
+promotes). The IR's job is to make explicit what the syntax leaves implicit, so that codegen is a
+plain walk with no knowledge of the checker:
+
+- every implicit conversion is a `Prim` (`bool_to_truth`, `cur_check`, ...);
+- every operation that can fault carries `site`, an index into `Program.error_sites`
+  (the native status is site + 1);
+- compound assignment, `for` loops, `assert`, consts and axioms are gone (desugared/inlined);
+- rules end in `min(value, cap)`.
+
+Types are `lwas.types` types (their native forms are in `lwas.abi`). Variables are `Var`s,
+unique per binding; a function's parameters are `Var`s too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from .source import Span
+from .types import Type
+
+
+class Unsupported(Exception):
+    """A construct the native code generator does not compile (yet); `span` is where."""
+
+    def __init__(self, message: str, span=None):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+
+
+@dataclass(eq=False)
+class Var:
+    name: str
+    type: Type
+
+
+# ---------------------------------------------------------------- expressions
+
+@dataclass(eq=False)
+class Const:
+    """int/float/bool/time: a Python number; enum: the tag; money: (minor, currency);
+    text: str."""
+    type: Type
+    value: Any
+
+
+@dataclass(eq=False)
+class Load:
+    var: Var
+
+    @property
+    def type(self) -> Type:
+        return self.var.type
+
+
+@dataclass(eq=False)
+class Prim:
+    """A primitive operation (codegen's `prim` implements each). `site` is the error site of
+    its fault (-1: it cannot fail); `arg` holds static data: a second site (`idiv`'s overflow,
+    a money operation's currency check), a currency code (`cur_check`, `mk_money`) or a field
+    index (`field`, `set_field`).
+
+    int      iadd isub imul neg idiv irem iabs imin imax, add (unchecked: loop counters)
+    float    fadd fsub fmul fdiv frem fneg fmin fmax fabs fsqrt fexp fln ffloor fceil
+    convert  id itof ftoi ftruth bool_to_truth cur_check clamp01 ramp
+    logic    not tnot; compare eq ne lt le gt ge (on the operands' type)
+    money    madd msub mmul mneg mabs mdiv mmin mmax mminor mscale mcurrency mfrom_minor
+             mk_money
+    values   field set_field record len index array concat, fail (always faults)"""
+    op: str
+    args: list
+    type: Type
+    site: int = -1
+    arg: Any = None
+
+
+@dataclass(eq=False)
+class Logic:
+    """Short-circuit `and`/`or` on bool or truth: the right operand runs only when the left
+    does not decide (bool false / truth 0.0 for `and`, bool true / truth 1.0 for `or`)."""
+    op: str
+    left: "Expr"
+    right: "Expr"
+    type: Type
+
+
+@dataclass(eq=False)
+class Call:
+    fn: str  # the callee's Function.name
+    args: list
+    type: Type
+
+
+@dataclass(eq=False)
+class Switch:
+    """`match` as a value: the first arm whose constants include the subject's value;
+    `default` is the `_` arm (None when the arms are exhaustive)."""
+    subject: "Expr"
+    arms: list  # [(list of int constants, Expr)]
+    default: "Expr | None"
+    type: Type
+
+
+Expr = Union[Const, Load, Prim, Logic, Call, Switch]
+
+
+# ---------------------------------------------------------------- statements
+
+@dataclass(eq=False)
+class Let:
+    var: Var
+    value: Expr
+
+
+@dataclass(eq=False)
+class Store:
+    var: Var
+    value: Expr
+
+
+@dataclass(eq=False)
+class If:
+    cond: Expr
+    then: list
+    orelse: list
+
+
+@dataclass(eq=False)
+class Loop:
+    """while cond { body; step }: `continue` jumps to `step`, `break` leaves."""
+    cond: Expr
+    body: list
+    step: list
+
+
+@dataclass(eq=False)
+class SwitchStmt:
+    subject: Expr
+    arms: list  # [(list of int constants, list of Stmt)]
+    default: list
+
+
+@dataclass(eq=False)
+class Break:
+    pass
+
+
+@dataclass(eq=False)
+class Continue:
+    pass
+
+
+@dataclass(eq=False)
+class Return:
+    value: Expr | None
+
+
+@dataclass(eq=False)
+class Fail:
+    """Stop with the runtime fault at error site `site` (a failed assert)."""
+    site: int
+
+
+@dataclass(eq=False)
+class Eval:
+    value: Expr
+
+
+Stmt = Union[Let, Store, If, Loop, SwitchStmt, Break, Continue, Return, Fail, Eval]
+
+
+# ---------------------------------------------------------------- program
+
+@dataclass(eq=False)
+class Function:
+    name: str  # qualified LwaS name ("fib", "fuzzy.triangle"; tests: "test$0")
+    kind: str  # "fn", "rule" or "test"
+    params: list  # [Var]
+    ret: Type
+    body: list  # [Stmt]
+    span: Span | None = None
+
+
+@dataclass(eq=False)
+class Program:
+    functions: list = field(default_factory=list)  # [Function], exports in stable order
+    exports: list = field(default_factory=list)  # [abi.Export], parallel to `functions`
+    error_sites: list = field(default_factory=list)  # [abi.ErrorSite]
+    axioms: list = field(default_factory=list)  # [abi.AxiomEntry]

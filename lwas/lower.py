@@ -1,0 +1,434 @@
+"""Lowering: a checked program -> `ir.Program`.
+
+Everything the checker decided is made explicit here so that codegen needs neither the syntax
+tree nor `Checked`: implicit conversions become `Prim`s (a money coercion to a known currency
+becomes a run-time `cur_check`), every operation that can fault gets an error site, compound
+assignment, `for` loops and `assert` are desugared, consts are inlined as their initialiser
+expressions, axioms become their effective truths and every `return` of a rule is capped by the
+rule's `TruthResult` cap.
+
+Exports are every fn, rule and test, modules in dependency order, items in declaration order.
+Constructs codegen cannot compile raise `codegen.Unsupported` (from codegen, or from here when
+the construct never reaches the IR).
+"""
+from __future__ import annotations
+
+from . import ir
+from . import syntax as ast
+from .abi import SYMBOL_PREFIX, AxiomEntry, ErrorSite, Export, Param
+from .errors import KINDS
+from .ir import Unsupported
+from .typecheck import BuiltinRef, FieldRef, ItemRef, Local, VariantRef
+from .types import (BOOL, CURRENCY_EXPONENTS, FLOAT, INT, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MoneyT, RecordT,
+                    Type)
+
+
+def lower_program(program, checked, truth) -> ir.Program:
+    return _Lowerer(program, checked, truth).run()
+
+
+def type_desc(t: Type):
+    """The abi.TypeDesc of a type."""
+    if t is INT or t is FLOAT or t is BOOL or t is TRUTH or t is TEXT or t is TIME:
+        return t.name
+    if t is UNIT:
+        return "unit"
+    c = t.__class__
+    if c is MoneyT:
+        return {"money": t.currency}
+    if c is ArrayT:
+        return {"array": type_desc(t.elem)}
+    if c is EnumT:
+        return {"enum": t.name, "variants": list(t.variants)}
+    if c is RecordT:
+        return {"record": t.name, "fields": [[n, type_desc(ft)] for n, ft in t.fields.items()]}
+    raise Unsupported(f"values of type `{t}` cannot cross the native boundary")
+
+
+_ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "rem"}
+_CMP = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+_FLOAT_BUILTINS = {"sqrt": "fsqrt", "exp": "fexp", "ln": "fln", "floor": "ffloor", "ceil": "fceil"}
+
+
+class _Lowerer:
+    def __init__(self, program, checked, truth):
+        self.program = program
+        self.c = checked
+        self.truth = truth
+        self.out = ir.Program()
+        self.names: dict = {}  # FnDecl/RuleDecl -> qualified name
+        self.vars: dict = {}  # typecheck.Local -> ir.Var
+        self.axiom_index = {id(d): i for i, d in enumerate(program.axioms)}
+        self.rule_index = {id(d): i for i, (_, d) in enumerate(program.rules)}
+        self.cap = 1.0
+
+    # ------------------------------------------------------------ program
+
+    def run(self) -> ir.Program:
+        p = self.program
+        for m in p.modules:
+            for it in m.tree.items:
+                if it.__class__ in (ast.FnDecl, ast.RuleDecl):
+                    self.names[it] = it.name if m.is_root else f"{m.name}.{it.name}"
+        n_tests = 0
+        for m in p.modules:
+            for it in m.tree.items:
+                c = it.__class__
+                if c is ast.FnDecl or c is ast.RuleDecl:
+                    self.function(it)
+                elif c is ast.TestDecl and m.is_root:
+                    self.test(it, n_tests)
+                    n_tests += 1
+        t = self.truth
+        for i, name in enumerate(p.axiom_names):
+            self.out.axioms.append(AxiomEntry(name, t.declared[i], t.effective[i]))
+        return self.out
+
+    def function(self, d) -> None:
+        sig = self.c.signatures[d]
+        name = self.names[d]
+        is_rule = d.__class__ is ast.RuleDecl
+        self.vars = {}
+        self.cap = self.truth.caps[self.rule_index[id(d)]] if is_rule else 1.0
+        params = []
+        for p, (_, t) in zip(d.params, sig.params):
+            v = ir.Var(p.name, t)
+            self.vars[self.c.bindings[p]] = v
+            params.append(v)
+        b = d.body
+        if b.__class__ is ast.Block:
+            body = self.block(b)
+        elif sig.ret is UNIT:
+            body = self.stmt(ast.ExprStmt(b, b.span))
+        else:
+            body = [self.ret(self.expr(b))]
+        self.add(ir.Function(name, "rule" if is_rule else "fn", params, sig.ret, body, d.span),
+                 name, [Param(p.name, type_desc(v.type)) for p, v in zip(d.params, params)],
+                 type_desc(sig.ret))
+
+    def test(self, d, index: int) -> None:
+        self.vars = {}
+        self.cap = 1.0
+        fn = ir.Function(f"test${index}", "test", [], UNIT, self.block(d.body), d.span)
+        self.add(fn, d.name, [], "unit")
+
+    def add(self, fn: ir.Function, export_name: str, params, result) -> None:
+        self.out.functions.append(fn)
+        self.out.exports.append(Export(export_name, SYMBOL_PREFIX + fn.name, fn.kind, tuple(params),
+                                       result, fn.span.file, fn.span.line))
+
+    def site(self, kind: str, span, message: str | None = None) -> int:
+        if message is None:
+            text = self.text(span)
+            message = f"{KINDS[kind]} in `{text}`" if text and len(text) <= 60 else KINDS[kind]
+        self.out.error_sites.append(ErrorSite(kind, message, span.file, span.line, span.col,
+                                              span.end_line, span.end_col))
+        return len(self.out.error_sites) - 1
+
+    def text(self, span) -> str:
+        """The source text of a span on one line (for messages)."""
+        src = self.program.sources.get(span.file)
+        return " ".join(src.text[span.start:span.end].split()) if src is not None else ""
+
+    def ret(self, value):
+        if value is not None and self.cap < 1.0:
+            value = ir.Prim("fmin", [value, ir.Const(TRUTH, self.cap)], TRUTH)
+        return ir.Return(value)
+
+    # ------------------------------------------------------------ statements
+
+    def block(self, b: ast.Block) -> list:
+        out = []
+        for s in b.stmts:
+            out.extend(self.stmt(s))
+        return out
+
+    def stmt(self, s) -> list:
+        c = s.__class__
+        if c is ast.Let:
+            v = ir.Var(s.name, self.c.let_types[s])
+            value = self.expr(s.value)
+            self.vars[self.c.bindings[s]] = v
+            return [ir.Let(v, value)]
+        if c is ast.Assign:
+            return [self.assign(s)]
+        if c is ast.If:
+            orelse = s.orelse
+            els = [] if orelse is None else (self.block(orelse) if orelse.__class__ is ast.Block
+                                            else self.stmt(orelse))
+            return [ir.If(self.expr(s.cond), self.block(s.then), els)]
+        if c is ast.While:
+            return [ir.Loop(self.expr(s.cond), self.block(s.body), [])]
+        if c is ast.ForRange:
+            return self.for_range(s)
+        if c is ast.ForEach:
+            return self.for_each(s)
+        if c is ast.Return:
+            return [self.ret(None if s.value is None else self.expr(s.value))]
+        if c is ast.Break:
+            return [ir.Break()]
+        if c is ast.Continue:
+            return [ir.Continue()]
+        if c is ast.Assert:
+            site = self.site("assert", s.span, s.message if s.message is not None else "assertion failed")
+            return [ir.If(self.expr(s.cond), [], [ir.Fail(site)])]
+        e = s.expr
+        if e.__class__ is ast.Match and (self.c.types.get(e) is UNIT
+                                         or any(a.body.__class__ is ast.Block for a in e.arms)):
+            return [self.match_stmt(e)]
+        return [ir.Eval(self.expr(e))]
+
+    def assign(self, s: ast.Assign):
+        """`x = v`, `r.a.b = v` (rebuilds r with the new field: records are values) and the
+        compound forms (`x op= v` is `x = x op v`, the target read first)."""
+        target = s.target
+        path = []  # field indices from the variable down to the target
+        root = target
+        while root.__class__ is ast.Field and self.c.refs.get(root).__class__ is FieldRef:
+            path.append(self.c.refs[root].index)
+            root = root.obj
+        ref = self.c.refs.get(root) if root.__class__ is ast.Name else None
+        if ref.__class__ is not Local:
+            raise Unsupported("assigning to an array element is not compiled yet", s.span)
+        v = self.vars[ref]
+        if s.op == "=":
+            value = self.expr(s.value)
+        else:
+            left = self.expr(target) if path else \
+                self.convert(ir.Load(v), v.type, self.c.coercions.get(target), target)
+            value = self.binary(s.op[0], left, self.expr(s.value), target, s.value, s)
+        objs = [ir.Load(v)]
+        for i in reversed(path[1:]):
+            o = objs[-1]
+            objs.append(ir.Prim("field", [o], list(o.type.fields.values())[i], -1, i))
+        for o, i in zip(reversed(objs), path):
+            value = ir.Prim("set_field", [o, value], o.type, -1, i)
+        return ir.Store(v, value)
+
+    def for_range(self, s: ast.ForRange) -> list:
+        i = ir.Var(s.var, INT)
+        self.vars[self.c.bindings[s]] = i
+        end = ir.Var("$end", INT)
+        start = self.expr(s.start)
+        stop = self.expr(s.end)
+        cond = ir.Prim("lt", [ir.Load(i), ir.Load(end)], BOOL)
+        step = ir.Store(i, ir.Prim("add", [ir.Load(i), ir.Const(INT, 1)], INT))  # i < end: no overflow
+        return [ir.Let(i, start), ir.Let(end, stop), ir.Loop(cond, self.block(s.body), [step])]
+
+    def for_each(self, s: ast.ForEach) -> list:
+        at = self.c.converted_type(s.iterable)
+        arr = ir.Var("$xs", at)
+        idx = ir.Var("$i", INT)
+        x = ir.Var(s.var, at.elem)
+        self.vars[self.c.bindings[s]] = x
+        iterable = self.expr(s.iterable)
+        cond = ir.Prim("lt", [ir.Load(idx), ir.Prim("len", [ir.Load(arr)], INT)], BOOL)
+        head = ir.Let(x, ir.Prim("index", [ir.Load(arr), ir.Load(idx)], at.elem))  # in bounds
+        step = ir.Store(idx, ir.Prim("add", [ir.Load(idx), ir.Const(INT, 1)], INT))
+        return [ir.Let(arr, iterable), ir.Let(idx, ir.Const(INT, 0)),
+                ir.Loop(cond, [head] + self.block(s.body), [step])]
+
+    def match_stmt(self, e: ast.Match):
+        arms, default = [], []
+        for keys, arm in self.match_arms(e):
+            body = self.block(arm.body) if arm.body.__class__ is ast.Block else \
+                [ir.Eval(self.expr(arm.body))]
+            if keys is None:
+                default = body
+                break
+            arms.append((keys, body))
+        return ir.SwitchStmt(self.expr(e.subject), arms, default)
+
+    def match_arms(self, e: ast.Match):
+        """(tags or None for `_`, arm) pairs; an arm's tags are ints (enum tags, bools 0/1)."""
+        seen: set = set()
+        out = []
+        for arm in e.arms:
+            keys = []
+            for p in arm.patterns:
+                pc = p.__class__
+                if pc is ast.WildcardPat:
+                    keys = None
+                    break
+                if pc is ast.VariantPat:
+                    k = self.c.refs[p].index
+                else:
+                    k = self.literal_key(p.value)
+                if k not in seen:  # a repeated pattern never matches again
+                    seen.add(k)
+                    keys.append(k)
+            out.append((keys, arm))
+            if keys is None:
+                break
+        return out
+
+    def literal_key(self, v) -> int:
+        c = v.__class__
+        if c is ast.IntLit or c is ast.BoolLit:
+            return int(v.value)
+        if c is ast.Unary and v.operand.__class__ is ast.IntLit:
+            return -v.operand.value
+        raise Unsupported("matching on text is not compiled yet", v.span)
+
+    # ------------------------------------------------------------ expressions
+
+    def expr(self, e):
+        x = self.raw(e)
+        to = self.c.coercions.get(e)
+        return self.convert(x, self.c.types.get(e), to, e) if to is not None else x
+
+    def convert(self, x, frm: Type, to: Type | None, e):
+        if to is None or to is frm:
+            return x
+        if frm is BOOL and to is TRUTH:
+            return ir.Prim("bool_to_truth", [x], TRUTH)
+        if to.__class__ is MoneyT and frm.__class__ is MoneyT and to.currency is not None \
+                and frm.currency != to.currency:
+            site = self.site("currency", e.span, f"currency mismatch: expected {to.currency} in `{self.text(e.span)}`")
+            return ir.Prim("cur_check", [x], to, site, to.currency)
+        return ir.Prim("id", [x], to)  # truth -> float, money -> money of unknown currency, arrays
+
+    def raw(self, e):
+        c = e.__class__
+        t = self.c.types.get(e)
+        if c is ast.IntLit or c is ast.FloatLit or c is ast.BoolLit or c is ast.TextLit:
+            return ir.Const(t, e.value)
+        if c is ast.MoneyLit:
+            mv = self.c.money_values[e]
+            return ir.Const(t, (mv.minor, mv.currency))
+        if c is ast.Name or c is ast.Field:
+            return self.name(e, t)
+        if c is ast.Unary:
+            return self.unary(e, t)
+        if c is ast.Binary:
+            if e.op in ("and", "or"):
+                return ir.Logic(e.op, self.expr(e.left), self.expr(e.right), t)
+            return self.binary(e.op, self.expr(e.left), self.expr(e.right), e.left, e.right, e)
+        if c is ast.Call:
+            return self.call(e, t)
+        if c is ast.Index:
+            site = self.site("index", e.span)
+            return ir.Prim("index", [self.expr(e.obj), self.expr(e.index)], t, site)
+        if c is ast.ArrayLit:
+            return ir.Prim("array", [self.expr(x) for x in e.elems], t)
+        if c is ast.Match:
+            arms, default = [], None
+            for keys, arm in self.match_arms(e):
+                if keys is None:
+                    default = self.expr(arm.body)
+                else:
+                    arms.append((keys, self.expr(arm.body)))
+            return ir.Switch(self.expr(e.subject), arms, default, t)
+        raise Unsupported(f"`{c.__name__}` expressions are not compiled yet", e.span)
+
+    def name(self, e, t):
+        ref = self.c.refs.get(e)
+        rc = ref.__class__
+        if rc is Local:
+            return ir.Load(self.vars[ref])
+        if rc is FieldRef:
+            return ir.Prim("field", [self.expr(e.obj)], t, -1, ref.index)
+        if rc is VariantRef:
+            return ir.Const(ref.enum, ref.index)
+        if rc is ItemRef and ref.kind == "const":
+            return self.expr(ref.decl.value)
+        if rc is ItemRef and ref.kind == "axiom":
+            return ir.Const(TRUTH, self.truth.effective[self.axiom_index[id(ref.decl)]])
+        raise Unsupported(f"`{self.text(e.span)}` is not a value the code generator knows", e.span)
+
+    def unary(self, e: ast.Unary, t):
+        x = self.expr(e.operand)
+        if e.op == "not":
+            return ir.Prim("not" if t is BOOL else "tnot", [x], t)
+        if t is FLOAT:
+            return ir.Prim("fneg", [x], t)
+        return ir.Prim("neg" if t is INT else "mneg", [x], t, self.site("overflow", e.span))
+
+    def binary(self, op: str, left, right, l, r, e):
+        """`left op right` for arithmetic and comparison operators (l, r: the syntax operands)."""
+        lt = self.c.converted_type(l)
+        rt = self.c.converted_type(r)
+        if op in _CMP:
+            if lt is TEXT and op not in ("==", "!="):
+                raise Unsupported("ordering text is not compiled yet", e.span)
+            site = self.currency_site(lt, rt, e)
+            return ir.Prim(_CMP[op], [left, right], BOOL, -1, site)
+        name = _ARITH[op]
+        if lt is INT and rt is INT:
+            if name in ("div", "rem"):
+                return ir.Prim("i" + name, [left, right], INT, self.site("div_zero", e.span),
+                               self.site("overflow", e.span) if name == "div" else -1)
+            return ir.Prim("i" + name, [left, right], INT, self.site("overflow", e.span))
+        if lt is FLOAT and rt is FLOAT or lt is TRUTH or rt is TRUTH:
+            return ir.Prim("f" + name, [left, right], FLOAT)
+        if lt is TEXT:
+            return ir.Prim("concat", [left, right], TEXT)
+        t = self.c.types.get(e) if e.__class__ is ast.Binary else lt
+        if name == "mul":
+            if lt is INT:
+                left, right = right, left
+            return ir.Prim("mmul", [left, right], t, self.site("overflow", e.span))
+        cur = self.currency_site(lt, rt, e)
+        if name == "div":
+            return ir.Prim("mdiv", [left, right], FLOAT, self.site("div_zero", e.span), cur)
+        return ir.Prim("m" + name, [left, right], t, self.site("overflow", e.span), cur)
+
+    def currency_site(self, lt, rt, e) -> int:
+        """A run-time currency check for money operands whose currencies are not both known."""
+        if lt.__class__ is MoneyT and rt.__class__ is MoneyT and \
+                (lt.currency is None or rt.currency is None):
+            return self.site("currency", e.span)
+        return -1
+
+    def call(self, e: ast.Call, t):
+        ref = self.c.refs.get(e.callee)
+        args = [self.expr(a) for a in self.c.call_args[e]]
+        if ref.__class__ is ItemRef and ref.kind in ("fn", "rule"):
+            return ir.Call(self.names[ref.decl], args, t)
+        if ref.__class__ is ItemRef and ref.kind == "record":
+            return ir.Prim("record", args, t)
+        if ref.__class__ is BuiltinRef:
+            return self.builtin(ref.builtin.name, self.c.call_sigs[e], args, e, t)
+        raise Unsupported("this call is not compiled yet", e.span)
+
+    def builtin(self, name: str, sig, args, e, t):
+        ps = sig.param_types
+        p0 = ps[0] if ps else None
+        if name == "len":
+            return ir.Prim("len", args, INT)
+        if name == "float":
+            return ir.Prim("itof" if p0 is INT else "id", args, FLOAT)
+        if name == "int":
+            return ir.Prim("ftoi", args, INT, self.site("int_range", e.span)) if p0 is FLOAT else args[0]
+        if name == "truth":
+            if p0 is BOOL:
+                return ir.Prim("bool_to_truth", args, TRUTH)
+            return ir.Prim("ftruth", args, TRUTH, self.site("truth_range", e.span))
+        if name in ("ramp", "clamp01"):
+            return ir.Prim(name, args, TRUTH, self.site("truth_range", e.span))
+        if name in _FLOAT_BUILTINS:
+            return ir.Prim(_FLOAT_BUILTINS[name], args, FLOAT)
+        if name == "abs":
+            if p0 is FLOAT:
+                return ir.Prim("fabs", args, FLOAT)
+            return ir.Prim("iabs" if p0 is INT else "mabs", args, t, self.site("overflow", e.span))
+        if name in ("min", "max"):
+            if p0.__class__ is MoneyT:
+                return ir.Prim("m" + name, args, t, -1, self.currency_site(ps[0], ps[1], e))
+            return ir.Prim(("i" if p0 is INT else "f") + name, args, t)
+        if name == "minor":
+            return ir.Prim("mminor", args, INT)
+        if name == "scale":
+            return ir.Prim("mscale", args, t, self.site("overflow", e.span))
+        if name == "currency":
+            return ir.Prim("mcurrency", args, TEXT)
+        if name == "from_minor":
+            code = args[1]
+            if code.__class__ is not ir.Const:
+                return ir.Prim("mfrom_minor", args, t, self.site("currency", e.span, "unknown currency code"))
+            if code.value not in CURRENCY_EXPONENTS:
+                return ir.Prim("fail", [], t, self.site("currency", e.span,
+                                                         f"unknown currency code {code.value!r}"))
+            return ir.Prim("mk_money", [args[0]], t, -1, code.value)
+        raise Unsupported(f"the built-in `{name}` is not compiled yet", e.span)
+

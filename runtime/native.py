@@ -1,0 +1,280 @@
+"""Loading compiled LwaS code into this process and calling it from Python.
+
+`NativeProgram.from_object(object_code, described)` maps the object from memory with MCJIT (no
+temporary files, no recompilation) and binds every export as a Python callable built from its
+TypeDesc (lwas.abi) with ctypes. Python values follow runtime.values: int, float, bool, str,
+datetime, list, the variant name of an enum, a dict for a record, `Money`.
+
+A non-zero status raises lwas.RuntimeError(kind, message, Position) from the error-site table.
+
+Memory (see lwas.codegen): text and array arguments are copied into ctypes buffers that live
+until the call returns. A result holding text or arrays comes back in malloc'd buffers (one per
+text/array, nested ones included) that the caller owns: the binding copies it into Python
+objects, then frees each buffer. Native code frees its own temporaries before returning.
+
+Verifying the object (its signature) is the loader's job: loading native code is executing it.
+"""
+from __future__ import annotations
+
+import ctypes
+from datetime import datetime
+
+import llvmlite.binding as llvm
+
+from lwas.abi import AXIOM_TABLE
+from lwas.types import CURRENCY_EXPONENTS
+from lwas.errors import Position, RuntimeError as LwasRuntimeError
+from lwas.runtime.values import Money, micros_to_time, pack_currency, time_to_micros, unpack_currency
+
+INT_MIN, INT_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
+class _MoneyC(ctypes.Structure):
+    _fields_ = [("minor", ctypes.c_int64), ("currency", ctypes.c_int32)]
+
+
+class _SliceC(ctypes.Structure):
+    _fields_ = [("ptr", ctypes.c_void_p), ("len", ctypes.c_int64)]
+
+
+_SCALARS = {"int": ctypes.c_int64, "time": ctypes.c_int64, "float": ctypes.c_double,
+            "truth": ctypes.c_double, "bool": ctypes.c_int8}
+_records: dict = {}  # (name, fields as a tuple) -> ctypes Structure
+
+
+def ctype(desc):
+    """The ctypes form of a TypeDesc as stored in memory (arrays, records, *out)."""
+    if isinstance(desc, str):
+        if desc == "text":
+            return _SliceC
+        return _SCALARS[desc]
+    if "money" in desc:
+        return _MoneyC
+    if "array" in desc:
+        return _SliceC
+    if "enum" in desc:
+        return ctypes.c_int32
+    key = repr(desc)
+    st = _records.get(key)
+    if st is None:
+        st = _records[key] = type(desc["record"], (ctypes.Structure,),
+                                  {"_fields_": [(n, ctype(t)) for n, t in desc["fields"]]})
+    return st
+
+
+class _Call:
+    """Keeps the buffers of one call alive until its results are copied out."""
+
+    def __init__(self):
+        self.keep: list = []
+
+    def to_native(self, desc, v):
+        """A Python value in its memory form (a ctypes value or structure)."""
+        if isinstance(desc, str):
+            if desc == "int":
+                if type(v) is not int or not INT_MIN <= v <= INT_MAX:
+                    raise TypeError(f"expected an int in the 64-bit range, got {v!r}")
+                return v
+            if desc in ("float", "truth"):
+                if type(v) not in (int, float) or type(v) is bool:
+                    raise TypeError(f"expected a float, got {v!r}")
+                if desc == "truth" and not 0.0 <= v <= 1.0:
+                    raise ValueError(f"a truth must be in [0, 1], got {v!r}")
+                return float(v)
+            if desc == "bool":
+                if type(v) is not bool:
+                    raise TypeError(f"expected a bool, got {v!r}")
+                return int(v)
+            if desc == "time":
+                if not isinstance(v, datetime):
+                    raise TypeError(f"expected a datetime, got {v!r}")
+                return time_to_micros(v)
+            if desc == "text":
+                if not isinstance(v, str):
+                    raise TypeError(f"expected a str, got {v!r}")
+                return self.buffer(v.encode("utf-8"))
+        if "money" in desc:
+            if not isinstance(v, Money):
+                raise TypeError(f"expected Money, got {v!r}")
+            if v.currency not in CURRENCY_EXPONENTS:
+                raise ValueError(f"unknown currency code {v.currency!r}")
+            want = desc["money"]
+            if want is not None and v.currency != want:
+                raise LwasRuntimeError("currency", f"currency mismatch: expected {want}, got {v.currency}")
+            return _MoneyC(self.to_native("int", v.minor), pack_currency(v.currency))
+        if "array" in desc:
+            et = ctype(desc["array"])
+            arr = (et * len(v))(*[self.to_native(desc["array"], x) for x in v])
+            self.keep.append(arr)
+            return _SliceC(ctypes.cast(arr, ctypes.c_void_p), len(v))
+        if "enum" in desc:
+            try:
+                return desc["variants"].index(v)
+            except ValueError:
+                raise ValueError(f"{v!r} is not a variant of {desc['enum']}") from None
+        if not isinstance(v, dict) or set(v) != {n for n, _ in desc["fields"]}:
+            raise TypeError(f"expected a dict with the fields of {desc['record']}, got {v!r}")
+        return ctype(desc)(*[self.to_native(t, v[n]) for n, t in desc["fields"]])
+
+    def buffer(self, data: bytes) -> _SliceC:
+        buf = ctypes.create_string_buffer(data, len(data) or 1)
+        self.keep.append(buf)
+        return _SliceC(ctypes.cast(buf, ctypes.c_void_p), len(data))
+
+
+def to_python(desc, v):
+    """A memory-form value (as ctypes gives it back) as a Python value."""
+    if isinstance(desc, str):
+        if desc == "bool":
+            return v != 0
+        if desc == "time":
+            return micros_to_time(v)
+        if desc == "text":
+            return ctypes.string_at(v.ptr, v.len).decode("utf-8") if v.len else ""
+        return v
+    if "money" in desc:
+        return Money(v.minor, unpack_currency(v.currency))
+    if "array" in desc:
+        et = ctype(desc["array"])
+        items = (et * v.len).from_address(v.ptr) if v.len else []
+        return [to_python(desc["array"], x) for x in items]
+    if "enum" in desc:
+        return desc["variants"][v]
+    return {n: to_python(t, getattr(v, n)) for n, t in desc["fields"]}
+
+
+_free = ctypes.CDLL(None).free
+_free.argtypes = [ctypes.c_void_p]
+_free.restype = None
+
+
+def owns_memory(desc) -> bool:
+    if desc == "text":
+        return True
+    if isinstance(desc, dict) and "array" in desc:
+        return True
+    return isinstance(desc, dict) and "record" in desc and any(owns_memory(t) for _, t in desc["fields"])
+
+
+def release(desc, v) -> None:
+    """Frees the malloc'd buffers of a result (memory form), nested ones first."""
+    if isinstance(desc, dict) and "record" in desc:
+        for n, t in desc["fields"]:
+            if owns_memory(t):
+                release(t, getattr(v, n))
+        return
+    if isinstance(desc, dict) and owns_memory(desc["array"]) and v.len:
+        for x in (ctype(desc["array"]) * v.len).from_address(v.ptr):
+            release(desc["array"], x)
+    _free(v.ptr)
+
+
+def _bind(address: int, export: dict, sites: list):
+    """A Python callable for one export."""
+    params = export["params"]
+    result = export["result"]
+    argtypes = [ctypes.c_void_p]
+    for p in params:
+        d = p["type"]
+        if d == "text" or isinstance(d, dict) and "array" in d:
+            argtypes += [ctypes.c_void_p, ctypes.c_int64]
+        elif isinstance(d, dict) and "money" in d:
+            argtypes += [ctypes.c_int64, ctypes.c_int32]
+        elif isinstance(d, dict) and "record" in d:
+            argtypes.append(ctypes.c_void_p)
+        else:
+            argtypes.append(ctype(d))
+    cfunc = ctypes.CFUNCTYPE(ctypes.c_int32, *argtypes)(address)
+    names = [p["name"] for p in params]
+    rtype = None if result == "unit" else ctype(result)
+    owns = rtype is not None and owns_memory(result)
+    name = export["name"]
+
+    def call(*args):
+        if len(args) != len(params):
+            raise TypeError(f"{name}() takes {len(params)} argument(s) ({', '.join(names)}), got {len(args)}")
+        c = _Call()
+        flat = []
+        for p, a in zip(params, args):
+            v = c.to_native(p["type"], a)
+            if isinstance(v, (_MoneyC, _SliceC)):
+                flat += [v.minor, v.currency] if isinstance(v, _MoneyC) else [v.ptr, v.len]
+            elif isinstance(v, ctypes.Structure):
+                c.keep.append(v)
+                flat.append(ctypes.cast(ctypes.pointer(v), ctypes.c_void_p))
+            else:
+                flat.append(v)
+        out = rtype() if rtype is not None else None
+        status = cfunc(ctypes.cast(ctypes.pointer(out), ctypes.c_void_p) if out is not None else None, *flat)
+        if status:
+            s = sites[status - 1]
+            raise LwasRuntimeError(s["kind"], s["message"], Position(s["file"], s["line"], s["col"],
+                                                                     s["end_line"], s["end_col"]))
+        if out is None:
+            return None
+        if owns:
+            try:
+                return to_python(result, out)
+            finally:
+                release(result, out)
+        return to_python(result, out.value if hasattr(out, "value") else out)
+
+    call.__name__ = name
+    call.__qualname__ = name
+    return call
+
+
+class _Namespace:
+    """Callables by LwaS name: `ns.fib`, `ns.fuzzy.triangle` or getattr(ns, "fuzzy.triangle")."""
+
+
+def _tm():
+    """A fresh target machine: an MCJIT engine takes ownership of the one it is given."""
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    return llvm.Target.from_default_triple().create_target_machine()
+
+
+class NativeProgram:
+    def __init__(self, engine, described: dict):
+        self._engine = engine  # keeps the mapped code alive
+        self.described = described
+        self.fn = _Namespace()
+        self._calls: dict = {}
+        self._tests: dict = {}
+        sites = described["error_sites"]
+        for e in described["exports"]:
+            f = _bind(engine.get_function_address(e["symbol"]), e, sites)
+            if e["kind"] == "test":
+                self._tests[e["name"]] = f
+                continue
+            self._calls[e["name"]] = f
+            setattr(self.fn, e["name"], f)
+            parts = e["name"].split(".")
+            ns = self.fn
+            for part in parts[:-1]:
+                if not isinstance(getattr(ns, part, None), _Namespace):
+                    setattr(ns, part, _Namespace())
+                ns = getattr(ns, part)
+            setattr(ns, parts[-1], f)
+        self.tests = list(self._tests)
+        self._axioms = [a["name"] for a in described["axioms"]]
+        self._table = engine.get_global_value_address(AXIOM_TABLE)
+
+    @classmethod
+    def from_object(cls, object_code: bytes, described: dict) -> "NativeProgram":
+        ee = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _tm())
+        ee.add_object_file(llvm.ObjectFileRef.from_data(object_code))
+        ee.finalize_object()
+        return cls(ee, described)
+
+    def call(self, name: str, *args):
+        return self._calls[name](*args)
+
+    def run_test(self, name: str) -> None:
+        self._tests[name]()
+
+    def truth(self, name: str) -> float:
+        """An axiom's effective truth, read from the table in native memory."""
+        i = self._axioms.index(name)
+        return ctypes.c_double.from_address(self._table + 8 * i).value

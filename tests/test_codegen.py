@@ -1,0 +1,596 @@
+"""Native code generation end to end: check -> lower -> generate -> load from memory -> call.
+
+Real compilation, no mocks. One program (LANGUAGE.md's accepted blocks plus functions that
+exercise each feature and each runtime fault) is compiled once per optimisation level; every
+behaviour is checked at O0 and O2, and a fault must leave the process able to run more calls.
+"""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import pytest
+
+import lwas
+from lwas import codegen, lower
+from lwas.abi import SYMBOL_PREFIX
+from lwas.driver import check_source
+from lwas.runtime.native import NativeProgram
+from lwas.runtime.values import Money
+
+INT_MIN, INT_MAX = -(2 ** 63), 2 ** 63 - 1
+
+LANGUAGE = '''module ethics
+
+axiom truth = 1.0
+axiom freedom = 0.8 requires truth
+axiom hope = 0.5..0.9 requires truth
+axiom care requires freedom, hope
+
+const MAX_TRANSACTION: money = 1_000_000.00 USD
+const CPU_ALERT: float = 80.0
+
+fn fib(n: int) -> int {
+  if n < 2 {
+    return n
+  }
+  return fib(n - 1) + fib(n - 2)
+}
+
+fn sum_to(n: int) -> int {
+  var total = 0
+  for i in 0..n {
+    total += i
+  }
+  return total
+}
+
+fn circle_area(r: float) -> float = 3.141592653589793 * r * r
+
+fn mean(xs: [float]) -> float {
+  var s = 0.0
+  for x in xs {
+    s += x
+  }
+  return s / float(len(xs))
+}
+
+enum TxType { Payment, Refund, Expense, Revenue }
+
+record Transaction {
+  id: text
+  amount: money
+  timestamp: time
+  tx_type: TxType
+}
+
+fn signed_amount(tx: Transaction) -> money = match tx.tx_type {
+  Payment | Revenue => tx.amount
+  Refund | Expense => -tx.amount
+}
+
+axiom integrity = 0.95
+
+rule valid_amount(tx: Transaction) -> truth =
+  tx.amount > 0.00 USD and tx.amount <= MAX_TRANSACTION
+
+rule overloaded(cpu: float) -> truth = ramp(cpu, 70.0, 90.0)
+
+rule healthy(cpu: float, ram: float) -> truth =
+  not overloaded(cpu) and not ramp(ram, 75.0, 95.0) requires integrity
+
+test "fibonacci" {
+  assert fib(10) == 55
+  assert sum_to(4) == 6
+}
+'''
+
+EXTRA = '''
+record Point {
+  x: float
+  y: float
+  on: bool
+}
+
+fn div(a: int, b: int) -> int = a / b
+fn rem(a: int, b: int) -> int = a % b
+fn add(a: int, b: int) -> int = a + b
+fn mul(a: int, b: int) -> int = a * b
+fn neg(a: int) -> int = -a
+fn to_int(x: float) -> int = int(x)
+fn fdiv(a: float, b: float) -> float = a / b
+fn check_pos(x: int) -> int {
+  assert x > 0, "x must be positive"
+  assert x < 100
+  return x
+}
+fn at(xs: [int], i: int) -> int = xs[i]
+fn money_add(a: money, b: money) -> money = a + b
+fn money_less(a: money, b: money) -> bool = a < b
+fn money_ratio(a: money, b: money) -> float = a / b
+fn plus_dollar(a: money) -> money = a + 1.00 USD
+fn scale_it(m: money, f: float) -> money = scale(m, f)
+fn triple(m: money) -> money = 3 * m
+fn money_abs(m: money) -> money = abs(m)
+fn cheaper(a: money, b: money) -> money = min(a, b)
+fn minor_of(m: money) -> int = minor(m)
+fn yen(n: int) -> money = from_minor(n, "JPY")
+fn clamp(x: float) -> truth = clamp01(x)
+fn ramp01(x: float) -> truth = ramp(x, 0.0, 1.0)
+fn short_and(x: int) -> bool = x != 0 and 10 / x > 1
+fn short_or(x: int) -> bool = x == 0 or 10 / x > 1
+fn tand(a: truth, b: truth) -> truth = a and b
+fn tor(a: truth, b: truth) -> truth = a or not b
+fn tbool(a: bool, b: truth) -> truth = a and b
+fn classify(n: int) -> int = match n {
+  0 => 10
+  1 | 2 => 20
+  -1 => 5
+  _ => 30
+}
+fn kind_code(t: TxType) -> int {
+  match t {
+    Payment => { return 1 }
+    _ => { return 2 }
+  }
+}
+fn mk(x: float) -> Point = Point(x: x, y: 2.0, on: x > 0.0)
+fn moved(p: Point, dx: float) -> Point {
+  var q = p
+  q.x += dx
+  q.on = not q.on
+  return q
+}
+fn norm1(p: Point) -> float = abs(p.x) + abs(p.y)
+fn count_big(xs: [int], limit: int) -> int {
+  var n = 0
+  for x in xs {
+    if x > limit {
+      n += 1
+    }
+  }
+  return n
+}
+fn odd_sum(n: int) -> int {
+  var i = 0
+  var s = 0
+  while true {
+    i += 1
+    if i > n {
+      break
+    }
+    if i % 2 == 0 {
+      continue
+    }
+    s += i
+  }
+  return s
+}
+fn small() -> [int] = [1, 2, 3]
+fn kinds() -> [TxType] = [Refund, Payment]
+fn same(a: text, b: text) -> bool = a == b
+fn greet() -> text = "héllo"
+fn echo(t: text) -> text = t
+fn later(a: time, b: time) -> bool = a > b
+fn ident(xs: [float]) -> [float] = xs
+fn bounds(lo: int, hi: int) -> int {
+  var c = 0
+  for i in lo..hi {
+    c += 1
+  }
+  return c
+}
+fn trust() -> truth = integrity
+fn biggest(a: int, b: int) -> int = max(a, abs(b))
+fn tx_of(t: Transaction) -> TxType = t.tx_type
+fn limit() -> money = MAX_TRANSACTION
+fn nothing(x: int) {
+  assert x != 3, "three"
+}
+fn sqrt_of(x: float) -> float = sqrt(x)
+fn code_of(m: money) -> text = currency(m)
+fn money_of(n: int, code: text) -> money = from_minor(n, code)
+
+test "arith" {
+  assert div(-7, 2) == -3
+  assert rem(-7, 2) == -1
+  assert classify(-1) == 5
+}
+test "broken" {
+  assert 1 + 1 == 3, "math is broken"
+}
+'''
+
+SOURCE = LANGUAGE + EXTRA
+UTC = timezone.utc
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def line_of(snippet: str) -> int:
+    """The 1-based line of SOURCE that contains snippet (the one place a fault must point at)."""
+    hits = [i for i, text in enumerate(SOURCE.splitlines(), 1) if snippet in text]
+    assert len(hits) == 1, (snippet, hits)
+    return hits[0]
+
+
+def build(source: str, opt_level: int = 2):
+    c = check_source(source, "prog.lwas")
+    errors = [d for d in c.diagnostics if d.severity == "error"]
+    assert not errors, errors
+    return codegen.generate(lower.lower_program(c.program, c.checked, c.truth), opt_level)
+
+
+@pytest.fixture(scope="module")
+def modules():
+    return {opt: build(SOURCE, opt) for opt in (0, 2)}
+
+
+@pytest.fixture(scope="module", params=[0, 2], ids=["O0", "O2"])
+def prog(request, modules):
+    m = modules[request.param]
+    return NativeProgram.from_object(m.object_code, m.describe())
+
+
+def tx(amount: Money, kind: str = "Payment") -> dict:
+    return {"id": "t1", "amount": amount, "timestamp": T0, "tx_type": kind}
+
+
+# ---------------------------------------------------------------- LANGUAGE.md
+
+
+def test_language_functions(prog):
+    f = prog.fn
+    assert f.fib(10) == 55
+    assert f.fib(30) == 832040
+    assert f.sum_to(4) == 6
+    assert f.sum_to(0) == 0 and f.sum_to(-5) == 0
+    assert f.sum_to(1_000_000) == 499999500000  # a runtime bound: the loop is not folded away
+    assert f.circle_area(2.0) == 3.141592653589793 * 2.0 * 2.0
+    assert f.mean([1.0, 2.0, 4.5]) == 2.5
+    assert math.isnan(f.mean([]))
+    assert f.signed_amount(tx(Money(1250, "USD"), "Refund")) == Money(-1250, "USD")
+    assert f.signed_amount(tx(Money(1250, "EUR"), "Revenue")) == Money(1250, "EUR")
+    assert f.valid_amount(tx(Money(1250, "USD"))) == 1.0
+    assert f.valid_amount(tx(Money(0, "USD"))) == 0.0
+    assert f.valid_amount(tx(Money(100_000_001, "USD"))) == 0.0
+    assert f.overloaded(80.0) == 0.5 and f.overloaded(60.0) == 0.0 and f.overloaded(95.0) == 1.0
+    assert f.healthy(10.0, 10.0) == 0.95  # capped by integrity
+    assert f.healthy(80.0, 80.0) == 0.5
+    assert f.healthy(80.0, 90.0) == 0.25
+    assert prog.call("fib", 12) == 144 and getattr(prog.fn, "fib")(3) == 2
+
+
+def test_axiom_table(prog):
+    assert prog.truth("truth") == 1.0
+    assert prog.truth("freedom") == 0.8
+    assert prog.truth("hope") == 0.5
+    assert prog.truth("care") == 0.5
+    assert prog.truth("integrity") == 0.95
+    assert prog.fn.trust() == 0.95
+
+
+def test_tests_run(prog):
+    assert prog.tests == ["fibonacci", "arith", "broken"]
+    prog.run_test("fibonacci")
+    prog.run_test("arith")
+    with pytest.raises(lwas.RuntimeError) as e:
+        prog.run_test("broken")
+    assert e.value.kind == "assert" and e.value.message == "math is broken"
+    assert e.value.position.line == line_of('"math is broken"')
+
+
+def test_exports_and_symbols(modules):
+    m = modules[2]
+    names = [e.name for e in m.exports]
+    assert names[:8] == ["fib", "sum_to", "circle_area", "mean", "signed_amount", "valid_amount",
+                         "overloaded", "healthy"]
+    e = m.exports[0]
+    assert e.symbol == SYMBOL_PREFIX + "fib" and e.kind == "fn" and e.result == "int"
+    assert e.line == line_of("fn fib(")
+    test = next(x for x in m.exports if x.kind == "test")
+    assert test.name == "fibonacci" and test.symbol == SYMBOL_PREFIX + "test$0"
+    rule = next(x for x in m.exports if x.name == "valid_amount")
+    assert rule.kind == "rule" and rule.result == "truth"
+    assert rule.params[0].type["record"] == "Transaction"
+
+
+# ---------------------------------------------------------------- faults
+
+FAULTS = [
+    ("div", (1, 0), "div_zero", "fn div("),
+    ("div", (INT_MIN, -1), "overflow", "fn div("),
+    ("rem", (5, 0), "div_zero", "fn rem("),
+    ("add", (INT_MAX, 1), "overflow", "fn add("),
+    ("add", (INT_MIN, -1), "overflow", "fn add("),
+    ("mul", (2 ** 62, 2), "overflow", "fn mul("),
+    ("neg", (INT_MIN,), "overflow", "fn neg("),
+    ("to_int", (math.nan,), "int_range", "fn to_int("),
+    ("to_int", (9.3e18,), "int_range", "fn to_int("),
+    ("to_int", (math.inf,), "int_range", "fn to_int("),
+    ("check_pos", (0,), "assert", '"x must be positive"'),
+    ("check_pos", (100,), "assert", "assert x < 100"),
+    ("at", ([1, 2, 3], 3), "index", "fn at("),
+    ("at", ([1, 2, 3], -1), "index", "fn at("),
+    ("at", ([], 0), "index", "fn at("),
+    ("money_add", (Money(1, "USD"), Money(1, "EUR")), "currency", "fn money_add("),
+    ("money_add", (Money(INT_MAX, "USD"), Money(1, "USD")), "overflow", "fn money_add("),
+    ("money_less", (Money(1, "USD"), Money(1, "EUR")), "currency", "fn money_less("),
+    ("money_ratio", (Money(1, "USD"), Money(0, "USD")), "div_zero", "fn money_ratio("),
+    ("plus_dollar", (Money(1, "EUR"),), "currency", "fn plus_dollar("),
+    ("scale_it", (Money(1, "USD"), math.nan), "overflow", "fn scale_it("),
+    ("scale_it", (Money(10, "USD"), 1e300), "overflow", "fn scale_it("),
+    ("triple", (Money(INT_MAX // 2, "USD"),), "overflow", "fn triple("),
+    ("money_abs", (Money(INT_MIN, "USD"),), "overflow", "fn money_abs("),
+    ("cheaper", (Money(1, "USD"), Money(1, "JPY")), "currency", "fn cheaper("),
+    ("clamp", (math.nan,), "truth_range", "fn clamp("),
+    ("ramp01", (math.nan,), "truth_range", "fn ramp01("),
+    ("biggest", (1, INT_MIN), "overflow", "fn biggest("),
+    ("nothing", (3,), "assert", '"three"'),
+    ("valid_amount", (tx(Money(5, "EUR")),), "currency", "tx.amount > 0.00 USD"),
+    ("money_of", (5, "EURO"), "currency", "fn money_of("),
+    ("money_of", (5, "XXX"), "currency", "fn money_of("),
+]
+
+
+@pytest.mark.parametrize("name,args,kind,where", FAULTS, ids=[f"{f[0]}-{f[2]}-{i}" for i, f in enumerate(FAULTS)])
+def test_fault(prog, name, args, kind, where):
+    with pytest.raises(lwas.RuntimeError) as e:
+        prog.call(name, *args)
+    err = e.value
+    assert err.kind == kind
+    assert err.position.file == "prog.lwas" and err.position.line == line_of(where)
+    assert err.position.col >= 1 and err.message
+    assert prog.fn.fib(15) == 610  # the process and the program stay healthy
+
+
+def test_fault_messages(prog):
+    with pytest.raises(lwas.RuntimeError) as e:
+        prog.fn.div(1, 0)
+    assert e.value.message == "division by zero in `a / b`"
+    assert str(e.value).startswith(f"prog.lwas:{line_of('fn div(')}:")
+
+
+# ---------------------------------------------------------------- integers and floats
+
+
+@pytest.mark.parametrize("a", [7, -7, 0, 1, INT_MAX, INT_MIN, -1, 3037000499])
+@pytest.mark.parametrize("b", [2, -2, 1, -1, 3, INT_MAX, INT_MIN])
+def test_division_truncates_and_remainder_has_dividend_sign(modules, a, b):
+    p = _o2(modules)
+    if a == INT_MIN and b == -1:
+        assert p.fn.rem(a, b) == 0
+        return
+    q = abs(a) // abs(b) * (1 if (a >= 0) == (b >= 0) else -1)
+    assert p.fn.div(a, b) == q
+    assert p.fn.rem(a, b) == a - q * b
+
+
+_cache: dict = {}
+
+
+def _o2(modules):
+    if "o2" not in _cache:
+        m = modules[2]
+        _cache["o2"] = NativeProgram.from_object(m.object_code, m.describe())
+    return _cache["o2"]
+
+
+def test_checked_boundaries(prog):
+    f = prog.fn
+    assert f.add(INT_MAX, 0) == INT_MAX and f.add(INT_MIN, 0) == INT_MIN
+    assert f.mul(3037000499, 3037000499) == 3037000499 ** 2
+    assert f.neg(INT_MAX) == -INT_MAX
+    assert f.to_int(3.9) == 3 and f.to_int(-3.9) == -3
+    assert f.to_int(-9.223372036854775808e18) == INT_MIN
+    assert f.fdiv(1.0, 0.0) == math.inf and f.fdiv(-1.0, 0.0) == -math.inf
+    assert math.isnan(f.fdiv(0.0, 0.0))
+    assert math.isnan(f.sqrt_of(-1.0)) and f.sqrt_of(9.0) == 3.0
+
+
+def test_truth_operators_and_short_circuit(prog):
+    f = prog.fn
+    assert f.short_and(0) is False  # 10 / 0 is never evaluated
+    assert f.short_or(0) is True
+    assert f.short_and(2) is True and f.short_and(20) is False
+    assert f.tand(0.3, 0.6) == 0.3
+    assert math.copysign(1.0, f.tand(-0.0, 0.6)) == -1.0  # the deciding left value itself
+    assert f.tor(0.3, 0.6) == 0.4
+    assert f.tbool(True, 0.4) == 0.4 and f.tbool(False, 0.4) == 0.0
+    assert [f.clamp(x) for x in (-1.0, 0.3, 2.0)] == [0.0, 0.3, 1.0]
+    assert [f.ramp01(x) for x in (-1.0, 0.25, 1.0, 7.0)] == [0.0, 0.25, 1.0, 1.0]
+
+
+def test_control_flow(prog):
+    f = prog.fn
+    assert [f.classify(n) for n in (0, 1, 2, -1, 3, INT_MIN)] == [10, 20, 20, 5, 30, 30]
+    assert f.kind_code("Payment") == 1 and f.kind_code("Expense") == 2
+    assert f.odd_sum(10) == 25
+    assert f.bounds(3, 7) == 4 and f.bounds(7, 3) == 0 and f.bounds(INT_MAX - 2, INT_MAX) == 2
+    assert f.check_pos(5) == 5
+    assert f.nothing(1) is None
+
+
+# ---------------------------------------------------------------- money, records, arrays, text, time
+
+
+def test_money(prog):
+    f = prog.fn
+    usd = Money(150, "USD")
+    assert f.money_add(usd, usd) == Money(300, "USD")
+    assert f.money_less(Money(100, "EUR"), Money(101, "EUR")) is True
+    assert f.money_ratio(usd, Money(50, "USD")) == 3.0
+    assert f.plus_dollar(usd) == Money(250, "USD")
+    assert f.scale_it(Money(5, "USD"), 0.5) == Money(2, "USD")  # half-even
+    assert f.scale_it(Money(15, "USD"), 0.5) == Money(8, "USD")
+    assert f.scale_it(Money(-25, "USD"), 0.5) == Money(-12, "USD")
+    assert f.scale_it(Money(INT_MAX, "USD"), 1.0) == Money(INT_MAX, "USD")  # exact, no float detour
+    assert f.scale_it(Money(3, "USD"), 0.1) == Money(0, "USD")
+    assert f.triple(usd) == Money(450, "USD")
+    assert f.money_abs(Money(-7, "JPY")) == Money(7, "JPY")
+    assert f.cheaper(Money(9, "USD"), Money(3, "USD")) == Money(3, "USD")
+    assert f.minor_of(usd) == 150 and f.yen(500) == Money(500, "JPY")
+    assert f.limit() == Money(100_000_000, "USD")
+    assert f.code_of(Money(1, "KWD")) == "KWD" and f.code_of(Money(1, "AED")) == "AED"
+    assert f.money_of(-7, "JPY") == Money(-7, "JPY")
+    with pytest.raises(ValueError):
+        f.code_of(Money(1, "ABC"))  # the binding admits only ISO 4217 codes
+
+
+def test_records_arrays_text_time(prog):
+    f = prog.fn
+    assert f.mk(1.5) == {"x": 1.5, "y": 2.0, "on": True}
+    assert f.moved({"x": 1.0, "y": 0.0, "on": True}, 2.0) == {"x": 3.0, "y": 0.0, "on": False}
+    assert f.norm1({"x": -1.0, "y": 2.5, "on": False}) == 3.5
+    assert f.tx_of(tx(Money(1, "USD"), "Expense")) == "Expense"
+    assert f.count_big([1, 5, 10, 20], 4) == 3 and f.count_big([], 0) == 0
+    assert f.small() == [1, 2, 3] and f.kinds() == ["Refund", "Payment"]
+    assert f.ident([1.0, 2.5]) == [1.0, 2.5]
+    assert f.same("a", "a") is True and f.same("ab", "ac") is False and f.same("", "") is True
+    assert f.same("a", "ab") is False
+    assert f.greet() == "héllo" and f.echo("wörld ✓") == "wörld ✓"
+    assert f.later(T0, datetime(2020, 1, 1, tzinfo=UTC)) is True
+
+
+def test_binding_rejects_bad_arguments(prog):
+    with pytest.raises(TypeError):
+        prog.fn.fib()
+    with pytest.raises(TypeError):
+        prog.fn.fib(2 ** 63)
+    with pytest.raises(TypeError):
+        prog.fn.fib(1.5)
+    with pytest.raises(ValueError):
+        prog.fn.kind_code("Gift")
+    assert prog.fn.fib(1) == 1
+
+
+def test_signed_amount_with_static_currency_parameter():
+    m = build("fn cents(m: money) -> int = minor(m + 0.01 USD)\n")
+    p = NativeProgram.from_object(m.object_code, m.describe())
+    assert p.fn.cents(Money(99, "USD")) == 100
+    with pytest.raises(lwas.RuntimeError) as e:
+        p.fn.cents(Money(99, "GBP"))
+    assert e.value.kind == "currency" and e.value.position.line == 1
+
+
+def test_truth_conversion():
+    m = build("fn t(x: float) -> truth = truth(x)\n")
+    p = NativeProgram.from_object(m.object_code, m.describe())
+    assert p.fn.t(0.25) == 0.25 and p.fn.t(1.0) == 1.0
+    for bad in (1.5, -0.1, math.nan):
+        with pytest.raises(lwas.RuntimeError) as e:
+            p.fn.t(bad)
+        assert e.value.kind == "truth_range" and e.value.position.line == 1
+
+
+def test_imported_functions_have_qualified_names():
+    m = build("import std.fuzzy\n\nfn tri(x: float) -> truth = fuzzy.triangle(x, 0.0, 1.0, 2.0)\n")
+    names = [e.name for e in m.exports]
+    assert names[-1] == "tri" and "std.fuzzy.triangle" in names  # dependency order
+    p = NativeProgram.from_object(m.object_code, m.describe())
+    assert p.fn.tri(0.5) == 0.5
+    assert p.fn.std.fuzzy.triangle(1.5, 0.0, 1.0, 2.0) == 0.5
+    assert getattr(p.fn, "std.fuzzy.ramp_down")(0.0, 1.0, 2.0) == 1.0
+    assert p.call("std.fuzzy.trapezoid", 2.0, 0.0, 1.0, 3.0, 4.0) == 1.0
+
+
+# ---------------------------------------------------------------- unsupported, determinism, emit
+
+
+def test_unsupported_is_reported_with_a_span():
+    src = "fn first(xs: [int]) -> int {\n  var ys = xs\n  ys[0] = 1\n  return ys[0]\n}\n"
+    c = check_source(src, "u.lwas")
+    with pytest.raises(codegen.Unsupported) as e:
+        codegen.generate(lower.lower_program(c.program, c.checked, c.truth))
+    assert "array element" in e.value.message and e.value.span.line == 3
+
+
+ALLOC = '''
+record Label {
+  text: text
+  parts: [text]
+  n: int
+}
+fn hello(name: text) -> text = "hi " + name + "!"
+fn pair(a: int, b: int) -> [int] = [a, b, a + b]
+fn nested(a: int) -> [[int]] = [[a], [a, a], []]
+fn label(name: text, n: int) -> Label = Label(text: "#" + name, parts: [name, "x"], n: n)
+fn labels(name: text) -> [Label] = [label(name, 1), label(name + name, 2)]
+fn total(a: int, b: int) -> int {
+  var s = 0
+  for x in pair(a, b) {
+    s += x
+  }
+  return s
+}
+fn fail_late(name: text, d: int) -> text {
+  let t = "tmp " + name
+  return t + [t][10 / d]
+}
+'''
+
+
+@pytest.fixture(scope="module")
+def alloc():
+    m = build(ALLOC, 2)
+    return NativeProgram.from_object(m.object_code, m.describe())
+
+
+def test_runtime_text_and_arrays(alloc):
+    f = alloc.fn
+    assert f.hello("wörld") == "hi wörld!" and f.hello("") == "hi !"
+    assert f.pair(2, 3) == [2, 3, 5]
+    assert f.nested(7) == [[7], [7, 7], []]
+    assert f.label("a", 3) == {"text": "#a", "parts": ["a", "x"], "n": 3}
+    assert f.labels("b") == [{"text": "#b", "parts": ["b", "x"], "n": 1},
+                             {"text": "#bb", "parts": ["bb", "x"], "n": 2}]
+    assert f.total(2, 3) == 10
+    with pytest.raises(lwas.RuntimeError) as e:
+        f.fail_late("x", 0)
+    assert e.value.kind == "div_zero"
+    with pytest.raises(lwas.RuntimeError) as e:
+        f.fail_late("x", 1)
+    assert e.value.kind == "index"
+
+
+def test_runtime_allocation_does_not_leak(alloc):
+    """Temporaries are freed by the call, results by the binding: memory stays flat."""
+    import resource
+
+    big = "y" * 10_000
+    f = alloc.fn
+    for _ in range(2_000):  # warm up allocator pools
+        f.labels(big)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(20_000):  # 20k calls x ~80 kB each: a leak would be 1.6 GB
+        f.labels(big)
+        with pytest.raises(lwas.RuntimeError):
+            f.fail_late(big, 0)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert after - before < 50_000  # kB
+
+
+def test_object_code_is_deterministic(modules):
+    again = build(SOURCE, 2)
+    assert again.object_code == modules[2].object_code
+    assert again.describe() == modules[2].describe()
+    code = ("import sys, hashlib; sys.path.insert(0, %r); import test_codegen as t; "
+            "print(hashlib.sha256(t.build(t.SOURCE, 2).object_code).hexdigest())") % str(_here())
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    import hashlib
+    assert out.stdout.strip() == hashlib.sha256(modules[2].object_code).hexdigest()
+
+
+def _here():
+    from pathlib import Path
+    return Path(__file__).resolve().parent
+
+
+def test_emit_ir_and_assembly():
+    c = check_source(LANGUAGE, "lang.lwas")
+    p = lower.lower_program(c.program, c.checked, c.truth)
+    text = codegen.llvm_ir(p, 2)
+    assert '@"lwas$fib"' in text and "lwas$axioms" in text and "sadd.with.overflow" in text
+    asm = codegen.assembly(p, 0)
+    assert "lwas$healthy" in asm
