@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The main job. Until the service runtime lands it checks every example and runs one natively.
 run: $(STAMP)
-	$(VENV)/bin/lwasc check examples/*.lwas
+	$(VENV)/bin/lwasc check examples/*.lwas stdlib/*.lwas
+	$(VENV)/bin/lwasc run examples/fib.lwas
 
 test: $(STAMP)
 	$(PY) -m pytest -q
