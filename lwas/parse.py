@@ -399,7 +399,7 @@ _BUILDER = _Builder()
 # ---------------------------------------------------------------- driver and recovery
 
 _ITEM_START = re.compile(
-    r"^(?:pub[ \t]+)?(?:module|import|axiom|const|fn|rule|record|enum|test|service)\b|^///", re.M)
+    r"^(?:pub[ \t]+)?(?:module|import|axiom|const|fn|rule|record|enum|test|service)\b", re.M)
 
 _TOKEN_WORDS = {
     "_NL": "end of line", "$END": "end of file", "NAME": "a name", "INT": "an integer",
@@ -517,14 +517,12 @@ def _parse_tree(text: str):
 
 
 def _segments(text: str) -> list[int]:
-    """Offsets where items start: a keyword (or doc comment) at the start of a line."""
-    starts = [m.start() for m in _ITEM_START.finditer(text)]
-    # doc comments belong to the item below them: keep only the first line of a doc block
-    out: list[int] = []
-    for s in starts:
-        if out and text.startswith("///", out[-1]) and text.count("\n", out[-1], s) <= 1 and text[out[-1]:s].count("\n") == 1:
-            continue
-        out.append(s)
+    """Offsets where items start: an item keyword at the start of a line.
+
+    Doc comments above an item fall at the end of the previous chunk, where the lexer skips
+    them; the builder reads them from the whole file's text.
+    """
+    out = [m.start() for m in _ITEM_START.finditer(text)]
     if not out or out[0] != 0:
         out.insert(0, 0)
     return out

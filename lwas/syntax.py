@@ -405,22 +405,20 @@ class Module:
 
 # ---------------------------------------------------------------- helpers
 
+_LAYOUT = frozenset({"span", "name_span", "var_span"})
+
+
 def dump(value):
     """A span-free nested-tuple form of a tree: equal for trees that differ only in layout."""
     if isinstance(value, Span):
         return None
     if is_dataclass(value):
+        skip = _LAYOUT | {"path"} if isinstance(value, Module) else _LAYOUT
         return (type(value).__name__,) + tuple(
-            (f.name, dump(getattr(value, f.name))) for f in fields(value)
-            if f.name not in ("span", "name_span", "var_span", "path") or not _is_span_like(getattr(value, f.name))
-        )
+            (f.name, dump(getattr(value, f.name))) for f in fields(value) if f.name not in skip)
     if isinstance(value, tuple):
         return tuple(dump(v) for v in value)
     return value
-
-
-def _is_span_like(v) -> bool:
-    return isinstance(v, (Span, str)) and not isinstance(v, QualName)
 
 
 def walk(tree):

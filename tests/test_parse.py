@@ -223,3 +223,17 @@ def test_grammar_generated_programs_never_crash_the_checker(text):
 
     diags = lwas.check(text)
     assert all(d.severity in ("error", "warning") for d in diags)
+
+
+def test_recovered_items_keep_their_doc_comments_and_positions():
+    module, diags = parse_text("fn broken( {\n}\n/// Kept.\naxiom a = 0.5\n", "t.lwas")
+    assert [d.code for d in diags] == ["E0001"]
+    (a,) = module.items
+    assert a.doc == "Kept." and (a.name_span.line, a.name_span.col) == (4, 7)
+
+
+def test_dump_ignores_layout_only():
+    a, _ = parse_text("fn f(x: int) -> int = x + 1\n", "a.lwas")
+    b, _ = parse_text("fn f( x : int )->int =\n  x +\n  1\n", "b.lwas")
+    c, _ = parse_text("fn f(x: int) -> int = x + 2\n", "a.lwas")
+    assert ast.dump(a) == ast.dump(b) != ast.dump(c)
