@@ -100,71 +100,7 @@ def item(program: Program, name: str, module: str | None = None):
 
 # ---------------------------------------------------------------- the contract's program
 
-LANGUAGE_PROGRAM = '''module ethics
-
-/// The root of all axioms.
-axiom truth = 1.0
-axiom freedom = 0.8 requires truth
-axiom hope = 0.5..0.9 requires truth        // interval: some value in [0.5, 0.9]
-axiom care requires freedom, hope           // no value: holds exactly the weakest premise
-
-const MAX_TRANSACTION: money = 1_000_000.00 USD
-const CPU_ALERT: float = 80.0
-
-fn fib(n: int) -> int {
-  if n < 2 {
-    return n
-  }
-  return fib(n - 1) + fib(n - 2)
-}
-
-fn sum_to(n: int) -> int {
-  var total = 0
-  for i in 0..n {
-    total += i
-  }
-  return total
-}
-
-fn circle_area(r: float) -> float = 3.141592653589793 * r * r
-
-fn mean(xs: [float]) -> float {
-  var s = 0.0
-  for x in xs {
-    s += x
-  }
-  return s / float(len(xs))
-}
-
-enum TxType { Payment, Refund, Expense, Revenue }
-
-record Transaction {
-  id: text
-  amount: money
-  timestamp: time
-  tx_type: TxType
-}
-
-fn signed_amount(tx: Transaction) -> money = match tx.tx_type {
-  Payment | Revenue => tx.amount
-  Refund | Expense => -tx.amount
-}
-
-axiom integrity = 0.95
-
-rule valid_amount(tx: Transaction) -> truth =
-  tx.amount > 0.00 USD and tx.amount <= MAX_TRANSACTION
-
-rule overloaded(cpu: float) -> truth = ramp(cpu, 70.0, 90.0)
-
-rule healthy(cpu: float, ram: float) -> truth =
-  not overloaded(cpu) and not ramp(ram, 75.0, 95.0) requires integrity
-
-test "fibonacci" {
-  assert fib(10) == 55
-  assert sum_to(4) == 6
-}
-'''
+LANGUAGE_PROGRAM = (Path(__file__).resolve().parent.parent / "examples" / "language_tour.lwas").read_text()
 
 
 @pytest.fixture(scope="module")
