@@ -33,6 +33,7 @@ KINDS = {
     "currency": "currency mismatch",
     "assert": "assertion failed",
     "contract": "contract violated",
+    "stack": "stack overflow (recursion too deep)",
 }
 
 

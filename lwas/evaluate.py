@@ -57,7 +57,7 @@ from datetime import datetime
 from fractions import Fraction
 
 from . import syntax as ast
-from .errors import Position, RuntimeError as LwasRuntimeError
+from .errors import KINDS, Position, RuntimeError as LwasRuntimeError
 from .runtime.values import Money
 from .types import (BOOL, CURRENCY_EXPONENTS, FLOAT, INT_MAX, INT_MIN, TRUTH, UNIT, MoneyT,
                     MoneyValue)
@@ -426,6 +426,8 @@ class Evaluator:
         sys.setrecursionlimit(max(old, 20000))
         try:
             return self.invoke(decl, [copy.deepcopy(a) for a in args])
+        except RecursionError:  # the evaluator's own stack, like the native guard's
+            raise LwasRuntimeError("stack", KINDS["stack"]) from None
         finally:
             sys.setrecursionlimit(old)
 

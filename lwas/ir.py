@@ -92,6 +92,7 @@ class Call:
     fn: str  # the callee's Function.name
     args: list
     type: Type
+    site: int = -1  # a "stack" error site when the call can recurse (see Lowering.stack_sites)
 
 
 @dataclass(eq=False)

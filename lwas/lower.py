@@ -61,6 +61,8 @@ class _Lowerer:
         self.axiom_index = {id(d): i for i, d in enumerate(program.axioms)}
         self.rule_index = {id(d): i for i, (_, d) in enumerate(program.rules)}
         self.cap = 1.0
+        self.current = ""  # the Function.name being lowered
+        self.calls: list = []  # (caller, ir.Call, span) of every call of a fn or rule
 
     # ------------------------------------------------------------ program
 
@@ -79,14 +81,29 @@ class _Lowerer:
                 elif c is ast.TestDecl and m.is_root:
                     self.test(it, n_tests)
                     n_tests += 1
+        self.stack_sites()
         t = self.truth
         for i, name in enumerate(p.axiom_names):
             self.out.axioms.append(AxiomEntry(name, t.declared[i], t.effective[i]))
         return self.out
 
+    def stack_sites(self) -> None:
+        """Gives every call that can recurse (caller and callee in one strongly connected
+        component of the call graph) a "stack" error site, at the call: codegen checks the stack
+        there (see codegen's module docstring). Other calls need no check, as their depth is
+        bounded. Sites are appended after every other site, so programs without recursion keep
+        their table. The site is stored on the ir.Call (`site`, -1: unchecked)."""
+        graph: dict = {f.name: [] for f in self.out.functions}
+        for caller, call, _ in self.calls:
+            graph[caller].append(call.fn)
+        comp = _sccs(graph)
+        for caller, call, span in self.calls:
+            call.site = self.site("stack", span) if comp[caller] == comp[call.fn] else -1
+
     def function(self, d) -> None:
         sig = self.c.signatures[d]
         name = self.names[d]
+        self.current = name
         is_rule = d.__class__ is ast.RuleDecl
         self.vars = {}
         self.cap = self.truth.caps[self.rule_index[id(d)]] if is_rule else 1.0
@@ -109,7 +126,8 @@ class _Lowerer:
     def test(self, d, index: int) -> None:
         self.vars = {}
         self.cap = 1.0
-        fn = ir.Function(f"test${index}", "test", [], UNIT, self.block(d.body), d.span)
+        self.current = f"test${index}"
+        fn = ir.Function(self.current, "test", [], UNIT, self.block(d.body), d.span)
         self.add(fn, d.name, [], "unit")
 
     def add(self, fn: ir.Function, export_name: str, params, result) -> None:
@@ -384,7 +402,9 @@ class _Lowerer:
         ref = self.c.refs.get(e.callee)
         args = [self.expr(a) for a in self.c.call_args[e]]
         if ref.__class__ is ItemRef and ref.kind in ("fn", "rule"):
-            return ir.Call(self.names[ref.decl], args, t)
+            call = ir.Call(self.names[ref.decl], args, t)
+            self.calls.append((self.current, call, e.span))
+            return call
         if ref.__class__ is ItemRef and ref.kind == "record":
             return ir.Prim("record", args, t)
         if ref.__class__ is BuiltinRef:
@@ -432,3 +452,48 @@ class _Lowerer:
             return ir.Prim("mk_money", [args[0]], t, -1, code.value)
         raise Unsupported(f"the built-in `{name}` is not compiled yet", e.span)
 
+
+def _sccs(graph: dict) -> dict:
+    """Tarjan's algorithm, iterative: node -> the index of its strongly connected component.
+    A node on no cycle is a component of its own (a self-call puts it on a cycle: caller and
+    callee are then the same node, hence in the same component)."""
+    index: dict = {}
+    low: dict = {}
+    comp: dict = {}
+    stack: list = []
+    on: set = set()
+    n = 0
+    ncomp = 0
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(graph[root]))]
+        index[root] = low[root] = n
+        n += 1
+        stack.append(root)
+        on.add(root)
+        while work:
+            v, it = work[-1]
+            for w in it:
+                if w not in index:
+                    index[w] = low[w] = n
+                    n += 1
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(graph[w])))
+                    break
+                if w in on:
+                    low[v] = min(low[v], index[w])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[v])
+                if low[v] == index[v]:
+                    while True:
+                        w = stack.pop()
+                        on.discard(w)
+                        comp[w] = ncomp
+                        if w == v:
+                            break
+                    ncomp += 1
+    return comp

@@ -245,6 +245,7 @@ class NativeProgram:
         sites = described["error_sites"]
         for e in described["exports"]:
             f = _bind(engine.get_function_address(e["symbol"]), e, sites)
+            f.engine = engine  # a bound function keeps the mapped code alive on its own
             if e["kind"] == "test":
                 self._tests[e["name"]] = f
                 continue

@@ -10,6 +10,7 @@ import math
 import subprocess
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -22,70 +23,7 @@ from lwas.runtime.values import Money
 
 INT_MIN, INT_MAX = -(2 ** 63), 2 ** 63 - 1
 
-LANGUAGE = '''module ethics
-
-axiom truth = 1.0
-axiom freedom = 0.8 requires truth
-axiom hope = 0.5..0.9 requires truth
-axiom care requires freedom, hope
-
-const MAX_TRANSACTION: money = 1_000_000.00 USD
-const CPU_ALERT: float = 80.0
-
-fn fib(n: int) -> int {
-  if n < 2 {
-    return n
-  }
-  return fib(n - 1) + fib(n - 2)
-}
-
-fn sum_to(n: int) -> int {
-  var total = 0
-  for i in 0..n {
-    total += i
-  }
-  return total
-}
-
-fn circle_area(r: float) -> float = 3.141592653589793 * r * r
-
-fn mean(xs: [float]) -> float {
-  var s = 0.0
-  for x in xs {
-    s += x
-  }
-  return s / float(len(xs))
-}
-
-enum TxType { Payment, Refund, Expense, Revenue }
-
-record Transaction {
-  id: text
-  amount: money
-  timestamp: time
-  tx_type: TxType
-}
-
-fn signed_amount(tx: Transaction) -> money = match tx.tx_type {
-  Payment | Revenue => tx.amount
-  Refund | Expense => -tx.amount
-}
-
-axiom integrity = 0.95
-
-rule valid_amount(tx: Transaction) -> truth =
-  tx.amount > 0.00 USD and tx.amount <= MAX_TRANSACTION
-
-rule overloaded(cpu: float) -> truth = ramp(cpu, 70.0, 90.0)
-
-rule healthy(cpu: float, ram: float) -> truth =
-  not overloaded(cpu) and not ramp(ram, 75.0, 95.0) requires integrity
-
-test "fibonacci" {
-  assert fib(10) == 55
-  assert sum_to(4) == 6
-}
-'''
+LANGUAGE = (Path(__file__).resolve().parent.parent / "examples" / "language_tour.lwas").read_text()
 
 EXTRA = '''
 record Point {
@@ -594,3 +532,173 @@ def test_emit_ir_and_assembly():
     assert '@"lwas$fib"' in text and "lwas$axioms" in text and "sadd.with.overflow" in text
     asm = codegen.assembly(p, 0)
     assert "lwas$healthy" in asm
+
+
+# ---------------------------------------------------------------- stack overflow
+
+RECURSION = '''fn down(n: int) -> int {
+  if n == 0 {
+    return 0
+  }
+  return down(n - 1) + 1
+}
+fn ping(n: int) -> int {
+  if n == 0 {
+    return 0
+  }
+  return pong(n - 1) + 1
+}
+fn pong(n: int) -> int = ping(n)
+fn via(n: int) -> int = down(n) + 0
+fn count(n: int) {
+  if n > 0 {
+    count(n - 1)
+    assert n != 123456789, "not a tail call"
+  }
+}
+'''
+DEEP = 10_000_000  # ~160 MB of stack even with 16-byte frames: far beyond any thread's stack
+
+
+def rline(snippet: str) -> int:
+    hits = [i for i, text in enumerate(RECURSION.splitlines(), 1) if snippet in text]
+    assert len(hits) == 1, (snippet, hits)
+    return hits[0]
+
+
+@pytest.fixture(scope="module", params=[0, 2], ids=["O0", "O2"])
+def rec(request):
+    m = build(RECURSION, request.param)
+    return NativeProgram.from_object(m.object_code, m.describe())
+
+
+def test_only_recursive_calls_get_a_stack_site():
+    m = build(RECURSION, 2)
+    stack = [s for s in m.error_sites if s.kind == "stack"]
+    assert {s.line for s in stack} == {rline("return down("), rline("return pong("), rline("fn pong("),
+                                       rline("count(n - 1)")}  # not `via`'s call of down
+    assert all(s.message.startswith("stack overflow (recursion too deep) in `") for s in stack)
+    assert m.error_sites[-len(stack):] == stack  # appended: other sites keep their numbers
+    assert not any(s.kind == "stack" for s in build("fn f(n: int) -> int = n + 1\nfn g() -> int = f(1)\n").error_sites)
+
+
+def test_deep_recursion_is_a_runtime_error(rec):
+    f = rec.fn
+    assert f.down(1000) == 1000 and f.ping(1000) == 1000 and f.via(1000) == 1000  # legitimate depth
+    assert f.count(1000) is None
+    for call, lines in ((lambda: f.down(DEEP), {rline("return down(")}),
+                        (lambda: f.via(DEEP), {rline("return down(")}),
+                        (lambda: f.count(DEEP), {rline("count(n - 1)")}),
+                        # which call of the cycle crosses the limit depends on the frame sizes
+                        (lambda: f.ping(DEEP), {rline("return pong("), rline("fn pong(")})):
+        with pytest.raises(lwas.RuntimeError) as e:
+            call()
+        err = e.value
+        assert err.kind == "stack" and err.message.startswith("stack overflow (recursion too deep)")
+        assert err.position.file == "prog.lwas" and err.position.line in lines and err.position.col > 1
+        assert f.down(1000) == 1000 and f.ping(7) == 7  # the process and the program stay healthy
+
+
+def test_deep_recursion_in_a_thread(rec):
+    """Each thread measures its own stack (Python threads get the platform default, 8 MiB)."""
+    import threading
+
+    out = []
+
+    def run():
+        try:
+            rec.fn.down(DEEP)
+        except lwas.RuntimeError as e:
+            out.append(e.kind)
+        out.append(rec.fn.down(500))
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert out == ["stack", 500]
+
+
+def test_deep_recursion_does_not_kill_the_process():
+    """The same in a child process: a native stack overflow would kill it with SIGSEGV."""
+    code = ("import sys; sys.path.insert(0, %r); import test_codegen as t, lwas\n"
+            "from lwas.runtime.native import NativeProgram\n"
+            "for opt in (0, 2):\n"
+            "    m = t.build(t.RECURSION, opt)\n"
+            "    p = NativeProgram.from_object(m.object_code, m.describe())\n"
+            "    for f in (p.fn.down, p.fn.ping):\n"
+            "        try:\n"
+            "            f(t.DEEP)\n"
+            "        except lwas.RuntimeError as e:\n"
+            "            print(opt, e.kind, e.position.line)\n"
+            "    print(opt, p.fn.down(1000))\n") % str(_here())
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    lines = out.stdout.splitlines()
+    assert len(lines) == 6
+    for opt in (0, 2):
+        mine = [l.split() for l in lines if l.startswith(f"{opt} ")]
+        assert mine[0] == [str(opt), "stack", str(rline("return down("))]
+        assert mine[1][1] == "stack" and int(mine[1][2]) in (rline("return pong("), rline("fn pong("))
+        assert mine[2] == [str(opt), "1000"]
+
+
+STACK_C = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include "librec.h"
+
+static void *deep(void *arg) {
+  int64_t r = -1;
+  int32_t s = lwas_down(&r, 10000000);
+  printf("thread status %d\n", s);
+  return arg;
+}
+
+int main(void) {
+  int64_t r = -1;
+  int32_t s = lwas_down(&r, 10000000);
+  printf("status %d\n", s);
+  s = lwas_down(&r, 1000);
+  printf("down(1000) = %lld status %d\n", (long long)r, s);
+  pthread_t t;
+  if (pthread_create(&t, NULL, deep, NULL) != 0 || pthread_join(t, NULL) != 0)
+    return 1;
+  return 0;
+}
+"""
+
+
+def test_c_callers_get_the_stack_guard(tmp_path, monkeypatch):
+    """The exported wrapper sets the limit itself: a C caller of the .so needs nothing new."""
+    import shutil
+
+    if shutil.which("cc") is None:
+        pytest.skip("needs a C compiler")
+    from lwas.cli import main
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "rec.lwas").write_text(RECURSION)
+    lib = tmp_path / "librec.so"
+    assert main(["build", str(tmp_path / "rec.lwas"), "-o", str(lib), "--emit", "shared"]) == 0
+    header = (tmp_path / "librec.h").read_text()
+    (tmp_path / "main.c").write_text(STACK_C)
+    subprocess.run(["cc", "-std=c11", "-Wall", "-Werror", "-pthread", "-o", str(tmp_path / "main"),
+                    str(tmp_path / "main.c"), str(lib), "-Wl,-rpath," + str(tmp_path)], check=True, cwd=tmp_path)
+    run = subprocess.run([str(tmp_path / "main")], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, (run.returncode, run.stderr)
+    lines = run.stdout.splitlines()
+    status = int(lines[0].split()[-1])
+    site = [l for l in header.splitlines() if l.startswith(f" *   {status}: ")]
+    assert site and ": stack: stack overflow (recursion too deep) in `down(n - 1)`" in site[0]
+    assert lines[1:] == ["down(1000) = 1000 status 0", f"thread status {status}"]
+
+
+def test_a_bound_function_outlives_its_program_object():
+    import gc
+
+    c = check_source("fn twice(n: int) -> int = n * 2\n", "keep.lwas")
+    mod = codegen.generate(lower.lower_program(c.program, c.checked, c.truth), opt_level=0)
+    twice = NativeProgram.from_object(mod.object_code, mod.describe()).fn.twice
+    gc.collect()
+    assert twice(21) == 42

@@ -697,3 +697,15 @@ def test_axioms_of_other_modules_are_qualified(tmp_path):
     assert e.truth("ethics.truth") == 0.75
     assert e.truth("mine") == 0.5
     assert e.call("t") == 0.75
+
+
+def test_runaway_recursion_is_a_stack_error_not_a_python_crash():
+    import lwas
+    from lwas.evaluate import evaluator_for
+
+    ev = evaluator_for("fn down(n: int) -> int {\n  if n == 0 {\n    return 0\n  }\n  return down(n - 1) + 1\n}\n")
+    assert ev.call("down", 100) == 100
+    with pytest.raises(lwas.RuntimeError) as e:
+        ev.call("down", 10_000_000)
+    assert e.value.kind == "stack"
+    assert ev.call("down", 5) == 5
