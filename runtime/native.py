@@ -272,6 +272,11 @@ class NativeProgram:
     def call(self, name: str, *args):
         return self._calls[name](*args)
 
+    def address(self, symbol: str) -> int:
+        """The native address of an exported symbol, for callers that build their own ctypes
+        prototype (benchmarks, embedding). Valid while this program is alive."""
+        return self._engine.get_function_address(symbol)
+
     def run_test(self, name: str) -> None:
         self._tests[name]()
 
