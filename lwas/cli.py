@@ -416,13 +416,36 @@ def cmd_run(args) -> int:
     try:
         result = program.call(entry["name"], *values)
     except LwasRuntimeError as e:
-        pos = e.position
-        where = f"\n --> {local_paths.get(pos.file, pos.file)}:{pos.line}:{pos.col}" if pos else ""
-        print(f"error: {e.message}{where}", file=sys.stderr)
+        print(_render_fault(e, local_paths, _colour(args)), file=sys.stderr)
         return EXIT_ERRORS
     if entry["result"] != "unit":
         print(format_value(result))
     return EXIT_OK
+
+
+def _render_fault(e, local_paths: dict, colour: bool) -> str:
+    """A runtime fault like a compile error: message, position, and the source line when the
+    file is at hand (an artifact run elsewhere may not have it)."""
+    from .diagnostics import Diagnostic, render
+    from .errors import KINDS
+    from .source import SourceFile, Span
+
+    pos = e.position
+    if pos is None:
+        return f"error: {e.message}"
+    path = local_paths.get(pos.file, pos.file)
+    span = Span(path, pos.line, pos.col, pos.end_line or pos.line, pos.end_col or pos.col + 1)
+    diag = Diagnostic("", e.message, span, label=KINDS.get(e.kind, e.kind))
+    text = _read_quietly(path)
+    return render(diag, {path: SourceFile(path, text)} if text is not None else {}, colour)
+
+
+def _read_quietly(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 _COMMANDS = {"check": cmd_check, "explain": cmd_explain, "graph": cmd_graph, "keygen": cmd_keygen,

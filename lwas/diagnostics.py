@@ -112,7 +112,8 @@ def render(diag: Diagnostic, sources: Mapping[str, SourceFile], colour: bool = F
     width = len(str(max(shown_lines))) if shown_lines else 1
     pad = " " * width
     bar = paint("blue", "|")
-    out = [paint(diag.severity, f"{diag.severity}[{diag.code}]") + paint("bold", f": {diag.message}")]
+    head = f"{diag.severity}[{diag.code}]" if diag.code else diag.severity  # runtime faults have no code
+    out = [paint(diag.severity, head) + paint("bold", f": {diag.message}")]
 
     # group labels by file, primary file first, keeping the order labels were given
     files: list[str] = []

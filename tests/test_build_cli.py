@@ -171,6 +171,8 @@ def test_runtime_error_exits_1_with_position(prog, home, capsys):
     assert main(["run", prog, "--entry", "mul", "9223372036854775807", "2"]) == 1
     err = capsys.readouterr().err
     assert "integer overflow in `a * b`" in err and " --> prog.lwas:5:33" in err
+    assert "5 | fn mul(a: int, b: int) -> int = a * b" in err  # the source line, with a caret
+    assert "  |                                 ^^^^^ integer overflow" in err
     assert "Traceback" not in err
     (home / "sub").mkdir()
     (home / "sub" / "prog.lwas").write_text(PROG)
