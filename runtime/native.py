@@ -8,15 +8,29 @@ datetime, list, the variant name of an enum, a dict for a record, `Money`.
 A non-zero status raises lwas.RuntimeError(kind, message, Position) from the error-site table.
 
 Memory (see lwas.codegen): text and array arguments are copied into ctypes buffers that live
-until the call returns. A result holding text or arrays comes back in malloc'd buffers (one per
-text/array, nested ones included) that the caller owns: the binding copies it into Python
-objects, then frees each buffer. Native code frees its own temporaries before returning.
+until the call returns. Arrays of int, float, truth and bool given as a list or tuple are
+converted in one step (array.array / bytearray after one type check over the elements, not one
+ctypes value per element). For [float], [truth] and [int], an object with the buffer protocol
+(array.array, memoryview, a numpy array) whose layout already matches the native form (one
+dimension, C-contiguous, format 'd', or 'q'/'l' with 8-byte items, native byte order) is passed
+without copying (a read-only one is copied with one memcpy); it stays exported, so it cannot be
+resized, until the call returns, and native code never writes to it. A truth buffer is still
+range-checked before the call (the caller must not write to it from another thread meanwhile).
+A buffer of any other layout is rejected with a TypeError rather than converted element by
+element. A bad argument raises TypeError/ValueError/OverflowError naming the function, the
+parameter and, in an array, the element index.
+
+A result holding text or arrays comes back in malloc'd buffers (one per text/array, nested ones
+included) that the caller owns: the binding copies it into Python objects, then frees each
+buffer. Native code frees its own temporaries before returning.
 
 Verifying the object (its signature) is the loader's job: loading native code is executing it.
 """
 from __future__ import annotations
 
+import array
 import ctypes
+import sys
 from datetime import datetime
 
 import llvmlite.binding as llvm
@@ -40,6 +54,35 @@ class _SliceC(ctypes.Structure):
 _SCALARS = {"int": ctypes.c_int64, "time": ctypes.c_int64, "float": ctypes.c_double,
             "truth": ctypes.c_double, "bool": ctypes.c_int8}
 _records: dict = {}  # (name, fields as a tuple) -> ctypes Structure
+
+# Arrays of these element types given as a list/tuple take the one-step path: the exact Python
+# types their elements may have (as in _Call.to_native: no bool for a number, no subclasses).
+_LIST_TYPES = {"int": frozenset({int}), "float": frozenset({int, float}),
+               "truth": frozenset({int, float}), "bool": frozenset({bool})}
+# Buffer formats (struct syntax, byte-order prefix removed) passed to native code as they are.
+_BUFFER_FORMATS = {"int": ("q", "l"), "float": ("d",), "truth": ("d",)}
+_NATIVE_ORDER = "<" if sys.byteorder == "little" else ">"
+
+
+def _prefixed(e: Exception, where: str) -> Exception:
+    """e's message prefixed with where, as the builtin class of e (TypeError, ValueError or
+    OverflowError): subclasses such as UnicodeEncodeError have other constructors."""
+    for k in (OverflowError, TypeError, ValueError):
+        if isinstance(e, k):
+            return k(f"{where}: {e}")
+    return e
+
+
+def _check_truths(xs) -> None:
+    """Every element of xs (a list/tuple of int/float or a 'd' memoryview) in [0, 1], NaN
+    excluded: min and max bound the non-NaN values; their sum is then finite, so NaN only if
+    some element is NaN (a NaN first makes min/max NaN and fails the bounds anyway)."""
+    s = sum(xs)
+    if 0.0 <= min(xs) and max(xs) <= 1.0 and s == s:
+        return
+    for i, x in enumerate(xs):
+        if not 0.0 <= x <= 1.0:
+            raise ValueError(f"element {i}: a truth must be in [0, 1], got {x!r}")
 
 
 def ctype(desc):
@@ -103,10 +146,17 @@ class _Call:
                 raise LwasRuntimeError("currency", f"currency mismatch: expected {want}, got {v.currency}")
             return _MoneyC(self.to_native("int", v.minor), pack_currency(v.currency))
         if "array" in desc:
-            et = ctype(desc["array"])
-            arr = (et * len(v))(*[self.to_native(desc["array"], x) for x in v])
-            self.keep.append(arr)
-            return _SliceC(ctypes.cast(arr, ctypes.c_void_p), len(v))
+            elem = desc["array"]
+            if isinstance(elem, str) and elem in _LIST_TYPES and type(v) in (list, tuple):
+                return self.scalar_list(elem, v)
+            if isinstance(elem, str) and elem in _BUFFER_FORMATS and not isinstance(v, (list, tuple, str)):
+                try:
+                    mv = memoryview(v)
+                except TypeError:
+                    pass  # no buffer protocol: element by element
+                else:
+                    return self.scalar_buffer(elem, v, mv)
+            return self.elements(elem, v)
         if "enum" in desc:
             try:
                 return desc["variants"].index(v)
@@ -115,6 +165,66 @@ class _Call:
         if not isinstance(v, dict) or set(v) != {n for n, _ in desc["fields"]}:
             raise TypeError(f"expected a dict with the fields of {desc['record']}, got {v!r}")
         return ctype(desc)(*[self.to_native(t, v[n]) for n, t in desc["fields"]])
+
+    def elements(self, elem, v) -> _SliceC:
+        """An array converted element by element (money, records, text, enums, time; and the
+        slow path of the scalar types, which names the first bad element)."""
+        n = len(v)
+        items = []
+        for i, x in enumerate(v):
+            try:
+                items.append(self.to_native(elem, x))
+            except (TypeError, ValueError, OverflowError) as e:
+                raise _prefixed(e, f"element {i}") from None
+        arr = (ctype(elem) * n)(*items)
+        self.keep.append(arr)
+        return _SliceC(ctypes.cast(arr, ctypes.c_void_p), n)
+
+    def scalar_list(self, elem: str, v) -> _SliceC:
+        """A list/tuple of int, float, truth or bool in one step: one pass over the element types,
+        one conversion (array.array / bytearray), truths range-checked with min/max."""
+        n = len(v)
+        if not n or not set(map(type, v)) <= _LIST_TYPES[elem]:
+            return self.elements(elem, v)  # empty, or raises naming the first bad element
+        if elem == "bool":
+            buf = (ctypes.c_int8 * n).from_buffer(bytearray(v))
+            self.keep.append(buf)
+            return _SliceC(ctypes.addressof(buf), n)
+        try:
+            buf = array.array("q" if elem == "int" else "d", v)
+        except OverflowError:  # an int outside i64 (or too large for a double)
+            return self.elements(elem, v)  # raises naming it
+        if elem == "truth":
+            _check_truths(v)
+        self.keep.append(buf)
+        return _SliceC(buf.buffer_info()[0], n)
+
+    def scalar_buffer(self, elem: str, v, mv: memoryview) -> _SliceC:
+        """A buffer-protocol object whose layout is already [elem]'s native form, passed in place."""
+        with mv:
+            fmt = mv.format
+            if fmt[:1] in ("@", "=", _NATIVE_ORDER):
+                fmt = fmt[1:]
+            want = " or ".join(repr(f) for f in _BUFFER_FORMATS[elem])
+            if mv.ndim != 1 or fmt not in _BUFFER_FORMATS[elem] or mv.itemsize != 8:
+                raise TypeError(f"a buffer for [{elem}] must be one-dimensional with format {want} "
+                                f"(8-byte items, native byte order), got format {mv.format!r}, "
+                                f"item size {mv.itemsize}, {mv.ndim} dimension(s)")
+            if not mv.c_contiguous:
+                raise TypeError(f"a buffer for [{elem}] must be contiguous, got a strided one")
+            n = mv.shape[0]
+            if elem == "truth" and n:
+                with mv.cast("B").cast("d") as values:  # iterable even when the format is '<d'
+                    _check_truths(values)
+            readonly = mv.readonly
+        if not n:
+            return self.elements(elem, ())
+        ct = ctypes.c_int64 if elem == "int" else ctypes.c_double
+        # from_buffer keeps v exported (so unresizable) while the ctypes array lives, i.e. until
+        # this call returns; a read-only buffer cannot be mapped so, it is copied with one memcpy.
+        arr = (ct * n).from_buffer_copy(v) if readonly else (ct * n).from_buffer(v)
+        self.keep.append(arr)
+        return _SliceC(ctypes.addressof(arr), n)
 
     def buffer(self, data: bytes) -> _SliceC:
         buf = ctypes.create_string_buffer(data, len(data) or 1)
@@ -194,9 +304,18 @@ def _bind(address: int, export: dict, sites: list):
         if len(args) != len(params):
             raise TypeError(f"{name}() takes {len(params)} argument(s) ({', '.join(names)}), got {len(args)}")
         c = _Call()
+        try:
+            return run(c, args)
+        finally:
+            c.keep.clear()  # release the arguments' buffers (and buffer exports) even on a fault
+
+    def run(c, args):
         flat = []
         for p, a in zip(params, args):
-            v = c.to_native(p["type"], a)
+            try:
+                v = c.to_native(p["type"], a)
+            except (TypeError, ValueError, OverflowError) as e:
+                raise _prefixed(e, f"{name}(): argument {p['name']!r}") from None
             if isinstance(v, (_MoneyC, _SliceC)):
                 flat += [v.minor, v.currency] if isinstance(v, _MoneyC) else [v.ptr, v.len]
             elif isinstance(v, ctypes.Structure):
