@@ -20,6 +20,14 @@ arena, a constant or the caller's arguments: the caller owns it and frees every 
 `free` after copying it (runtime.native does). So each call is leak-free, and calls on different
 threads share nothing.
 
+Element assignment (`xs[i] = v`, `r.items[i].n += 1`) writes in place, so the storage written
+must belong to the variable alone. lower marks such `var`s as owning their arrays: every value
+bound to one is `copy`'d (each array, nested ones too, into the arena; text is shared, as nothing
+writes text in place) and every read of one that yields arrays is copied as well, so parameters,
+constants, other variables and `for` snapshots never see the write. Other arrays are shared
+freely, as before. `ir.StoreAt` walks its steps from the variable's slot (a field: a GEP into the
+struct; an element: a bounds check, then a GEP into the owned buffer) and stores the value.
+
 Stack: recursion must not overflow the native stack (that would kill the host with SIGSEGV).
 Every impl takes a second hidden parameter, the stack limit: the address below which the call
 must not grow the stack. The exported wrapper computes it from its own stack pointer minus
@@ -444,6 +452,7 @@ class _FunctionBuilder:
         self.slots: dict = {}
         self.loops: list = []  # (continue block, break block)
         self.rtype = impl_ret(fn.ret)
+        self.current = None  # (pointer, type) of the enclosing StoreAt's target
 
     def build(self) -> None:
         self.arena = self.f.args[0]
@@ -511,6 +520,8 @@ class _FunctionBuilder:
         c = s.__class__
         if c is ir.Let or c is ir.Store:
             b.store(self.expr(s.value), self.slot(s.var))
+        elif c is ir.StoreAt:
+            self.store_at(s)
         elif c is ir.Eval:
             self.expr(s.value)
         elif c is ir.If:
@@ -547,11 +558,9 @@ class _FunctionBuilder:
             subject = self.expr(s.subject)
             end = self.f.append_basic_block("endmatch")
             default = self.f.append_basic_block("default")
-            sw = b.switch(subject, default)
-            for keys, body in s.arms:
-                blk = self.f.append_basic_block("arm")
-                for k in keys:
-                    sw.add_case(L.Constant(subject.type, k), blk)
+            blocks = [self.f.append_basic_block("arm") for _ in s.arms]
+            self.dispatch(subject, s.subject.type, [k for k, _ in s.arms], blocks, default)
+            for blk, (keys, body) in zip(blocks, s.arms):
                 b.position_at_end(blk)
                 self.stmts(body)
                 if not b.block.is_terminated:
@@ -610,6 +619,9 @@ class _FunctionBuilder:
             return self.call(e)
         if c is ir.Switch:
             return self.switch(e)
+        if c is ir.Current:
+            p, t = self.current
+            return self.from_mem(self.b.load(p, typ=mem_type(t)), t)
         raise Unsupported(f"IR expression {c.__name__}")  # pragma: no cover
 
     def call(self, e: ir.Call):
@@ -661,12 +673,10 @@ class _FunctionBuilder:
         subject = self.expr(e.subject)
         end = self.f.append_basic_block("endmatch")
         default = self.f.append_basic_block("default")
-        sw = b.switch(subject, default)
+        blocks = [self.f.append_basic_block("arm") for _ in e.arms]
+        self.dispatch(subject, e.subject.type, [k for k, _ in e.arms], blocks, default)
         incoming = []
-        for keys, arm in e.arms:
-            blk = self.f.append_basic_block("arm")
-            for k in keys:
-                sw.add_case(L.Constant(subject.type, k), blk)
+        for blk, (keys, arm) in zip(blocks, e.arms):
             b.position_at_end(blk)
             v = self.expr(arm)
             incoming.append((v, b.block))
@@ -683,6 +693,82 @@ class _FunctionBuilder:
         for v, blk in incoming:
             phi.add_incoming(v, blk)
         return phi
+
+    def dispatch(self, subject, t, keys: list, blocks: list, default) -> None:
+        """Branch to blocks[i] when subject is one of keys[i] (the first such arm), else to
+        default. Text: a chain of byte comparisons in arm order; otherwise a `switch`."""
+        b = self.b
+        if t is not TEXT:
+            sw = b.switch(subject, default)
+            for ks, blk in zip(keys, blocks):
+                for k in ks:
+                    sw.add_case(L.Constant(subject.type, k), blk)
+            return
+        for ks, blk in zip(keys, blocks):
+            for k in ks:
+                eq = self.text_eq(subject, self.mb.text_const(k))
+                nxt = self.f.append_basic_block("nextcase")
+                b.cbranch(eq, blk, nxt)
+                b.position_at_end(nxt)
+        b.branch(default)
+
+    def store_at(self, s: ir.StoreAt) -> None:
+        """An in-place store: walks the steps from the variable's slot (fields: a GEP into the
+        struct; elements: bounds check, then a GEP into the array's buffer, which the variable
+        owns), evaluates the value (`Current`: the old target value), stores it."""
+        b = self.b
+        p = self.slot(s.var)
+        t = s.var.type
+        for step in s.steps:
+            if step[0] == "field":
+                p = b.gep(p, [L.Constant(I32, 0), L.Constant(I32, step[1])], source_etype=mem_type(t))
+                t = list(t.fields.values())[step[1]]
+            else:
+                arr = b.load(p, typ=SLICE)
+                i = self.expr(step[1])
+                self.check(b.icmp_unsigned("<", i, b.extract_value(arr, 1)), step[2])
+                t = t.elem
+                p = b.gep(b.extract_value(arr, 0), [i], source_etype=mem_type(t))
+        saved = self.current
+        self.current = (p, t)
+        v = self.expr(s.value)
+        self.current = saved
+        b.store(self.to_mem(v, t), p)
+
+    def copy(self, v, t):
+        """v with every array (nested ones included) copied into the arena; text is shared, as
+        nothing writes text in place."""
+        b = self.b
+        c = t.__class__
+        if c is RecordT:
+            for i, ft in enumerate(t.fields.values()):
+                if has_array(ft):
+                    v = b.insert_value(v, self.copy(b.extract_value(v, i), ft), i)
+            return v
+        if c is not ArrayT:
+            return v
+        elem = mem_type(t.elem)
+        n = b.extract_value(v, 1)
+        size = b.mul(n, b.ptrtoint(b.gep(L.Constant(PTR, None), [L.Constant(I64, 1)], source_etype=elem), I64))
+        buf = b.call(self.mb.alloc(), [self.arena, size])
+        b.call(self.mb.libc("memcpy"), [buf, b.extract_value(v, 0), size])
+        if has_array(t.elem):
+            start = b.block
+            loop = self.f.append_basic_block("copyloop")
+            body = self.f.append_basic_block("copyelem")
+            end = self.f.append_basic_block("copied")
+            b.branch(loop)
+            b.position_at_end(loop)
+            i = b.phi(I64)
+            i.add_incoming(L.Constant(I64, 0), start)
+            b.cbranch(b.icmp_unsigned("<", i, n), body, end)
+            b.position_at_end(body)
+            p = b.gep(buf, [i], source_etype=elem)
+            b.store(self.copy(b.load(p, typ=elem), t.elem), p)
+            i.add_incoming(b.add(i, L.Constant(I64, 1)), b.block)
+            b.branch(loop)
+            b.position_at_end(end)
+        return b.insert_value(v, buf, 0)
 
     def fminmax(self, which: str, a, x):
         """Python's min(a, x) / max(a, x): a unless x is strictly smaller / larger."""
@@ -783,6 +869,8 @@ class _FunctionBuilder:
             return self.from_mem(b.load(p, typ=mem_type(elem)), elem)
         if op == "array":
             return self.array(e, args)
+        if op == "copy":
+            return self.copy(args[0], e.type)
         if op == "concat":
             x, y = args
             nx, ny = b.extract_value(x, 1), b.extract_value(y, 1)
@@ -818,12 +906,25 @@ class _FunctionBuilder:
             if e.arg >= 0:
                 self.check(b.icmp_unsigned("==", b.extract_value(x, 1), b.extract_value(y, 1)), e.arg)
             return b.icmp_signed(sym, b.extract_value(x, 0), b.extract_value(y, 0))
-        if t is TEXT:  # == and != only (lower checks)
-            eq = self.text_eq(x, y)
-            return eq if op == "eq" else b.not_(eq)
+        if t is TEXT:
+            if op in ("eq", "ne"):
+                eq = self.text_eq(x, y)
+                return eq if op == "eq" else b.not_(eq)
+            return b.icmp_signed(sym, self.text_cmp(x, y), L.Constant(I64, 0))
         if t is BOOL or t.__class__ is EnumT:
             return b.icmp_unsigned(sym, x, y)
         return b.icmp_signed(sym, x, y)
+
+    def text_cmp(self, x, y):
+        """<0, 0 or >0 as x orders before, with or after y: bytewise (memcmp compares unsigned
+        bytes), a prefix first. On UTF-8 that is code-point order, the evaluator's (Python
+        compares str by code points)."""
+        b = self.b
+        nx, ny = b.extract_value(x, 1), b.extract_value(y, 1)
+        n = b.select(b.icmp_unsigned("<", nx, ny), nx, ny)
+        r = b.sext(b.call(self.mb.libc("memcmp"), [b.extract_value(x, 0), b.extract_value(y, 0), n]), I64)
+        by_len = b.sub(b.zext(b.icmp_unsigned(">", nx, ny), I64), b.zext(b.icmp_unsigned("<", nx, ny), I64))
+        return b.select(b.icmp_signed("==", r, L.Constant(I64, 0)), by_len, r)
 
     def text_eq(self, x, y):
         b = self.b
@@ -918,6 +1019,12 @@ class _FunctionBuilder:
             return b.insert_value(b.insert_value(L.Constant(MONEY, None), b.extract_value(r, 0), 0), cur, 1)
         raise Unsupported(f"the money operation `{op}` is not compiled yet")
 
+
+
+def has_array(t) -> bool:
+    """Whether a value of type t holds arrays (what `copy` copies)."""
+    c = t.__class__
+    return c is ArrayT or c is RecordT and any(has_array(f) for f in t.fields.values())
 
 
 def _constant(x) -> bool:

@@ -7,7 +7,8 @@ plain walk with no knowledge of the checker:
 - every implicit conversion is a `Prim` (`bool_to_truth`, `cur_check`, ...);
 - every operation that can fault carries `site`, an index into `Program.error_sites`
   (the native status is site + 1);
-- compound assignment, `for` loops, `assert`, consts and axioms are gone (desugared/inlined);
+- compound assignment (but for element targets: `StoreAt` with `Current`), `for` loops, `assert`,
+  consts and axioms are gone (desugared/inlined);
 - rules end in `min(value, cap)`.
 
 Types are `lwas.types` types (their native forms are in `lwas.abi`). Variables are `Var`s,
@@ -69,7 +70,9 @@ class Prim:
     logic    not tnot; compare eq ne lt le gt ge (on the operands' type)
     money    madd msub mmul mneg mabs mdiv mmin mmax mminor mscale mcurrency mfrom_minor
              mk_money
-    values   field set_field record len index array concat, fail (always faults)"""
+    values   field set_field record len index array concat, fail (always faults),
+             copy (the value with its arrays, nested ones included, copied into the arena:
+             what an owned variable stores, see lower's `element_targets`)"""
     op: str
     args: list
     type: Type
@@ -96,16 +99,23 @@ class Call:
 
 
 @dataclass(eq=False)
+class Current:
+    """The value the target of the enclosing `StoreAt` holds before the store (`xs[i] += v`)."""
+    type: Type
+
+
+@dataclass(eq=False)
 class Switch:
     """`match` as a value: the first arm whose constants include the subject's value;
-    `default` is the `_` arm (None when the arms are exhaustive)."""
+    `default` is the `_` arm (None when the arms are exhaustive). Constants are ints (enum
+    tags, bools 0/1, ints) or, for a text subject, strs."""
     subject: "Expr"
-    arms: list  # [(list of int constants, Expr)]
+    arms: list  # [(list of int or str constants, Expr)]
     default: "Expr | None"
     type: Type
 
 
-Expr = Union[Const, Load, Prim, Logic, Call, Switch]
+Expr = Union[Const, Load, Prim, Logic, Call, Switch, Current]
 
 
 # ---------------------------------------------------------------- statements
@@ -119,6 +129,16 @@ class Let:
 @dataclass(eq=False)
 class Store:
     var: Var
+    value: Expr
+
+
+@dataclass(eq=False)
+class StoreAt:
+    """An in-place store into storage `var` owns: `steps` lead from the variable to the target,
+    each ("field", index) or ("index", Expr, error site), evaluated and bounds-checked in order
+    before `value` (which may read the old target value as `Current`)."""
+    var: Var
+    steps: list
     value: Expr
 
 
@@ -140,7 +160,7 @@ class Loop:
 @dataclass(eq=False)
 class SwitchStmt:
     subject: Expr
-    arms: list  # [(list of int constants, list of Stmt)]
+    arms: list  # [(list of int or str constants, list of Stmt)]
     default: list
 
 
@@ -170,7 +190,7 @@ class Eval:
     value: Expr
 
 
-Stmt = Union[Let, Store, If, Loop, SwitchStmt, Break, Continue, Return, Fail, Eval]
+Stmt = Union[Let, Store, StoreAt, If, Loop, SwitchStmt, Break, Continue, Return, Fail, Eval]
 
 
 # ---------------------------------------------------------------- program

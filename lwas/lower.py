@@ -63,6 +63,7 @@ class _Lowerer:
         self.cap = 1.0
         self.current = ""  # the Function.name being lowered
         self.calls: list = []  # (caller, ir.Call, span) of every call of a fn or rule
+        self.owned: set = set()  # typecheck.Local of every `var` whose array elements are assigned
 
     # ------------------------------------------------------------ program
 
@@ -106,6 +107,7 @@ class _Lowerer:
         self.current = name
         is_rule = d.__class__ is ast.RuleDecl
         self.vars = {}
+        self.owned = self.element_targets(d.body)
         self.cap = self.truth.caps[self.rule_index[id(d)]] if is_rule else 1.0
         params = []
         for p, (_, t) in zip(d.params, sig.params):
@@ -125,10 +127,36 @@ class _Lowerer:
 
     def test(self, d, index: int) -> None:
         self.vars = {}
+        self.owned = self.element_targets(d.body)
         self.cap = 1.0
         self.current = f"test${index}"
         fn = ir.Function(self.current, "test", [], UNIT, self.block(d.body), d.span)
         self.add(fn, d.name, [], "unit")
+
+    def element_targets(self, body) -> set:
+        """The `var`s assigned through an array index somewhere in body (`xs[i] = v`,
+        `r.items[i].n += 1`). Such a variable owns its arrays: every value bound to it is copied
+        (arrays, deeply, into the call's arena: `copy`) and every read of it that yields arrays
+        is copied too, so no other value ever shares the storage its element assignments write."""
+        out = set()
+        for n in ast.walk(body):
+            if n.__class__ is not ast.Assign:
+                continue
+            root, indexed = n.target, False
+            while root.__class__ in (ast.Field, ast.Index):
+                indexed = indexed or root.__class__ is ast.Index
+                root = root.obj
+            ref = self.c.refs.get(root) if root.__class__ is ast.Name else None
+            if indexed and ref.__class__ is Local:
+                out.add(ref)
+        return out
+
+    def owned_root(self, e) -> bool:
+        """Whether e is a variable of `owned`, or a field/element chain rooted at one."""
+        while e.__class__ is ast.Index or e.__class__ is ast.Field and \
+                self.c.refs.get(e).__class__ is FieldRef:
+            e = e.obj
+        return e.__class__ is ast.Name and self.c.refs.get(e) in self.owned
 
     def add(self, fn: ir.Function, export_name: str, params, result) -> None:
         self.out.functions.append(fn)
@@ -166,8 +194,9 @@ class _Lowerer:
         if c is ast.Let:
             v = ir.Var(s.name, self.c.let_types[s])
             value = self.expr(s.value)
-            self.vars[self.c.bindings[s]] = v
-            return [ir.Let(v, value)]
+            loc = self.c.bindings[s]
+            self.vars[loc] = v
+            return [ir.Let(v, self.own(value) if loc in self.owned else value)]
         if c is ast.Assign:
             return [self.assign(s)]
         if c is ast.If:
@@ -197,20 +226,32 @@ class _Lowerer:
         return [ir.Eval(self.expr(e))]
 
     def assign(self, s: ast.Assign):
-        """`x = v`, `r.a.b = v` (rebuilds r with the new field: records are values) and the
-        compound forms (`x op= v` is `x = x op v`, the target read first)."""
+        """`x = v`, `r.a.b = v` (rebuilds r with the new field: records are values), element
+        targets (`xs[i] = v`, `r.items[i].n = v`: an in-place `ir.StoreAt` into storage the
+        variable owns, see `element_targets`) and the compound forms (`x op= v` is `x = x op v`,
+        the target read first)."""
         target = s.target
         path = []  # field indices from the variable down to the target
         root = target
-        while root.__class__ is ast.Field and self.c.refs.get(root).__class__ is FieldRef:
-            path.append(self.c.refs[root].index)
+        indexed = False
+        while root.__class__ is ast.Index or root.__class__ is ast.Field and \
+                self.c.refs.get(root).__class__ is FieldRef:
+            if root.__class__ is ast.Index:
+                indexed = True
+            else:
+                path.append(self.c.refs[root].index)
             root = root.obj
         ref = self.c.refs.get(root) if root.__class__ is ast.Name else None
-        if ref.__class__ is not Local:
-            raise Unsupported("assigning to an array element is not compiled yet", s.span)
+        if ref.__class__ is not Local:  # pragma: no cover - the checker allows only vars
+            raise Unsupported("this assignment target is not compiled yet", s.span)
         v = self.vars[ref]
+        if indexed:
+            return self.store_at(s, v)
+        owned = ref in self.owned
         if s.op == "=":
             value = self.expr(s.value)
+            if owned:
+                value = self.own(value)
         else:
             left = self.expr(target) if path else \
                 self.convert(ir.Load(v), v.type, self.c.coercions.get(target), target)
@@ -222,6 +263,33 @@ class _Lowerer:
         for o, i in zip(reversed(objs), path):
             value = ir.Prim("set_field", [o, value], o.type, -1, i)
         return ir.Store(v, value)
+
+    def store_at(self, s: ast.Assign, v: ir.Var):
+        """An assignment whose target goes through an array element: the steps from v down to
+        the target (indices evaluated and bounds-checked left to right), then the value."""
+        chain = []
+        e = s.target
+        while e.__class__ is not ast.Name:
+            chain.append(e)
+            e = e.obj
+        steps = []
+        for e in reversed(chain):
+            if e.__class__ is ast.Index:
+                steps.append(("index", self.expr(e.index), self.site("index", e.span)))
+            else:
+                steps.append(("field", self.c.refs[e].index))
+        target = s.target
+        tt = self.c.types.get(target)
+        if s.op == "=":
+            value = self.own(self.expr(s.value))
+        else:
+            left = self.convert(ir.Current(tt), tt, self.c.coercions.get(target), target)
+            value = self.binary(s.op[0], left, self.expr(s.value), target, s.value, s)
+        return ir.StoreAt(v, steps, value)
+
+    def own(self, x):
+        """x with its arrays copied into the arena (when it holds any): for owned variables."""
+        return ir.Prim("copy", [x], x.type) if has_array(x.type) else x
 
     def for_range(self, s: ast.ForRange) -> list:
         i = ir.Var(s.var, INT)
@@ -258,7 +326,8 @@ class _Lowerer:
         return ir.SwitchStmt(self.expr(e.subject), arms, default)
 
     def match_arms(self, e: ast.Match):
-        """(tags or None for `_`, arm) pairs; an arm's tags are ints (enum tags, bools 0/1)."""
+        """(tags or None for `_`, arm) pairs; an arm's tags are ints (enum tags, bools 0/1) or,
+        for a text subject, strs."""
         seen: set = set()
         out = []
         for arm in e.arms:
@@ -280,17 +349,26 @@ class _Lowerer:
                 break
         return out
 
-    def literal_key(self, v) -> int:
+    def literal_key(self, v):
         c = v.__class__
         if c is ast.IntLit or c is ast.BoolLit:
             return int(v.value)
         if c is ast.Unary and v.operand.__class__ is ast.IntLit:
             return -v.operand.value
-        raise Unsupported("matching on text is not compiled yet", v.span)
+        if c is ast.TextLit:
+            return v.value
+        raise Unsupported("this pattern is not compiled yet", v.span)
 
     # ------------------------------------------------------------ expressions
 
     def expr(self, e):
+        if self.owned and self.owned_root(e):
+            return self.own(self.place(e))
+        return self.place(e)
+
+    def place(self, e):
+        """e without the copy `expr` makes of reads of owned variables (for the inner steps of
+        such reads and for reads that cannot share storage, like `len`)."""
         x = self.raw(e)
         to = self.c.coercions.get(e)
         return self.convert(x, self.c.types.get(e), to, e) if to is not None else x
@@ -326,7 +404,7 @@ class _Lowerer:
             return self.call(e, t)
         if c is ast.Index:
             site = self.site("index", e.span)
-            return ir.Prim("index", [self.expr(e.obj), self.expr(e.index)], t, site)
+            return ir.Prim("index", [self.place(e.obj), self.expr(e.index)], t, site)
         if c is ast.ArrayLit:
             return ir.Prim("array", [self.expr(x) for x in e.elems], t)
         if c is ast.Match:
@@ -345,7 +423,7 @@ class _Lowerer:
         if rc is Local:
             return ir.Load(self.vars[ref])
         if rc is FieldRef:
-            return ir.Prim("field", [self.expr(e.obj)], t, -1, ref.index)
+            return ir.Prim("field", [self.place(e.obj)], t, -1, ref.index)
         if rc is VariantRef:
             return ir.Const(ref.enum, ref.index)
         if rc is ItemRef and ref.kind == "const":
@@ -367,8 +445,6 @@ class _Lowerer:
         lt = self.c.converted_type(l)
         rt = self.c.converted_type(r)
         if op in _CMP:
-            if lt is TEXT and op not in ("==", "!="):
-                raise Unsupported("ordering text is not compiled yet", e.span)
             site = self.currency_site(lt, rt, e)
             return ir.Prim(_CMP[op], [left, right], BOOL, -1, site)
         name = _ARITH[op]
@@ -400,7 +476,10 @@ class _Lowerer:
 
     def call(self, e: ast.Call, t):
         ref = self.c.refs.get(e.callee)
-        args = [self.expr(a) for a in self.c.call_args[e]]
+        if ref.__class__ is BuiltinRef and ref.builtin.name == "len":  # reads no element: no copy
+            args = [self.place(a) for a in self.c.call_args[e]]
+        else:
+            args = [self.expr(a) for a in self.c.call_args[e]]
         if ref.__class__ is ItemRef and ref.kind in ("fn", "rule"):
             call = ir.Call(self.names[ref.decl], args, t)
             self.calls.append((self.current, call, e.span))
@@ -451,6 +530,12 @@ class _Lowerer:
                                                          f"unknown currency code {code.value!r}"))
             return ir.Prim("mk_money", [args[0]], t, -1, code.value)
         raise Unsupported(f"the built-in `{name}` is not compiled yet", e.span)
+
+
+def has_array(t) -> bool:
+    """Whether a value of type t holds arrays (storage an element assignment can write)."""
+    c = t.__class__
+    return c is ArrayT or c is RecordT and any(has_array(f) for f in t.fields.values())
 
 
 def _sccs(graph: dict) -> dict:

@@ -437,11 +437,228 @@ def test_imported_functions_have_qualified_names():
 
 
 def test_unsupported_is_reported_with_a_span():
-    src = "fn first(xs: [int]) -> int {\n  var ys = xs\n  ys[0] = 1\n  return ys[0]\n}\n"
+    src = "fn show(n: int) -> text {\n  let x = n + 1\n  return text(x)\n}\n"
     c = check_source(src, "u.lwas")
     with pytest.raises(codegen.Unsupported) as e:
         codegen.generate(lower.lower_program(c.program, c.checked, c.truth))
-    assert "array element" in e.value.message and e.value.span.line == 3
+    assert "`text`" in e.value.message and e.value.span.line == 3
+
+
+# ---------------------------------------------------------------- element assignment, text order
+# Each compared with the reference evaluator on the same program, faults by kind and position.
+
+MUTATE = '''
+record Item {
+  name: text
+  n: int
+  ok: bool
+}
+record Bag {
+  items: [int]
+  tag: text
+}
+fn set_first(xs: [int], v: int) -> [int] {
+  var ys = xs
+  ys[0] = v
+  return ys
+}
+fn keeps_param(xs: [int]) -> int {
+  var ys = xs
+  ys[0] = 99
+  return xs[0] * 1000 + ys[0]
+}
+fn bump(xs: [int], i: int, d: int) -> [int] {
+  var ys = xs
+  ys[i] += 10 / d
+  ys[i] *= ys[0]
+  return ys
+}
+fn in_record(b: Bag, i: int, v: int) -> [Bag] {
+  var c = b
+  c.items[i] = v
+  c.items[i] -= 1
+  c.tag = "changed"
+  return [b, c]
+}
+fn items(i: int, name: text) -> [Item] {
+  var xs = [Item(name: "a", n: 1, ok: false), Item(name: "b", n: 2, ok: true)]
+  xs[i].n += 5
+  xs[i].name = name
+  xs[i].name += "!"
+  xs[i].ok = not xs[i].ok
+  return xs
+}
+fn grid(i: int, j: int) -> [[int]] {
+  var g = [[1, 2], [3, 4]]
+  let row = g[0]
+  g[i][j] = 7
+  var h = g
+  h[0][0] = 100
+  let b = Bag(items: g[1], tag: "t")
+  g[1][1] = -1
+  return [row, g[0], g[1], h[0], b.items]
+}
+fn snapshot() -> int {
+  var xs = [1, 2, 3]
+  var s = 0
+  for x in xs {
+    xs[2] = 50
+    s += x
+  }
+  return s * 1000 + xs[2]
+}
+fn rebind(xs: [int], k: int) -> [[int]] {
+  var ys = [0, 0]
+  let first = ys
+  var i = 0
+  while i < k {
+    ys = xs
+    ys[i % len(ys)] += i
+    i += 1
+  }
+  return [first, ys, xs]
+}
+fn evaluation_order(i: int, d: int) -> [int] {
+  var xs = [1, 2, 3]
+  xs[i] = 10 / d
+  return xs
+}
+fn passes(xs: [int]) -> int {
+  var ys = xs
+  ys[1] = 5
+  return total(ys) * 100 + total(xs)
+}
+fn total(xs: [int]) -> int {
+  var s = 0
+  for x in xs {
+    s += x
+  }
+  return s
+}
+fn words(ws: [text], i: int) -> [text] {
+  var out = ws
+  out[i] = out[i] + "?"
+  return out
+}
+fn order(a: text, b: text) -> [bool] = [a < b, a <= b, a > b, a >= b, a == b, a != b]
+fn sort3(a: text, b: text, c: text) -> [text] {
+  var xs = [a, b, c]
+  for i in 0..3 {
+    for j in 0..2 {
+      if xs[j] > xs[j + 1] {
+        let t = xs[j]
+        xs[j] = xs[j + 1]
+        xs[j + 1] = t
+      }
+    }
+  }
+  return xs
+}
+fn classify(s: text) -> int = match s {
+  "a" | "b" => 1
+  "héllo" => 2
+  "" => 4
+  _ => 3
+}
+fn describe(s: text) -> text {
+  var r = "none"
+  match s {
+    "x" => {
+      r = "ex"
+    }
+    "y" | "é" => {
+      r = "why"
+    }
+    _ => {
+      r = "other"
+    }
+  }
+  return r
+}
+'''
+
+
+@pytest.fixture(scope="module")
+def reference():
+    from lwas.evaluate import evaluator_for
+    return evaluator_for(MUTATE, "prog.lwas")
+
+
+@pytest.fixture(scope="module", params=[0, 2], ids=["O0", "O2"])
+def mutate(request):
+    m = build(MUTATE, request.param)
+    return NativeProgram.from_object(m.object_code, m.describe())
+
+
+def _outcome(f, *args):
+    try:
+        return "ok", f(*args)
+    except lwas.RuntimeError as e:
+        return e.kind, (e.position.line if e.position else None)
+
+
+BAG = {"items": [1, 2, 3], "tag": "t"}
+CASES = [
+    ("set_first", ([1, 2, 3], 5)), ("set_first", ([], 5)),
+    ("keeps_param", ([1, 2],)),
+    ("bump", ([3, 4], 1, 2)), ("bump", ([3, 4], -1, 2)), ("bump", ([3, 4], 2, 2)),
+    ("bump", ([3, 4], 2, 0)), ("bump", ([3, 4], 0, 0)), ("bump", ([2 ** 62, 4], 0, 1)),
+    ("in_record", (BAG, 2, 9)), ("in_record", (BAG, 3, 9)), ("in_record", (BAG, -1, 9)),
+    ("items", (1, "zé")), ("items", (0, "")), ("items", (2, "x")),
+    ("grid", (1, 0)), ("grid", (0, 1)), ("grid", (0, 2)), ("grid", (2, 0)),
+    ("snapshot", ()),
+    ("rebind", ([5, 6, 7], 0)), ("rebind", ([5, 6, 7], 4)), ("rebind", ([], 1)),
+    ("evaluation_order", (5, 0)), ("evaluation_order", (1, 0)), ("evaluation_order", (1, 2)),
+    ("passes", ([1, 2, 3],)), ("passes", ([1],)),
+    ("words", (["a", "bé"], 1)), ("words", (["a"], 1)),
+]
+TEXTS = ["", "a", "b", "ab", "abc", "é", "z", "ÿ", "\uffff", "\U0001F600", "a\x00", "héllo", "x", "y"]
+
+
+@pytest.mark.parametrize("name,args", CASES, ids=[f"{n}{a}"[:40] for n, a in CASES])
+def test_element_assignment_matches_the_evaluator(mutate, reference, name, args):
+    import copy
+    native_args = copy.deepcopy(args)
+    expected = _outcome(lambda *a: reference.call(name, *a), *copy.deepcopy(args))
+    assert _outcome(getattr(mutate.fn, name), *native_args) == expected
+    assert native_args == args  # the caller's values are never written
+
+
+def test_text_order_and_match_match_the_evaluator(mutate, reference):
+    for a in TEXTS:
+        for b in TEXTS:
+            assert mutate.fn.order(a, b) == reference.call("order", a, b), (a, b)
+            # code-point order is bytewise UTF-8 order, and Python's str order
+            assert mutate.fn.order(a, b)[0] == (a.encode() < b.encode()) == (a < b)
+        assert mutate.fn.classify(a) == reference.call("classify", a), a
+        assert mutate.fn.describe(a) == reference.call("describe", a), a
+    for trio in (["b", "a", "c"], ["é", "z", "e"], ["", "\U0001F600", "\uffff"]):
+        assert mutate.fn.sort3(*trio) == reference.call("sort3", *trio) == sorted(trio)
+
+
+def test_owned_copies_are_freed_with_the_call(mutate):
+    import resource
+
+    bag = {"items": list(range(2_000)), "tag": "t"}
+    for _ in range(1_000):
+        mutate.fn.in_record(bag, 5, 1)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(20_000):  # ~48 kB of copies per call: a leak would be ~1 GB
+        mutate.fn.in_record(bag, 5, 1)
+        mutate.fn.grid(1, 0)
+        with pytest.raises(lwas.RuntimeError):
+            mutate.fn.in_record(bag, 2_000, 1)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # kB
+
+
+def test_only_assigned_arrays_are_copied():
+    """A var whose elements are never assigned shares its value (no `copy` in the IR)."""
+    src = "fn f(xs: [int]) -> int {\n  var ys = xs\n  ys = xs\n  return len(ys)\n}\n" \
+          "fn g(xs: [int]) -> int {\n  var ys = xs\n  ys[0] = 1\n  return len(ys) + ys[0]\n}\n"
+    c = check_source(src, "c.lwas")
+    p = lower.lower_program(c.program, c.checked, c.truth)
+    ops = {fn.name: repr(fn.body).count("op='copy'") for fn in p.functions}
+    assert ops == {"f": 0, "g": 1}  # g: the bind only; `len(ys)` and `ys[0]` read in place
 
 
 ALLOC = '''
