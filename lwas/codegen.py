@@ -20,6 +20,13 @@ arena, a constant or the caller's arguments: the caller owns it and frees every 
 `free` after copying it (runtime.native does). So each call is leak-free, and calls on different
 threads share nothing.
 
+A failed malloc is a fault, not a crash: `lwas.alloc` returns null (linking nothing into the
+arena) and each allocating operation (concatenation, a run-time array literal, `copy`) branches
+to its "memory" error site, which unwinds like any fault; the arena is freed as usual. The
+wrapper's copy of the result (`lwas.dup.N`, per shape of type) frees every buffer it already
+made when a malloc fails (`lwas.drop.N`) and returns the function's "memory" site, at its
+declaration. Programs that allocate nothing get no such sites and no such code.
+
 Element assignment (`xs[i] = v`, `r.items[i].n += 1`) writes in place, so the storage written
 must belong to the variable alone. lower marks such `var`s as owning their arrays: every value
 bound to one is `copy`'d (each array, nested ones too, into the arena; text is shared, as nothing
@@ -215,14 +222,28 @@ def _wrapper(mb: "_ModuleBuilder", impl: L.Function, fn: ir.Function) -> None:
         return
     status = b.extract_value(r, 1)
     v = b.extract_value(r, 0)
-    if owns_memory(fn.ret):
+    if owns_memory(fn.ret):  # the caller's copy; a failed malloc: fn's "memory" site
+        entry = b.block
         copy = b.append_basic_block("copy")
+        store = b.append_basic_block("store")
+        oom = b.append_basic_block("oom")
         done = b.append_basic_block("done")
         b.cbranch(b.icmp_unsigned("==", status, L.Constant(I32, 0)), copy, done)
         b.position_at_end(copy)
-        b.store(mb.deep_copy(b, v, fn.ret), out)
+        r = b.call(mb.dup(fn.ret), [v])
+        b.cbranch(b.extract_value(r, 1), store, oom)
+        b.block.instructions[-1].set_weights([1000000, 1])
+        b.position_at_end(store)
+        b.store(b.extract_value(r, 0), out)
+        b.branch(done)
+        b.position_at_end(oom)
         b.branch(done)
         b.position_at_end(done)
+        phi = b.phi(I32)
+        phi.add_incoming(status, entry)
+        phi.add_incoming(L.Constant(I32, 0), store)
+        phi.add_incoming(L.Constant(I32, fn.memory_site + 1), oom)
+        status = phi
     else:
         b.store(b.zext(v, I8) if fn.ret is BOOL else v, out)
     b.call(mb.free_all(), [arena])
@@ -348,8 +369,8 @@ class _ModuleBuilder:
 
     def alloc(self) -> L.Function:
         """`ptr lwas.alloc(ptr arena, i64 size)`: size bytes, freed with the arena. A block is
-        16 bytes of header (the next block) then the payload. A failed malloc is not handled yet:
-        the store through null crashes the process."""
+        16 bytes of header (the next block) then the payload. A failed malloc returns null and
+        links nothing into the arena; every caller branches on it to its "memory" error site."""
         f = self.intrinsics.get("alloc")
         if f is None:
             f = self.intrinsics["alloc"] = L.Function(self.module, L.FunctionType(PTR, [PTR, I64]), "lwas.alloc")
@@ -357,6 +378,13 @@ class _ModuleBuilder:
             arena, size = f.args
             b = L.IRBuilder(f.append_basic_block("entry"))
             block = b.call(self.libc("malloc"), [b.add(size, L.Constant(I64, 16))])
+            ok = f.append_basic_block("ok")
+            oom = f.append_basic_block("oom")
+            b.cbranch(b.icmp_unsigned("==", b.ptrtoint(block, I64), L.Constant(I64, 0)), oom, ok)
+            b.block.instructions[-1].set_weights([1, 1000000])
+            b.position_at_end(oom)
+            b.ret(L.Constant(PTR, None))
+            b.position_at_end(ok)
             b.store(b.load(arena, typ=PTR), block)
             b.store(block, arena)
             b.ret(b.gep(block, [L.Constant(I64, 16)], source_etype=I8))
@@ -388,27 +416,60 @@ class _ModuleBuilder:
             b.ret_void()
         return f
 
-    def deep_copy(self, b: L.IRBuilder, v, t):
-        """v (memory form) with every text and array copied into its own malloc'd buffer."""
-        c = t.__class__
-        if c is RecordT:
+    def dup(self, t) -> L.Function:
+        """`{T, i1 ok} lwas.dup.N(T v)` (T: the memory form of t, which holds text or arrays):
+        v with every text and array copied into its own malloc'd buffer (what the wrapper hands
+        the caller). When a malloc fails it frees every buffer it made and returns ok = 0."""
+        key = ("dup", _shape(t))
+        f = self.intrinsics.get(key)
+        if f is not None:
+            return f
+        ty = mem_type(t)
+        res = L.LiteralStructType([ty, I1])
+        f = self.intrinsics[key] = L.Function(self.module, L.FunctionType(res, [ty]),
+                                              f"lwas.dup.{len(self.intrinsics)}")
+        f.linkage = "internal"
+        b = L.IRBuilder(f.append_basic_block("entry"))
+        v = f.args[0]
+        failed = L.Constant(res, None)  # ok = 0
+
+        def on_fail(ok, cleanup):
+            """Unless ok: run cleanup (frees what was made), return failed."""
+            bad = f.append_basic_block("oom")
+            good = f.append_basic_block("ok")
+            b.cbranch(ok, good, bad)
+            b.block.instructions[-1].set_weights([1000000, 1])
+            b.position_at_end(bad)
+            cleanup()
+            b.ret(failed)
+            b.position_at_end(good)
+
+        if t.__class__ is RecordT:
+            done = []  # (index, field type) of the fields already copied into v
             for i, ft in enumerate(t.fields.values()):
-                if owns_memory(ft):
-                    v = b.insert_value(v, self.deep_copy(b, b.extract_value(v, i), ft), i)
-            return v
-        if t is not TEXT and c is not ArrayT:
-            return v
+                if not owns_memory(ft):
+                    continue
+                r = b.call(self.dup(ft), [b.extract_value(v, i)])
+                copied = v
+                on_fail(b.extract_value(r, 1),
+                        lambda copied=copied, done=list(done): [b.call(self.drop(dt), [b.extract_value(copied, j)])
+                                                                for j, dt in done])
+                v = b.insert_value(v, b.extract_value(r, 0), i)
+                done.append((i, ft))
+            b.ret(b.insert_value(b.insert_value(L.Constant(res, None), v, 0), L.Constant(I1, 1), 1))
+            return f
         elem = I8 if t is TEXT else mem_type(t.elem)
         n = b.extract_value(v, 1)
         size = b.mul(n, b.ptrtoint(b.gep(L.Constant(PTR, None), [L.Constant(I64, 1)], source_etype=elem), I64))
         buf = b.call(self.libc("malloc"), [b.select(b.icmp_unsigned("==", size, L.Constant(I64, 0)),
                                                     L.Constant(I64, 1), size)])
+        on_fail(b.icmp_unsigned("!=", b.ptrtoint(buf, I64), L.Constant(I64, 0)), lambda: None)
         b.call(self.libc("memcpy"), [buf, b.extract_value(v, 0), size])
         if t is not TEXT and owns_memory(t.elem):  # then copy each element's own buffers
             start = b.block
-            loop = b.append_basic_block("copyloop")
-            body = b.append_basic_block("copyelem")
-            end = b.append_basic_block("copied")
+            loop = f.append_basic_block("copyloop")
+            body = f.append_basic_block("copyelem")
+            end = f.append_basic_block("copied")
             b.branch(loop)
             b.position_at_end(loop)
             i = b.phi(I64)
@@ -416,11 +477,73 @@ class _ModuleBuilder:
             b.cbranch(b.icmp_unsigned("<", i, n), body, end)
             b.position_at_end(body)
             p = b.gep(buf, [i], source_etype=elem)
-            b.store(self.deep_copy(b, b.load(p, typ=elem), t.elem), p)
+            r = b.call(self.dup(t.elem), [b.load(p, typ=elem)])
+
+            def undo():  # free elements 0 .. i-1 (copied), then buf
+                head = b.block
+                uloop = f.append_basic_block("undoloop")
+                ubody = f.append_basic_block("undoelem")
+                uend = f.append_basic_block("undone")
+                b.branch(uloop)
+                b.position_at_end(uloop)
+                j = b.phi(I64)
+                j.add_incoming(L.Constant(I64, 0), head)
+                b.cbranch(b.icmp_unsigned("<", j, i), ubody, uend)
+                b.position_at_end(ubody)
+                b.call(self.drop(t.elem), [b.load(b.gep(buf, [j], source_etype=elem), typ=elem)])
+                j.add_incoming(b.add(j, L.Constant(I64, 1)), b.block)
+                b.branch(uloop)
+                b.position_at_end(uend)
+                b.call(self.libc("free"), [buf])
+
+            on_fail(b.extract_value(r, 1), undo)
+            b.store(b.extract_value(r, 0), p)
             i.add_incoming(b.add(i, L.Constant(I64, 1)), b.block)
             b.branch(loop)
             b.position_at_end(end)
-        return b.insert_value(v, buf, 0)
+        v = b.insert_value(v, buf, 0)
+        b.ret(b.insert_value(b.insert_value(L.Constant(res, None), v, 0), L.Constant(I1, 1), 1))
+        return f
+
+    def drop(self, t) -> L.Function:
+        """`void lwas.drop.N(T v)`: frees every buffer of a value `dup` made (nested ones first)."""
+        key = ("drop", _shape(t))
+        f = self.intrinsics.get(key)
+        if f is not None:
+            return f
+        ty = mem_type(t)
+        f = self.intrinsics[key] = L.Function(self.module, L.FunctionType(L.VoidType(), [ty]),
+                                              f"lwas.drop.{len(self.intrinsics)}")
+        f.linkage = "internal"
+        b = L.IRBuilder(f.append_basic_block("entry"))
+        v = f.args[0]
+        if t.__class__ is RecordT:
+            for i, ft in enumerate(t.fields.values()):
+                if owns_memory(ft):
+                    b.call(self.drop(ft), [b.extract_value(v, i)])
+            b.ret_void()
+            return f
+        buf = b.extract_value(v, 0)
+        if t is not TEXT and owns_memory(t.elem):
+            elem = mem_type(t.elem)
+            n = b.extract_value(v, 1)
+            start = b.block
+            loop = f.append_basic_block("droploop")
+            body = f.append_basic_block("dropelem")
+            end = f.append_basic_block("dropped")
+            b.branch(loop)
+            b.position_at_end(loop)
+            i = b.phi(I64)
+            i.add_incoming(L.Constant(I64, 0), start)
+            b.cbranch(b.icmp_unsigned("<", i, n), body, end)
+            b.position_at_end(body)
+            b.call(self.drop(t.elem), [b.load(b.gep(buf, [i], source_etype=elem), typ=elem)])
+            i.add_incoming(b.add(i, L.Constant(I64, 1)), b.block)
+            b.branch(loop)
+            b.position_at_end(end)
+        b.call(self.libc("free"), [buf])
+        b.ret_void()
+        return f
 
     def global_const(self, value: L.Constant) -> L.GlobalVariable:
         g = L.GlobalVariable(self.module, value.type, f"const${self.consts}")
@@ -735,22 +858,22 @@ class _FunctionBuilder:
         self.current = saved
         b.store(self.to_mem(v, t), p)
 
-    def copy(self, v, t):
+    def copy(self, v, t, site: int):
         """v with every array (nested ones included) copied into the arena; text is shared, as
-        nothing writes text in place."""
+        nothing writes text in place. A failed malloc faults at `site`."""
         b = self.b
         c = t.__class__
         if c is RecordT:
             for i, ft in enumerate(t.fields.values()):
                 if has_array(ft):
-                    v = b.insert_value(v, self.copy(b.extract_value(v, i), ft), i)
+                    v = b.insert_value(v, self.copy(b.extract_value(v, i), ft, site), i)
             return v
         if c is not ArrayT:
             return v
         elem = mem_type(t.elem)
         n = b.extract_value(v, 1)
         size = b.mul(n, b.ptrtoint(b.gep(L.Constant(PTR, None), [L.Constant(I64, 1)], source_etype=elem), I64))
-        buf = b.call(self.mb.alloc(), [self.arena, size])
+        buf = self.alloc(size, site)
         b.call(self.mb.libc("memcpy"), [buf, b.extract_value(v, 0), size])
         if has_array(t.elem):
             start = b.block
@@ -764,11 +887,17 @@ class _FunctionBuilder:
             b.cbranch(b.icmp_unsigned("<", i, n), body, end)
             b.position_at_end(body)
             p = b.gep(buf, [i], source_etype=elem)
-            b.store(self.copy(b.load(p, typ=elem), t.elem), p)
+            b.store(self.copy(b.load(p, typ=elem), t.elem, site), p)
             i.add_incoming(b.add(i, L.Constant(I64, 1)), b.block)
             b.branch(loop)
             b.position_at_end(end)
         return b.insert_value(v, buf, 0)
+
+    def alloc(self, size, site: int):
+        """size bytes in the arena; a failed malloc faults at `site` (a "memory" site)."""
+        buf = self.b.call(self.mb.alloc(), [self.arena, size])
+        self.check(self.b.icmp_unsigned("!=", self.b.ptrtoint(buf, I64), L.Constant(I64, 0)), site)
+        return buf
 
     def fminmax(self, which: str, a, x):
         """Python's min(a, x) / max(a, x): a unless x is strictly smaller / larger."""
@@ -870,12 +999,12 @@ class _FunctionBuilder:
         if op == "array":
             return self.array(e, args)
         if op == "copy":
-            return self.copy(args[0], e.type)
+            return self.copy(args[0], e.type, e.site)
         if op == "concat":
             x, y = args
             nx, ny = b.extract_value(x, 1), b.extract_value(y, 1)
             n = b.add(nx, ny)
-            buf = b.call(self.mb.alloc(), [self.arena, n])
+            buf = self.alloc(n, e.site)
             b.call(self.mb.libc("memcpy"), [buf, b.extract_value(x, 0), nx])
             b.call(self.mb.libc("memcpy"), [b.gep(buf, [nx], source_etype=I8), b.extract_value(y, 0), ny])
             return b.insert_value(b.insert_value(L.Constant(SLICE, None), buf, 0), n, 1)
@@ -948,11 +1077,12 @@ class _FunctionBuilder:
         """An array literal (args: its elements, already evaluated in order)."""
         elem = e.type.elem
         if not all(_constant(a) for a in e.args):  # built at run time, in the arena
+            assert e.site >= 0, "lower gives every run-time array literal a memory site"
             ty = mem_type(elem)
             n = len(args)
             size = self.b.ptrtoint(self.b.gep(L.Constant(PTR, None), [L.Constant(I64, max(n, 1))],
                                               source_etype=ty), I64)
-            buf = self.b.call(self.mb.alloc(), [self.arena, size])
+            buf = self.alloc(size, e.site)
             for i, a in enumerate(args):
                 self.b.store(self.to_mem(a, elem), self.b.gep(buf, [L.Constant(I64, i)], source_etype=ty))
             return self.b.insert_value(L.Constant(SLICE, [L.Constant(PTR, None), L.Constant(I64, n)]), buf, 0)
@@ -1019,6 +1149,20 @@ class _FunctionBuilder:
             return b.insert_value(b.insert_value(L.Constant(MONEY, None), b.extract_value(r, 0), 0), cur, 1)
         raise Unsupported(f"the money operation `{op}` is not compiled yet")
 
+
+
+def _shape(t) -> str:
+    """The memory layout of a type holding text or arrays, as `dup`/`drop` see it: types of one
+    shape share those helpers."""
+    c = t.__class__
+    if t is TEXT:
+        return "text"
+    if c is ArrayT:
+        return f"[{_shape(t.elem)}]" if owns_memory(t.elem) else f"[{mem_type(t.elem)}]"
+    if c is RecordT:
+        return "{" + ",".join(_shape(ft) if owns_memory(ft) else str(mem_type(ft))
+                              for ft in t.fields.values()) + "}"
+    return str(mem_type(t))
 
 
 def has_array(t) -> bool:

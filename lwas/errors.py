@@ -34,6 +34,7 @@ KINDS = {
     "assert": "assertion failed",
     "contract": "contract violated",
     "stack": "stack overflow (recursion too deep)",
+    "memory": "out of memory",
 }
 
 

@@ -72,7 +72,10 @@ class Prim:
              mk_money
     values   field set_field record len index array concat, fail (always faults),
              copy (the value with its arrays, nested ones included, copied into the arena:
-             what an owned variable stores, see lower's `element_targets`)"""
+             what an owned variable stores, see lower's `element_targets`)
+
+    `concat`, `copy` and a run-time `array` (not all elements constant) allocate in the arena:
+    their `site` is a "memory" error site (a failed malloc)."""
     op: str
     args: list
     type: Type
@@ -203,6 +206,9 @@ class Function:
     ret: Type
     body: list  # [Stmt]
     span: Span | None = None
+    # a "memory" error site, at the declaration, for the wrapper's copy of a result holding
+    # text or arrays into malloc'd buffers (-1: the result holds none)
+    memory_site: int = -1
 
 
 @dataclass(eq=False)

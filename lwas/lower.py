@@ -121,7 +121,10 @@ class _Lowerer:
             body = self.stmt(ast.ExprStmt(b, b.span))
         else:
             body = [self.ret(self.expr(b))]
-        self.add(ir.Function(name, "rule" if is_rule else "fn", params, sig.ret, body, d.span),
+        fn = ir.Function(name, "rule" if is_rule else "fn", params, sig.ret, body, d.span)
+        if owns_memory(sig.ret):  # the wrapper mallocs the caller's copy of the result
+            fn.memory_site = self.site("memory", d.span, f"out of memory copying the result of `{name}`")
+        self.add(fn,
                  name, [Param(p.name, type_desc(v.type)) for p, v in zip(d.params, params)],
                  type_desc(sig.ret))
 
@@ -196,7 +199,7 @@ class _Lowerer:
             value = self.expr(s.value)
             loc = self.c.bindings[s]
             self.vars[loc] = v
-            return [ir.Let(v, self.own(value) if loc in self.owned else value)]
+            return [ir.Let(v, self.own(value, s.value.span) if loc in self.owned else value)]
         if c is ast.Assign:
             return [self.assign(s)]
         if c is ast.If:
@@ -251,7 +254,7 @@ class _Lowerer:
         if s.op == "=":
             value = self.expr(s.value)
             if owned:
-                value = self.own(value)
+                value = self.own(value, s.value.span)
         else:
             left = self.expr(target) if path else \
                 self.convert(ir.Load(v), v.type, self.c.coercions.get(target), target)
@@ -281,15 +284,16 @@ class _Lowerer:
         target = s.target
         tt = self.c.types.get(target)
         if s.op == "=":
-            value = self.own(self.expr(s.value))
+            value = self.own(self.expr(s.value), s.value.span)
         else:
             left = self.convert(ir.Current(tt), tt, self.c.coercions.get(target), target)
             value = self.binary(s.op[0], left, self.expr(s.value), target, s.value, s)
         return ir.StoreAt(v, steps, value)
 
-    def own(self, x):
-        """x with its arrays copied into the arena (when it holds any): for owned variables."""
-        return ir.Prim("copy", [x], x.type) if has_array(x.type) else x
+    def own(self, x, span):
+        """x with its arrays copied into the arena (when it holds any): for owned variables.
+        The copy allocates: a "memory" site at span, the expression copied."""
+        return ir.Prim("copy", [x], x.type, self.site("memory", span)) if has_array(x.type) else x
 
     def for_range(self, s: ast.ForRange) -> list:
         i = ir.Var(s.var, INT)
@@ -363,7 +367,7 @@ class _Lowerer:
 
     def expr(self, e):
         if self.owned and self.owned_root(e):
-            return self.own(self.place(e))
+            return self.own(self.place(e), e.span)
         return self.place(e)
 
     def place(self, e):
@@ -405,8 +409,10 @@ class _Lowerer:
         if c is ast.Index:
             site = self.site("index", e.span)
             return ir.Prim("index", [self.place(e.obj), self.expr(e.index)], t, site)
-        if c is ast.ArrayLit:
-            return ir.Prim("array", [self.expr(x) for x in e.elems], t)
+        if c is ast.ArrayLit:  # built at run time (a "memory" site) unless all constants
+            elems = [self.expr(x) for x in e.elems]
+            site = -1 if all(_constant(x) for x in elems) else self.site("memory", e.span)
+            return ir.Prim("array", elems, t, site)
         if c is ast.Match:
             arms, default = [], None
             for keys, arm in self.match_arms(e):
@@ -456,7 +462,7 @@ class _Lowerer:
         if lt is FLOAT and rt is FLOAT or lt is TRUTH or rt is TRUTH:
             return ir.Prim("f" + name, [left, right], FLOAT)
         if lt is TEXT:
-            return ir.Prim("concat", [left, right], TEXT)
+            return ir.Prim("concat", [left, right], TEXT, self.site("memory", e.span))
         t = self.c.types.get(e) if e.__class__ is ast.Binary else lt
         if name == "mul":
             if lt is INT:
@@ -536,6 +542,20 @@ def has_array(t) -> bool:
     """Whether a value of type t holds arrays (storage an element assignment can write)."""
     c = t.__class__
     return c is ArrayT or c is RecordT and any(has_array(f) for f in t.fields.values())
+
+
+def owns_memory(t) -> bool:
+    """Whether a value of type t holds text or arrays (a result the wrapper copies)."""
+    c = t.__class__
+    return t is TEXT or c is ArrayT or c is RecordT and any(owns_memory(f) for f in t.fields.values())
+
+
+def _constant(x) -> bool:
+    """A literal, possibly behind an identity conversion (codegen's test for a constant array
+    literal, which is a constant global and allocates nothing)."""
+    while x.__class__ is ir.Prim and x.op == "id":
+        x = x.args[0]
+    return x.__class__ is ir.Const
 
 
 def _sccs(graph: dict) -> dict:

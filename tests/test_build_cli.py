@@ -203,7 +203,8 @@ def test_second_run_hits_the_cache(prog, home, capsys):
 def test_damaged_cache_entry_is_rebuilt(prog, home, capsys):
     assert main(["run", prog]) == 0
     (cached,) = (home / "cache" / "lwas").glob("*.lwasart")
-    cached.write_bytes(cached.read_bytes()[:-1] + b"\0")
+    data = cached.read_bytes()
+    cached.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # always a change, whatever the byte was
     assert main(["run", prog, "--timings"]) == 0
     out = capsys.readouterr()
     assert "codegen" in out.err and out.out.strip().endswith("42")

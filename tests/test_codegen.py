@@ -919,3 +919,94 @@ def test_a_bound_function_outlives_its_program_object():
     twice = NativeProgram.from_object(mod.object_code, mod.describe()).fn.twice
     gc.collect()
     assert twice(21) == 42
+
+
+# ---------------------------------------------------------------- out of memory
+
+OOM = '''record Pair {
+  a: text
+  b: text
+}
+
+fn grow(k: int) -> int {
+  var s = "ab"
+  var i = 0
+  while i < k {
+    s = s + s
+    i += 1
+  }
+  if s == "x" {
+    return -1
+  }
+  return i
+}
+
+fn pair(k: int) -> Pair {
+  var s = "ab"
+  for i in 0..k {
+    s = s + s
+  }
+  return Pair(a: s, b: s)
+}
+'''
+
+
+def test_out_of_memory_is_a_runtime_error():
+    """A failed malloc (real: the address space of a subprocess is limited with RLIMIT_AS) is a
+    "memory" fault at the expression that allocated, or at the declaration for the copy of a
+    result, never a crash; the call's arena is freed, so the process goes on."""
+    def oline(snippet):
+        hits = [i for i, t in enumerate(OOM.splitlines(), 1) if snippet in t]
+        assert len(hits) == 1
+        return hits[0]
+
+    code = ("import sys; sys.path.insert(0, %r); import test_codegen as t, lwas, resource\n"
+            "from lwas.runtime.native import NativeProgram\n"
+            "progs = []\n"
+            "for opt in (0, 2):\n"
+            "    m = t.build(t.OOM, opt)\n"
+            "    progs.append((opt, NativeProgram.from_object(m.object_code, m.describe())))\n"
+            "def vm():\n"
+            "    for l in open('/proc/self/status'):\n"
+            "        if l.startswith('VmSize:'):\n"
+            "            return int(l.split()[1]) * 1024\n"
+            "S = 1 << 25  # pair(24): two texts of S bytes; its arena holds ~2S\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (vm() + 7 * S // 2, resource.RLIM_INFINITY))\n"
+            "for opt, p in progs:\n"
+            "    try:\n"
+            "        p.fn.grow(1000)\n"
+            "    except lwas.RuntimeError as e:\n"
+            "        print(opt, e.kind, e.position.line)\n"
+            "    print(opt, p.fn.grow(24))\n"
+            "    before = vm()\n"
+            "    try:\n"
+            "        p.fn.pair(24)  # arena 2S + a S + b S > 3.5S: b's copy fails, a's is freed\n"
+            "    except lwas.RuntimeError as e:\n"
+            "        print(opt, e.kind, e.position.line, e.message)\n"
+            "    print(opt, 'leak', vm() - before >= S // 2)\n"
+            "    print(opt, p.fn.grow(3), p.fn.pair(2) == {'a': 'ab' * 4, 'b': 'ab' * 4})\n") % str(_here())
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    grows = [i for i, t in enumerate(OOM.splitlines(), 1) if "s = s + s" in t]
+    for opt in (0, 2):
+        mine = [l.split(" ", 3) for l in out.stdout.splitlines() if l.startswith(f"{opt} ")]
+        assert mine[0] == [str(opt), "memory", str(grows[0])], out.stdout
+        assert mine[1] == [str(opt), "24"]
+        assert mine[2] == [str(opt), "memory", str(oline("fn pair(")),
+                           "out of memory copying the result of `pair`"], out.stdout
+        assert mine[3] == [str(opt), "leak", "False"]
+        assert mine[4] == [str(opt), "3", "True"]
+
+
+def test_memory_sites_only_where_allocation_happens():
+    c = check_source(OOM + "fn add3(a: int) -> int = a + 3\nfn lit() -> [int] = [1, 2]\n", "oom.lwas")
+    p = lower.lower_program(c.program, c.checked, c.truth)
+    sites = [(s.kind, s.line) for s in p.error_sites]
+    lines = OOM.splitlines()
+    concat = [i for i, t in enumerate(lines, 1) if "s = s + s" in t]
+    assert [s for s in sites if s[0] == "memory"] == [
+        ("memory", concat[0]), ("memory", concat[1]),
+        ("memory", next(i for i, t in enumerate(lines, 1) if "fn pair(" in t)),
+        ("memory", len(lines) + 2)]  # lit: a constant array, but its result is copied for the caller
+    ir_text = codegen.llvm_ir(p, 0)
+    assert "lwas.dup" in ir_text and "lwas.drop" in ir_text
