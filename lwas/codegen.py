@@ -466,41 +466,21 @@ class _ModuleBuilder:
         on_fail(b.icmp_unsigned("!=", b.ptrtoint(buf, I64), L.Constant(I64, 0)), lambda: None)
         b.call(self.libc("memcpy"), [buf, b.extract_value(v, 0), size])
         if t is not TEXT and owns_memory(t.elem):  # then copy each element's own buffers
-            start = b.block
-            loop = f.append_basic_block("copyloop")
-            body = f.append_basic_block("copyelem")
-            end = f.append_basic_block("copied")
-            b.branch(loop)
-            b.position_at_end(loop)
-            i = b.phi(I64)
-            i.add_incoming(L.Constant(I64, 0), start)
-            b.cbranch(b.icmp_unsigned("<", i, n), body, end)
-            b.position_at_end(body)
-            p = b.gep(buf, [i], source_etype=elem)
-            r = b.call(self.dup(t.elem), [b.load(p, typ=elem)])
-
-            def undo():  # free elements 0 .. i-1 (copied), then buf
-                head = b.block
-                uloop = f.append_basic_block("undoloop")
-                ubody = f.append_basic_block("undoelem")
-                uend = f.append_basic_block("undone")
-                b.branch(uloop)
-                b.position_at_end(uloop)
-                j = b.phi(I64)
-                j.add_incoming(L.Constant(I64, 0), head)
-                b.cbranch(b.icmp_unsigned("<", j, i), ubody, uend)
-                b.position_at_end(ubody)
+            def drop_elem(j):
                 b.call(self.drop(t.elem), [b.load(b.gep(buf, [j], source_etype=elem), typ=elem)])
-                j.add_incoming(b.add(j, L.Constant(I64, 1)), b.block)
-                b.branch(uloop)
-                b.position_at_end(uend)
-                b.call(self.libc("free"), [buf])
 
-            on_fail(b.extract_value(r, 1), undo)
-            b.store(b.extract_value(r, 0), p)
-            i.add_incoming(b.add(i, L.Constant(I64, 1)), b.block)
-            b.branch(loop)
-            b.position_at_end(end)
+            def copy_elem(i):
+                p = b.gep(buf, [i], source_etype=elem)
+                r = b.call(self.dup(t.elem), [b.load(p, typ=elem)])
+
+                def undo():  # free elements 0 .. i-1 (copied), then buf
+                    _count_loop(b, f, i, ("undoloop", "undoelem", "undone"), drop_elem)
+                    b.call(self.libc("free"), [buf])
+
+                on_fail(b.extract_value(r, 1), undo)
+                b.store(b.extract_value(r, 0), p)
+
+            _count_loop(b, f, n, ("copyloop", "copyelem", "copied"), copy_elem)
         v = b.insert_value(v, buf, 0)
         b.ret(b.insert_value(b.insert_value(L.Constant(res, None), v, 0), L.Constant(I1, 1), 1))
         return f
@@ -526,21 +506,8 @@ class _ModuleBuilder:
         buf = b.extract_value(v, 0)
         if t is not TEXT and owns_memory(t.elem):
             elem = mem_type(t.elem)
-            n = b.extract_value(v, 1)
-            start = b.block
-            loop = f.append_basic_block("droploop")
-            body = f.append_basic_block("dropelem")
-            end = f.append_basic_block("dropped")
-            b.branch(loop)
-            b.position_at_end(loop)
-            i = b.phi(I64)
-            i.add_incoming(L.Constant(I64, 0), start)
-            b.cbranch(b.icmp_unsigned("<", i, n), body, end)
-            b.position_at_end(body)
-            b.call(self.drop(t.elem), [b.load(b.gep(buf, [i], source_etype=elem), typ=elem)])
-            i.add_incoming(b.add(i, L.Constant(I64, 1)), b.block)
-            b.branch(loop)
-            b.position_at_end(end)
+            _count_loop(b, f, b.extract_value(v, 1), ("droploop", "dropelem", "dropped"),
+                        lambda i: b.call(self.drop(t.elem), [b.load(b.gep(buf, [i], source_etype=elem), typ=elem)]))
         b.call(self.libc("free"), [buf])
         b.ret_void()
         return f
@@ -876,21 +843,11 @@ class _FunctionBuilder:
         buf = self.alloc(size, site)
         b.call(self.mb.libc("memcpy"), [buf, b.extract_value(v, 0), size])
         if has_array(t.elem):
-            start = b.block
-            loop = self.f.append_basic_block("copyloop")
-            body = self.f.append_basic_block("copyelem")
-            end = self.f.append_basic_block("copied")
-            b.branch(loop)
-            b.position_at_end(loop)
-            i = b.phi(I64)
-            i.add_incoming(L.Constant(I64, 0), start)
-            b.cbranch(b.icmp_unsigned("<", i, n), body, end)
-            b.position_at_end(body)
-            p = b.gep(buf, [i], source_etype=elem)
-            b.store(self.copy(b.load(p, typ=elem), t.elem, site), p)
-            i.add_incoming(b.add(i, L.Constant(I64, 1)), b.block)
-            b.branch(loop)
-            b.position_at_end(end)
+            def copy_elem(i):
+                p = b.gep(buf, [i], source_etype=elem)
+                b.store(self.copy(b.load(p, typ=elem), t.elem, site), p)
+
+            _count_loop(b, self.f, n, ("copyloop", "copyelem", "copied"), copy_elem)
         return b.insert_value(v, buf, 0)
 
     def alloc(self, size, site: int):
@@ -1150,6 +1107,23 @@ class _FunctionBuilder:
         raise Unsupported(f"the money operation `{op}` is not compiled yet")
 
 
+
+
+def _count_loop(b: L.IRBuilder, f: L.Function, n, names: tuple[str, str, str], body) -> None:
+    """Emits `for i in 0..n { body(i) }` (n unsigned) and leaves b after the loop. `body` may
+    branch away and continue in other blocks; the back edge starts from wherever it ends."""
+    start = b.block
+    loop, blk, end = (f.append_basic_block(name) for name in names)
+    b.branch(loop)
+    b.position_at_end(loop)
+    i = b.phi(I64)
+    i.add_incoming(L.Constant(I64, 0), start)
+    b.cbranch(b.icmp_unsigned("<", i, n), blk, end)
+    b.position_at_end(blk)
+    body(i)
+    i.add_incoming(b.add(i, L.Constant(I64, 1)), b.block)
+    b.branch(loop)
+    b.position_at_end(end)
 
 def _shape(t) -> str:
     """The memory layout of a type holding text or arrays, as `dup`/`drop` see it: types of one
