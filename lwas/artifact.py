@@ -108,7 +108,8 @@ def rename_files(value, names: Mapping[str, str]):
 # ---------------------------------------------------------------- building
 
 def make_manifest(described: dict, sources: Mapping[str, tuple[str, str]], root_module: str,
-                  key: Ed25519PrivateKey | Ed25519PublicKey, names: Mapping[str, str] = {}) -> dict:
+                  key: Ed25519PrivateKey | Ed25519PublicKey, names: Mapping[str, str] = {},
+                  services: list = ()) -> dict:
     """The manifest: `described` is NativeModule.describe(); `sources` maps module name ->
     (path, text); `names` maps source paths to the names the artifact uses."""
     from .keys import key_id
@@ -123,7 +124,7 @@ def make_manifest(described: dict, sources: Mapping[str, tuple[str, str]], root_
         "sources": src,
         "source_digest": sha512_hex(canonical_json(src)),
         "native": rename_files(described, names),
-        "services": [],
+        "services": rename_files(list(services), names),
         "key_id": key_id(key),
     }
 
@@ -137,9 +138,10 @@ def pack(manifest: dict, object_code: bytes, key: Ed25519PrivateKey) -> bytes:
 
 
 def build(native, sources: Mapping[str, tuple[str, str]], root_module: str, key: Ed25519PrivateKey,
-          names: Mapping[str, str] = {}) -> bytes:
-    """A signed artifact for an `abi.NativeModule`."""
-    return pack(make_manifest(native.describe(), sources, root_module, key, names), native.object_code, key)
+          names: Mapping[str, str] = {}, services: list = ()) -> bytes:
+    """A signed artifact for an `abi.NativeModule` and the program's service descriptions."""
+    return pack(make_manifest(native.describe(), sources, root_module, key, names, services),
+                native.object_code, key)
 
 
 # ---------------------------------------------------------------- reading

@@ -76,6 +76,13 @@ INT_MIN = -(2 ** 63)
 STACK_BUDGET = 1 << 20
 
 
+# What native code may call in the runtime that hosts it (lwas.runtime.native binds them).
+HOST_SYMBOLS = {
+    "lwas_rt_append": L.FunctionType(I32, [I32, PTR]),
+    "lwas_rt_now": L.FunctionType(I64, []),
+}
+
+
 def mem_type(t) -> L.Type:
     """The native (ABI) form of a type, as stored in memory, arrays, records and *out."""
     if t is INT or t is TIME:
@@ -355,6 +362,13 @@ class _ModuleBuilder:
         if f is None:
             f = self.intrinsics["stacksave"] = L.Function(self.module, L.FunctionType(PTR, []), "llvm.stacksave.p0")
         return b.ptrtoint(b.call(f, []), I64)
+
+    def host(self, name: str) -> L.Function:
+        """A runtime function (HOST_SYMBOLS): resolved when the runtime maps the object."""
+        f = self.intrinsics.get(name)
+        if f is None:
+            f = self.intrinsics[name] = L.Function(self.module, HOST_SYMBOLS[name], name)
+        return f
 
     def libc(self, name: str) -> L.Function:
         """memcmp, memcpy, malloc or free from the C library (the process's, or the .so's)."""
@@ -905,6 +919,10 @@ class _FunctionBuilder:
         if op in ("fabs", "fsqrt", "fexp", "fln", "ffloor", "fceil"):
             name = {"fln": "log", "fabs": "fabs"}.get(op, op[1:])
             return b.call(self.mb.intrinsic(f"llvm.{name}"), args)
+        if op == "host_append":
+            return self.host_append(e, args)
+        if op == "host_now":
+            return b.call(self.mb.host("lwas_rt_now"), [])
         if op == "itof":
             return b.sitofp(args[0], F64)
         if op == "ftoi":
@@ -972,6 +990,20 @@ class _FunctionBuilder:
             self.check(b.icmp_unsigned("==", cur, L.Constant(I32, pack_currency(e.arg))), e.site)
             return args[0]
         raise Unsupported(f"the operation `{op}` is not compiled yet")
+
+    def host_append(self, e: ir.Prim, args):
+        """`i32 lwas_rt_append(i32 ledger, ptr entry)`: 0 appended, 1 the same entry was there
+        already (idempotent retry), 2 another entry holds the key, anything else a host failure."""
+        b = self.b
+        t = e.args[1].type
+        with b.goto_block(self.entry):
+            b.position_before(self.entry.instructions[0]) if self.entry.instructions else None
+            slot = b.alloca(mem_type(t), name="entry")
+        b.store(args[1], slot)
+        status = b.call(self.mb.host("lwas_rt_append"), [b.trunc(args[0], I32), slot])
+        self.check(b.icmp_unsigned("!=", status, L.Constant(I32, 2)), e.site)
+        self.check(b.icmp_unsigned("<=", status, L.Constant(I32, 1)), e.arg)
+        return b.icmp_unsigned("==", status, L.Constant(I32, 0))
 
     def ramp(self, e: ir.Prim, x, lo, hi):
         b = self.b

@@ -210,6 +210,44 @@ code generator cannot compile yet, so `lwasc build`, `lwasc run` and `lwas.compi
 here. The message names the feature and the span points at its first use. This is a
 limitation of this compiler version, not a mistake in the program: rewrite that part with
 features the back end supports, or check the release notes of a newer `lwasc`."""),
+    # ------------------------------------------------------------------ services
+    ("E0401", "unknown ledger", """
+An `append` or an `on` block names a ledger the service does not declare. Declare each
+ledger once in the service, with the record type of its entries and the field that keys them:
+
+    service economy {
+      ledger transactions: Transaction by id
+      on transactions(tx) { state.count += 1 }
+    }"""),
+    ("E0402", "the state changes only through the ledger", """
+A service's state is a fold of its `on` blocks over its ledgers: that is what lets the
+runtime rebuild it on start by replaying the ledger, and what makes a crash lose nothing.
+So a route handler cannot assign the state (it appends an entry, and the entry's `on` block
+moves the state), an `on` block cannot append or `return` (it runs again on every replay),
+a `get` route cannot append (it must not write), and nothing may redeclare `state`:
+
+    post "/transactions" (tx: Transaction) -> Receipt {
+      append transactions(tx)                 // the `on transactions` block runs here
+      return Receipt(id: tx.id, balance: state.balance)
+    }"""),
+    ("E0403", "invalid route", """
+A route is `METHOD "/path/{param}" (params) -> Response { ... }`. Every `{name}` in the path
+is bound to the parameter `name` (an `int`, `text` or enum); a `post`, `put`, `patch` or
+`delete` route may take one more parameter, a record: the JSON request body. A `get` route
+takes no body. Each method and path is declared once, each route has a response type, and
+services live in the root file (the one given to `lwasc serve`)."""),
+    ("E0404", "invalid route guard", """
+A route's `requires` clause is a rule (or any truth-valued call) compared with a threshold
+in [0, 1]: `requires valid_amount(tx) >= 0.9`. Before the handler runs, the runtime
+computes the rule; below the threshold the request is refused with 422, naming the rule and
+its truth, and nothing is written."""),
+    ("E0405", "invalid ledger", """
+A ledger holds records and is keyed by one of their fields, a `text` or an `int`: the key
+makes appends idempotent (the same key with the same entry is a retry and changes nothing;
+with another entry it is a conflict, 409).
+
+    record Transaction { id: text, amount: money }
+    service economy { ledger transactions: Transaction by id }"""),
     # ------------------------------------------------------------------ warnings
     ("W0101", "unused item", """
 A private item (function, rule, constant, record, enum) of an imported module is declared

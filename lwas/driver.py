@@ -26,6 +26,7 @@ class Compilation:
     truth: Any = None  # truth.TruthResult
     opt_level: int = 2
     key: Any = None  # the Ed25519 private key the artifact stage signs with
+    services: list = field(default_factory=list)  # plain-data service descriptions (describe)
     ir: Any = None  # ir.Program (lower)
     native: Any = None  # abi.NativeModule (codegen)
     artifact: bytes | None = None  # the signed artifact (artifact)
@@ -51,6 +52,19 @@ def _parse(c: Compilation) -> None:
     c.program = load(c.root, loader, c.sink)
 
 
+def _service(c: Compilation) -> None:
+    from .service import expand
+
+    for m in c.program.modules:
+        m.tree, m.services = expand(m.tree, c.sink, m.is_root)
+
+
+def _describe(c: Compilation) -> None:
+    from .service import describe
+
+    c.services = describe(c.program, c.checked, c.sink)
+
+
 def _resolve(c: Compilation) -> None:
     from .resolve import resolve
 
@@ -74,9 +88,11 @@ Stage = tuple[str, Callable[[Compilation], None], bool]
 
 FRONT_END: list[Stage] = [
     ("parse", _parse, False),
-    ("resolve", _resolve, True),   # a file with syntax errors is not resolved: it would only cascade
+    ("service", _service, True),   # services become ordinary items (a file with syntax errors
+    ("resolve", _resolve, True),   # is not resolved: it would only cascade)
     ("check", _check, False),      # duplicates and missing modules are reported without cascades
     ("truth", _truth, False),
+    ("describe", _describe, True), # what the runtime needs to host each service
 ]
 
 
@@ -123,7 +139,8 @@ def _artifact(c: Compilation) -> None:
         c.key, _ = dev_key()
     paths = {m.name: m.path for m in c.program.modules}
     sources = {m.name: (m.path, c.sources[m.path].text) for m in c.program.modules}
-    c.artifact = build(c.native, sources, c.program.root.name, c.key, display_names(paths, c.root.path))
+    c.artifact = build(c.native, sources, c.program.root.name, c.key, display_names(paths, c.root.path),
+                       c.services)
 
 
 # after the front end: each needs a clean program so far

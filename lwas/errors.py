@@ -35,6 +35,8 @@ KINDS = {
     "contract": "contract violated",
     "stack": "stack overflow (recursion too deep)",
     "memory": "out of memory",
+    "conflict": "ledger key conflict",
+    "host": "host failure",
 }
 
 

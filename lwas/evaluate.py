@@ -366,6 +366,28 @@ BUILTIN_IMPLS = {
 # ---------------------------------------------------------------- the evaluator
 
 
+class MemoryHost:
+    """The evaluator's stand-in for the service runtime: ledgers as dicts of key -> entry
+    (keyed by the first field, as a ledger's key is unknown here) and a settable clock."""
+
+    def __init__(self, now: datetime | None = None):
+        self.entries: dict = {}
+        self.clock = now
+
+    def append(self, ledger: int, entry) -> int:
+        book = self.entries.setdefault(ledger, {})
+        key = next(iter(entry.values()))
+        if key in book:
+            return 1 if book[key] == entry else 2
+        book[key] = entry
+        return 0
+
+    def now(self) -> datetime:
+        from datetime import timezone
+
+        return self.clock or datetime.now(timezone.utc)
+
+
 @dataclass
 class _Frame:
     """One call's variables, keyed by the checker's Local objects (unique per binding, so
@@ -402,6 +424,7 @@ class Evaluator:
             ast.Assert: self.s_assert, ast.ExprStmt: self.s_expr, ast.Block: self.block,
         }
         self.frame = _Frame({})
+        self.host = MemoryHost()  # what services' `append` and `now()` use (see lwas.service)
 
     # ------------------------------------------------------------ public API
 
@@ -597,11 +620,24 @@ class Evaluator:
         ref = self.refs[e.callee]
         args = [self.expr(a) for a in self.checked.call_args[e]]
         if ref.__class__ is BuiltinRef:
-            return BUILTIN_IMPLS[ref.builtin.name](args, e, self.checked.call_sigs[e])
+            name = ref.builtin.name
+            if name == "append$":
+                return self.append(args[0], args[1], e)
+            if name == "now$":
+                return self.host.now()
+            return BUILTIN_IMPLS[name](args, e, self.checked.call_sigs[e])
         if ref.kind == "record":
             rt = self.checked.call_sigs[e].ret
             return {name: copy.deepcopy(v) for name, v in zip(rt.fields, args)}
         return self.invoke(ref.decl, [copy.deepcopy(a) for a in args])
+
+    def append(self, ledger: int, entry, e) -> bool:
+        status = self.host.append(ledger, copy.deepcopy(entry))
+        if status == 2:
+            raise fault("conflict", "the ledger already holds another entry under this key", e)
+        if status not in (0, 1):
+            raise fault("host", "the runtime could not append to the ledger", e)
+        return status == 0
 
     def e_match(self, e):
         return self.match(e, as_value=True)

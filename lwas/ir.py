@@ -70,6 +70,9 @@ class Prim:
     logic    not tnot; compare eq ne lt le gt ge (on the operands' type)
     money    madd msub mmul mneg mabs mdiv mmin mmax mminor mscale mcurrency mfrom_minor
              mk_money
+    host     host_append (ledger index, entry record → bool "the key was new"; `site` is the
+             key conflict, `arg` the host's failure), host_now (the clock, time): calls into
+             the runtime through the symbols in codegen's HOST_SYMBOLS
     values   field set_field record len index array concat, fail (always faults),
              copy (the value with its arrays, nested ones included, copied into the arena:
              what an owned variable stores, see lower's `element_targets`)

@@ -535,6 +535,12 @@ class _Lowerer:
                 return ir.Prim("fail", [], t, self.site("currency", e.span,
                                                          f"unknown currency code {code.value!r}"))
             return ir.Prim("mk_money", [args[0]], t, -1, code.value)
+        if name == "append$":
+            conflict = self.site("conflict", e.span, "the ledger already holds another entry under this key")
+            host = self.site("host", e.span, "the runtime could not append to the ledger")
+            return ir.Prim("host_append", args, BOOL, conflict, host)
+        if name == "now$":
+            return ir.Prim("host_now", [], TIME)
         raise Unsupported(f"the built-in `{name}` is not compiled yet", e.span)
 
 

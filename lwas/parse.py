@@ -242,6 +242,33 @@ class _Builder(threading.local):
     def test_decl(self, c):
         return ast.TestDecl(_unquote(c[1].value), c[2], self.span(c))
 
+    # ------------------------------------------------------------ services
+    def service_decl(self, c):
+        public, name = c[0], c[2]
+        s = self.span(c)
+        members = tuple(x for x in c[3:] if not isinstance(x, Token))
+        return ast.ServiceDecl(name.value, self.sp(name), members, self.doc(s), bool(public), s)
+
+    def ledger_decl(self, c):
+        s = self.span(c)
+        return ast.LedgerDecl(c[1].value, self.sp(c[1]), c[3], c[5].value, self.sp(c[5]), self.doc(s), s)
+
+    def state_decl(self, c):
+        s = self.span(c)
+        return ast.StateDecl(c[1].value, self.sp(c[1]), c[3], c[5], self.doc(s), s)
+
+    def on_decl(self, c):
+        return ast.OnDecl(c[1].value, self.sp(c[1]), c[3].value, self.sp(c[3]), c[5], self.span(c))
+
+    def route_decl(self, c):
+        method, path, _, params, _, _, ret, _, guard, body = c
+        s = self.span(c)
+        return ast.RouteDecl(method.value.upper(), _unquote(path.value), self.sp(path), params or (),
+                             ret, guard, body, self.doc(s), s)
+
+    def append_stmt(self, c):
+        return ast.Append(c[1].value, self.sp(c[1]), c[3], self.span(c))
+
     # ------------------------------------------------------------ statements
     def block(self, c):
         return ast.Block(tuple(x for x in c if not isinstance(x, Token)), self.span(c))

@@ -29,6 +29,7 @@ class ModuleInfo:
     import_decls: dict[str, ast.Import] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)  # item and import names used (for W0101/W0102)
     missing_imports: set[str] = field(default_factory=set)  # bindings whose module failed to load
+    services: list = field(default_factory=list)  # service.ServiceInfo, filled by the service stage
 
     def exported(self, name: str) -> ast.Item | None:
         """An item another module may use: public ones (every item of the root is public)."""

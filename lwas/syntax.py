@@ -260,7 +260,17 @@ class ExprStmt:
     span: Span
 
 
-Stmt = Union[Let, Assign, If, While, ForRange, ForEach, Return, Break, Continue, Assert, ExprStmt]
+@node
+class Append:
+    """`append transactions(tx)` in a route handler: write `value` to the service's ledger."""
+    ledger: str
+    ledger_span: Span
+    value: Expr
+    span: Span
+
+
+Stmt = Union[Let, Assign, If, While, ForRange, ForEach, Return, Break, Continue, Assert, ExprStmt,
+             Append]
 
 
 # ---------------------------------------------------------------- items
@@ -386,13 +396,72 @@ class TestDecl:
 
 
 @node
+class LedgerDecl:
+    """`ledger transactions: Transaction by id`: an append-only log of records keyed by a field."""
+    name: str
+    name_span: Span
+    entry: TypeExpr
+    key: str
+    key_span: Span
+    doc: str | None
+    span: Span
+
+
+@node
+class StateDecl:
+    """`state balance: money = 0.00 USD`: service state, changed only by `on` blocks."""
+    name: str
+    name_span: Span
+    type: TypeExpr
+    value: Expr
+    doc: str | None
+    span: Span
+
+
+@node
+class OnDecl:
+    """`on transactions(tx) { ... }`: how the state follows one ledger entry (replayable)."""
+    ledger: str
+    ledger_span: Span
+    param: str
+    param_span: Span
+    body: Block
+    span: Span
+
+
+@node
+class RouteDecl:
+    """`post "/tx" (tx: Transaction) -> Receipt requires valid(tx) >= 0.9 { ... }`."""
+    method: str  # GET, POST, PUT, PATCH or DELETE
+    path: str
+    path_span: Span
+    params: tuple[Param, ...]
+    ret: TypeExpr | None
+    guard: Expr | None
+    body: Block
+    doc: str | None
+    span: Span
+
+
+@node
+class ServiceDecl:
+    name: str
+    name_span: Span
+    members: tuple[Union[LedgerDecl, StateDecl, OnDecl, RouteDecl], ...]
+    doc: str | None
+    public: bool
+    span: Span
+
+
+@node
 class ModuleDecl:
     name: QualName
     doc: str | None
     span: Span
 
 
-Item = Union[ModuleDecl, Import, AxiomDecl, ConstDecl, FnDecl, RuleDecl, RecordDecl, EnumDecl, TestDecl]
+Item = Union[ModuleDecl, Import, AxiomDecl, ConstDecl, FnDecl, RuleDecl, RecordDecl, EnumDecl, TestDecl,
+             ServiceDecl]
 
 
 @node

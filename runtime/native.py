@@ -31,6 +31,8 @@ from __future__ import annotations
 import array
 import ctypes
 import sys
+import threading
+import time
 from datetime import datetime
 
 import llvmlite.binding as llvm
@@ -343,6 +345,79 @@ def _bind(address: int, export: dict, sites: list):
     return call
 
 
+# ---------------------------------------------------------------- the host interface
+# What native code calls in the runtime (lwas.codegen.HOST_SYMBOLS). The calls go to the
+# `Host` set for the calling thread by `hosted`: the service runtime runs each handler under
+# one. Without a host, an append fails as a "host" fault and the clock reads the system clock.
+
+_hosting = threading.local()
+
+
+class Host:
+    """What a service handler's I/O goes to (the service runtime implements these two)."""
+
+    def append(self, ledger: int, address: int) -> int:  # pragma: no cover - interface
+        """The entry record at `address` (ledger `ledger`'s entry type): 0 appended, 1 the
+        same entry is there already, 2 another entry holds its key."""
+        raise NotImplementedError
+
+    def now(self) -> int:  # pragma: no cover - interface
+        """Microseconds since the epoch."""
+        raise NotImplementedError
+
+
+class hosted:
+    """`with hosted(host): native_call(...)` routes the call's I/O to host (this thread only)."""
+
+    def __init__(self, host):
+        self.host = host
+
+    def __enter__(self):
+        self.saved = getattr(_hosting, "host", None)
+        _hosting.host = self.host
+        return self.host
+
+    def __exit__(self, *exc):
+        _hosting.host = self.saved
+
+
+def read_value(desc, address: int):
+    """The Python value of the native value of type desc at address (valid during the call)."""
+    return to_python(desc, ctype(desc).from_address(address))
+
+
+@ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)
+def _rt_append(ledger, address):
+    host = getattr(_hosting, "host", None)
+    if host is None:
+        return 3
+    try:
+        return host.append(ledger, address)
+    except BaseException as e:  # a Python error must not unwind through native frames
+        host.failure = e
+        return 3
+
+
+@ctypes.CFUNCTYPE(ctypes.c_int64)
+def _rt_now():
+    host = getattr(_hosting, "host", None)
+    if host is not None:
+        try:
+            return host.now()
+        except BaseException:
+            pass
+    return time.time_ns() // 1000
+
+
+_HOST_FUNCTIONS = {"lwas_rt_append": _rt_append, "lwas_rt_now": _rt_now}
+
+
+def _bind_host_symbols() -> None:
+    """Done once per process, before any object is mapped (MCJIT resolves them at finalize)."""
+    for name, f in _HOST_FUNCTIONS.items():
+        llvm.add_symbol(name, ctypes.cast(f, ctypes.c_void_p).value)
+
+
 class _Namespace:
     """Callables by LwaS name: `ns.fib`, `ns.fuzzy.triangle` or getattr(ns, "fuzzy.triangle")."""
 
@@ -351,6 +426,7 @@ def _tm():
     """A fresh target machine: an MCJIT engine takes ownership of the one it is given."""
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
+    _bind_host_symbols()
     return llvm.Target.from_default_triple().create_target_machine()
 
 

@@ -62,6 +62,15 @@ PROGRAMS: dict[str, dict[str, str]] = {
     "E0318": {"main.lwas": "fn f() -> int {\n  let xs = []\n  return len(xs)\n}\n"},
     "E0319": {"main.lwas": "record Node {\n  next: Node\n}\n"},
     "E0320": {"main.lwas": 'fn show(n: int) -> text = text(n)\n'},
+    "E0401": {"main.lwas": "record T {\n  id: text\n}\nservice s {\n  ledger log: T by id\n"
+                           "  on logs(t) {\n  }\n}\n"},
+    "E0402": {"main.lwas": "record T {\n  id: text\n}\nservice s {\n  ledger log: T by id\n"
+                           "  state n: int = 0\n  post \"/t\" (t: T) -> int {\n    state.n += 1\n"
+                           "    return state.n\n  }\n}\n"},
+    "E0403": {"main.lwas": "service s {\n  get \"/item/{id}\" -> int {\n    return 1\n  }\n}\n"},
+    "E0404": {"main.lwas": "record T {\n  id: text\n}\nservice s {\n  post \"/t\" (t: T) -> int "
+                           "requires len(t.id) > 2 {\n    return 1\n  }\n}\n"},
+    "E0405": {"main.lwas": "record T {\n  id: text\n}\nservice s {\n  ledger log: T by name\n}\n"},
     "W0101": {"main.lwas": "import helpers\n", "helpers.lwas": "fn unused() -> int = 1\n"},
     "W0102": {"main.lwas": "import std.fuzzy\nfn f() -> int = 1\n"},
     "W0103": {"main.lwas": "fn f() -> int {\n  let spare = 2\n  return 1\n}\n"},

@@ -1,0 +1,439 @@
+"""Services as ordinary items: the `service` stage, between parse and resolve.
+
+A `service` compiles to plain functions over an explicit state record, so the type checker,
+the native back end and the reference evaluator need nothing service-specific but two host
+built-ins. For `service economy { ledger transactions: Transaction by id; state balance: ...;
+on transactions(tx) {...}; post "/tx" (tx: Transaction) -> Receipt {...} }` it adds:
+
+    record economy.State { balance: money ... }        the state, one field per `state`
+    fn economy$init() -> economy.State                   the initial state
+    fn economy$on$transactions(state$: economy.State, tx: Transaction) -> economy.State
+    record economy$route$0$Reply { state: economy.State, response: Receipt }
+    fn economy$route$0(state$: economy.State, tx: Transaction) -> economy$route$0$Reply
+    fn economy$route$0$guard(state: economy.State, tx: Transaction) -> truth
+
+Names with `$` (and the dotted record name) cannot be written in LwaS, so they never collide
+with the user's. In a handler, `state` is a local copy of the state; `append L(v)` becomes
+`if append$(k, v) { state = economy$on$L(state, v) }`: the runtime appends v to ledger k (its
+answer says whether the key was new) and the `on` block moves the state, exactly as a replay
+of the ledger will. Handlers cannot assign the state themselves, and `on` blocks cannot
+append or read the clock: so the state is always a fold of the `on` blocks over the ledger,
+and a restart rebuilds it. `now()` (the host clock) is only available in route handlers.
+
+`describe` (after type checking) checks what needs types and produces the plain-data service
+descriptions that travel in the artifact's manifest to the runtime.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+
+from . import syntax as ast
+from .diagnostics import Label, Sink
+from .source import Span
+
+MUTATING = ("POST", "PUT", "PATCH", "DELETE")
+_PATH = re.compile(r"^(/([A-Za-z0-9._~!$&'()*+,;=:@-]+|\{[A-Za-z_][A-Za-z0-9_]*\}))+$|^/$")
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass
+class RouteInfo:
+    decl: ast.RouteDecl
+    handler: str  # fn name
+    guard: str | None = None  # fn name
+    rule: str = ""  # the guard's rule as written
+    threshold: float = 0.0
+    strict: bool = False  # `>` rather than `>=`
+    path_params: list[str] = field(default_factory=list)
+    body: str | None = None  # the body parameter's name
+
+
+@dataclass
+class ServiceInfo:
+    decl: ast.ServiceDecl
+    state: str  # the state record's name
+    init: str
+    ledgers: list[ast.LedgerDecl] = field(default_factory=list)
+    reducers: dict[str, str] = field(default_factory=dict)  # ledger -> fn name
+    routes: list[RouteInfo] = field(default_factory=list)
+
+
+def _name(n: str, span: Span) -> ast.Name:
+    return ast.Name(n, span)
+
+
+def _type(n: str, span: Span) -> ast.NamedType:
+    return ast.NamedType(ast.QualName((n,), span), span)
+
+
+def expand(tree: ast.Module, sink: Sink, is_root: bool) -> tuple[ast.Module, list[ServiceInfo]]:
+    """The module with each `service` replaced by its items (see the module docstring)."""
+    if not any(isinstance(i, ast.ServiceDecl) for i in tree.items):
+        return tree, []
+    items: list = []
+    infos: list[ServiceInfo] = []
+    names = {getattr(i, "name", None) for i in tree.items}
+    for it in tree.items:
+        if not isinstance(it, ast.ServiceDecl):
+            items.append(it)
+            continue
+        if not is_root:
+            sink.error("E0403", f"service `{it.name}` is declared in an imported module", it.name_span,
+                       label="services are served from the root file only",
+                       help="declare the service in the file you pass to `lwasc serve`; "
+                            "import its records, rules and functions from here")
+            continue
+        new, info = _Expander(it, sink, "now" not in names).run()
+        items.extend(new)
+        infos.append(info)
+    return replace(tree, items=tuple(items)), infos
+
+
+class _Expander:
+    def __init__(self, svc: ast.ServiceDecl, sink: Sink, clock: bool):
+        self.svc = svc
+        self.sink = sink
+        self.clock = clock  # rewrite `now()` (no user item of that name)
+        self.p = svc.name
+        self.ledgers: dict[str, tuple[int, ast.LedgerDecl]] = {}
+        self.reducers: dict[str, str] = {}
+        self.temp = 0
+
+    def run(self) -> tuple[list, ServiceInfo]:
+        svc, p = self.svc, self.p
+        s = svc.span
+        members = svc.members
+        state_name = f"{p}.State"
+        info = ServiceInfo(svc, state_name, f"{p}${'init'}")
+        seen: dict[str, Span] = {}
+        states: list[ast.StateDecl] = []
+        for m in members:
+            if isinstance(m, (ast.LedgerDecl, ast.StateDecl)):
+                if m.name in seen:
+                    self.sink.error("E0102", f"the name `{m.name}` is defined more than once in service `{p}`",
+                                    m.name_span, label=f"`{m.name}` redefined here",
+                                    labels=(Label(seen[m.name], "first defined here"),),
+                                    help="rename one of them")
+                    continue
+                seen[m.name] = m.name_span
+                if isinstance(m, ast.LedgerDecl):
+                    self.ledgers[m.name] = (len(info.ledgers), m)
+                    info.ledgers.append(m)
+                else:
+                    states.append(m)
+        out: list = [ast.FnDecl(f"{p}$ledger${d.name}", d.name_span, (ast.Param("entry", d.entry, d.entry.span),),
+                                None, ast.Block((), d.span), None, False, d.span)  # types the entry
+                     for d in info.ledgers]
+        out.append(ast.RecordDecl(state_name, svc.name_span,
+                                    tuple(ast.RecordField(m.name, m.type, m.doc, m.span) for m in states),
+                                    f"The state of service `{p}`.", False, s))
+        init = ast.Call(_name(state_name, s), tuple(ast.Arg(m.value, m.name, m.span) for m in states), s)
+        out.append(ast.FnDecl(info.init, svc.name_span, (), _type(state_name, s), init, None, False, s))
+        for m in members:
+            if isinstance(m, ast.OnDecl):
+                fn = self.on(m, state_name)
+                if fn is not None:
+                    out.append(fn)
+        info.reducers = dict(self.reducers)
+        routes: dict[tuple[str, str], ast.RouteDecl] = {}
+        for m in members:
+            if isinstance(m, ast.RouteDecl):
+                k = (m.method, _PARAM.sub("{}", m.path))
+                if k in routes:
+                    self.sink.error("E0403", f"route `{m.method} {m.path}` is declared twice", m.path_span,
+                                    label="declared again here",
+                                    labels=(Label(routes[k].path_span, "first declared here"),),
+                                    help="merge the two handlers, or give one another path")
+                    continue
+                routes[k] = m
+                out.extend(self.route(m, len(info.routes), state_name, info))
+        return out, info
+
+    # ------------------------------------------------------------ members
+    def on(self, m: ast.OnDecl, state_name: str):
+        entry = self.ledgers.get(m.ledger)
+        if entry is None:
+            self.unknown_ledger(m.ledger, m.ledger_span)
+            return None
+        if m.ledger in self.reducers:
+            self.sink.error("E0102", f"ledger `{m.ledger}` has more than one `on` block", m.ledger_span,
+                            label="second `on` block here", help="merge them into one")
+            return None
+        name = f"{self.p}$on${m.ledger}"
+        self.reducers[m.ledger] = name
+        s = m.span
+        body = self.rewrite(m.body, "on")
+        stmts = (ast.Let("state", s, True, None, _name("state$", s), s),) + body.stmts + \
+                (ast.Return(_name("state", s), s),)
+        params = (ast.Param("state$", _type(state_name, s), s), ast.Param(m.param, entry[1].entry, m.param_span))
+        return ast.FnDecl(name, m.ledger_span, params, _type(state_name, s), ast.Block(stmts, body.span),
+                          None, False, s)
+
+    def route(self, m: ast.RouteDecl, index: int, state_name: str, info: ServiceInfo) -> list:
+        s = m.span
+        name = f"{self.p}$route${index}"
+        r = RouteInfo(m, name)
+        ok = self.check_route(m, r)
+        if m.ret is None:
+            self.sink.error("E0403", f"route `{m.method} {m.path}` has no response type", m.path_span,
+                            label="add `-> Type` after the parameters",
+                            help="a route answers with a value: e.g. `-> Receipt`")
+            ok = False
+        if not ok:
+            return []
+        mutating = m.method in MUTATING
+        out = []
+        if mutating:
+            reply = f"{name}$Reply"
+            out.append(ast.RecordDecl(reply, m.path_span, (
+                ast.RecordField("state", _type(state_name, s), None, s),
+                ast.RecordField("response", m.ret, None, m.ret.span)), None, False, s))
+            body = self.rewrite(m.body, "post", reply)
+            stmts = (ast.Let("state", s, True, None, _name("state$", s), s),) + body.stmts
+            params = (ast.Param("state$", _type(state_name, s), s),) + m.params
+            out.append(ast.FnDecl(name, m.path_span, params, _type(reply, s), ast.Block(stmts, body.span),
+                                  m.doc, False, s))
+        else:
+            body = self.rewrite(m.body, "get")
+            params = (ast.Param("state", _type(state_name, s), s),) + m.params
+            out.append(ast.FnDecl(name, m.path_span, params, m.ret, body, m.doc, False, s))
+        if m.guard is not None:
+            g = self.guard(m.guard, r)
+            if g is not None:
+                r.guard = f"{name}$guard"
+                params = (ast.Param("state", _type(state_name, s), s),) + tuple(replace(p) for p in m.params)
+                out.append(ast.FnDecl(r.guard, m.guard.span, params, _type("truth", m.guard.span),
+                                      g, None, False, m.guard.span))
+        info.routes.append(r)
+        return out
+
+    def check_route(self, m: ast.RouteDecl, r: RouteInfo) -> bool:
+        if not _PATH.match(m.path):
+            self.sink.error("E0403", f"`{m.path}` is not a route path", m.path_span,
+                            label="expected `/segment/{param}/...`",
+                            help="a path starts with `/`; a `{name}` segment is bound to the parameter `name`")
+            return False
+        declared = {p.name: p for p in m.params}
+        r.path_params = _PARAM.findall(m.path)
+        ok = True
+        for n in r.path_params:
+            if n not in declared:
+                self.sink.error("E0403", f"path parameter `{n}` is not a parameter of the route", m.path_span,
+                                label=f"`{{{n}}}` needs a parameter `{n}`",
+                                help=f"add `{n}: text` (or `int`) to the route's parameters")
+                ok = False
+        rest = [p for p in m.params if p.name not in r.path_params]
+        for p in m.params:
+            if p.name == "state":
+                self.sink.error("E0402", "a route parameter cannot be named `state`", p.span,
+                                label="`state` is the service's state here", help="rename the parameter")
+                ok = False
+        if m.method not in MUTATING and rest:
+            self.sink.error("E0403", f"`{m.method.lower()}` route `{m.path}` cannot take a request body",
+                            rest[0].span, label=f"`{rest[0].name}` is not in the path",
+                            help=f"bind it in the path (`{{{rest[0].name}}}`), or use `post`")
+            ok = False
+        elif len(rest) > 1:
+            self.sink.error("E0403", f"route `{m.path}` has more than one request body", rest[1].span,
+                            label="a second parameter outside the path",
+                            help="a route takes one body: put these values in one record")
+            ok = False
+        elif rest:
+            r.body = rest[0].name
+        return ok
+
+    def guard(self, e, r: RouteInfo):
+        """`rule(args) >= 0.9` → the call (the runtime compares with the threshold)."""
+        if isinstance(e, ast.Binary) and e.op in (">=", ">") and isinstance(e.left, ast.Call) \
+                and isinstance(e.right, (ast.FloatLit, ast.IntLit)) and 0.0 <= e.right.value <= 1.0:
+            r.rule = _text(e.left.callee)
+            r.threshold = float(e.right.value)
+            r.strict = e.op == ">"
+            return e.left
+        self.sink.error("E0404", "a route guard must read `rule(...) >= threshold`", e.span,
+                        label="not a rule compared with a number in [0, 1]",
+                        help="e.g. `requires valid_amount(tx) >= 0.9`: the request is refused (422) "
+                             "when the rule's truth is below the threshold")
+        return None
+
+    def unknown_ledger(self, name: str, span: Span) -> None:
+        known = ", ".join(f"`{n}`" for n in self.ledgers) or "none"
+        self.sink.error("E0401", f"service `{self.p}` has no ledger `{name}`", span,
+                        label="unknown ledger", help=f"declare it with `ledger {name}: Record by key_field`; "
+                                                     f"ledgers of `{self.p}`: {known}")
+
+    # ------------------------------------------------------------ bodies
+    def rewrite(self, body: ast.Block, where: str, reply: str | None = None) -> ast.Block:
+        """`where`: "on", "get" or "post" (any mutating route)."""
+
+        def visit(n):
+            c = n.__class__
+            if c is ast.Block:
+                stmts = []
+                for st in n.stmts:
+                    stmts.extend(stmt(st))
+                return ast.Block(tuple(stmts), n.span)
+            if c is ast.Call and self.clock and where != "on" and n.callee.__class__ is ast.Name \
+                    and n.callee.name == "now":
+                return replace(n, callee=_name("now$", n.callee.span), args=tuple(visit(a) for a in n.args))
+            if c is ast.Let and n.name == "state":
+                self.sink.error("E0402", "`state` cannot be redeclared in a service", n.name_span,
+                                label="`state` is the service's state here", help="pick another name")
+            if c is ast.Assign and where == "post" and _root(n.target) == "state":
+                self.sink.error("E0402", "a route cannot change the service state directly", n.target.span,
+                                label="assignment to the state",
+                                help="append an entry to a ledger; its `on` block changes the state, "
+                                     "so a replay of the ledger rebuilds it")
+            if c is ast.Return and where == "on":
+                self.sink.error("E0402", "`return` in an `on` block", n.span,
+                                label="an `on` block ends by itself",
+                                help="remove the `return`; use `if` to skip a part of the block")
+            if c is ast.Return and reply is not None and n.value is not None:
+                v = visit(n.value)
+                args = (ast.Arg(_name("state", n.span), "state", n.span), ast.Arg(v, "response", v.span))
+                return ast.Return(ast.Call(_name(reply, n.span), args, n.span), n.span)
+            return _map(n, visit)
+
+        def stmt(st) -> list:
+            if st.__class__ is not ast.Append:
+                return [visit(st)]
+            if where != "post":
+                what = "an `on` block" if where == "on" else "a `get` route"
+                self.sink.error("E0402", f"`append` in {what}", st.span,
+                                label="ledgers are written only by post/put/patch/delete routes",
+                                help="append in a mutating route; `on` blocks only follow appends")
+                return []
+            entry = self.ledgers.get(st.ledger)
+            if entry is None:
+                self.unknown_ledger(st.ledger, st.ledger_span)
+                return []
+            k, decl = entry
+            s = st.span
+            self.temp += 1
+            tmp = f"append${self.temp}"
+            let = ast.Let(tmp, st.value.span, False, decl.entry, visit(st.value), s)
+            call = ast.Call(_name("append$", st.ledger_span), (
+                ast.Arg(ast.IntLit(k, st.ledger_span), None, s), ast.Arg(_name(tmp, s), None, s)), s)
+            reducer = self.reducers.get(st.ledger)
+            then = ()
+            if reducer is not None:
+                step = ast.Call(_name(reducer, s), (ast.Arg(_name("state", s), None, s),
+                                                     ast.Arg(_name(tmp, s), None, s)), s)
+                then = (ast.Assign(_name("state", s), "=", step, s),)
+            return [let, ast.If(call, ast.Block(then, s), None, s)]
+
+        return visit(body)
+
+
+# ---------------------------------------------------------------- describe (after check)
+
+def describe(program, checked, sink: Sink) -> list[dict]:
+    """The root module's services as plain data for the artifact manifest, after checking what
+    needs types: ledger entries are records keyed by a text or int field, a body is a record,
+    path parameters are int, text or enum values."""
+    from .lower import type_desc
+    from .types import INT, TEXT, EnumT, RecordT
+
+    root = program.root
+    out = []
+    for info in root.services:
+        svc = info.decl
+
+        def sig(name: str):
+            return checked.signatures.get(root.items.get(name))
+
+        ok = True
+        ledgers = []
+        for d in info.ledgers:
+            s = sig(f"{svc.name}$ledger${d.name}")
+            t = s.params[0][1] if s else None
+            if t.__class__ is not RecordT:
+                if t is not None and t.__class__.__name__ != "ErrorT":
+                    sink.error("E0405", f"ledger `{d.name}` holds `{t}`, not a record", d.entry.span,
+                               label="expected a record type",
+                               help="declare a record for the entries, e.g. `record Transaction { id: text ... }`")
+                ok = False
+                continue
+            kt = t.fields.get(d.key)
+            if kt is not TEXT and kt is not INT:
+                what = f"is `{kt}`" if kt is not None else f"is not a field of `{t}`"
+                sink.error("E0405", f"ledger key `{d.key}` {what}", d.key_span,
+                           label="the key must be a `text` or `int` field of the entry",
+                           help=f"fields of `{t}`: " + ", ".join(f"`{n}: {ft}`" for n, ft in t.fields.items()))
+                ok = False
+                continue
+            ledgers.append({"name": d.name, "entry": type_desc(t), "key": d.key,
+                            "apply": info.reducers.get(d.name), "doc": d.doc})
+        routes = []
+        for r in info.routes:
+            m = r.decl
+            s = sig(r.handler)
+            if s is None:
+                ok = False
+                continue
+            params = dict(s.params[1:])
+            for n in r.path_params:
+                t = params.get(n)
+                if t is not None and t is not INT and t is not TEXT and t.__class__ is not EnumT:
+                    span = next(p.span for p in m.params if p.name == n)
+                    sink.error("E0403", f"path parameter `{n}` is `{t}`", span,
+                               label="a path segment is text: `int`, `text` or an enum",
+                               help="take structured values in the request body (a `post` route)")
+                    ok = False
+            body = None
+            if r.body is not None:
+                t = params.get(r.body)
+                if t.__class__ is not RecordT:
+                    span = next(p.span for p in m.params if p.name == r.body)
+                    sink.error("E0403", f"the request body `{r.body}` is `{t}`, not a record", span,
+                               label="a body is a JSON object: declare a record for it",
+                               help=f"bind it in the path (`{{{r.body}}}`) if it is a single value")
+                    ok = False
+                    continue
+                body = [r.body, type_desc(t)]
+            ret = s.ret.fields["response"] if m.method in MUTATING else s.ret
+            routes.append({
+                "method": m.method, "path": m.path, "handler": r.handler, "guard": r.guard,
+                "rule": r.rule, "threshold": r.threshold, "strict": r.strict,
+                "path_params": [[n, type_desc(params[n])] for n in r.path_params if n in params],
+                "body": body, "response": type_desc(ret), "mutating": m.method in MUTATING,
+                "doc": m.doc, "file": m.span.file, "line": m.span.line,
+            })
+        if ok:
+            state = checked.records[root.items[info.state]]
+            out.append({"name": svc.name, "doc": svc.doc, "file": svc.span.file, "line": svc.span.line,
+                        "state": type_desc(state), "init": info.init, "ledgers": ledgers, "routes": routes})
+    return out
+
+
+def _map(n, f):
+    """n with f applied to each child node (tuples of nodes included); n itself if none changed."""
+    if not is_dataclass(n) or isinstance(n, Span):
+        return n
+    changes = {}
+    for fl in fields(n):
+        v = getattr(n, fl.name)
+        if isinstance(v, tuple):
+            nv = tuple(f(x) if is_dataclass(x) and not isinstance(x, Span) else x for x in v)
+            if any(a is not b for a, b in zip(nv, v)):
+                changes[fl.name] = nv
+        elif is_dataclass(v) and not isinstance(v, Span):
+            nv = f(v)
+            if nv is not v:
+                changes[fl.name] = nv
+    return replace(n, **changes) if changes else n
+
+
+def _root(e) -> str | None:
+    while e.__class__ in (ast.Field, ast.Index):
+        e = e.obj
+    return e.name if e.__class__ is ast.Name else None
+
+
+def _text(e) -> str:
+    if e.__class__ is ast.Name:
+        return e.name
+    if e.__class__ is ast.Field:
+        return f"{_text(e.obj)}.{e.name}"
+    return "rule"
