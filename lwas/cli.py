@@ -65,6 +65,26 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-O", dest="opt", choices=["0", "2"], default="2")
     r.add_argument("--timings", action="store_true")
     r.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+
+    s = sub.add_parser("serve", help="serve the program's services over HTTP with a signed ledger")
+    s.add_argument("file", metavar="FILE|ARTIFACT")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--db", default="lwas-ledger.db", metavar="URL",
+                   help="SQLite file (default lwas-ledger.db) or postgresql://... URL")
+    s.add_argument("--key", metavar="KEY", help="PEM private key that signs checkpoints (and a source "
+                                                 "file's artifact); default: $LWAS_SIGNING_KEY, else the dev key")
+    s.add_argument("--workers", type=int, default=1, metavar="N")
+    s.add_argument("--pubkey", metavar="PUB", action="append", default=[],
+                   help="also trust this public key for the artifact (repeatable)")
+    s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    lg = sub.add_parser("ledger", help="audit a service ledger")
+    lsub = lg.add_subparsers(dest="ledger_command", metavar="COMMAND", parser_class=_Parser, required=True)
+    lv = lsub.add_parser("verify", help="recompute the hash chain, Merkle roots and checkpoint signatures")
+    lv.add_argument("db", metavar="DB|URL")
+    lv.add_argument("--pubkey", metavar="PUB", required=True, help="the service's public key (PEM)")
+    lv.add_argument("--format", choices=["human", "json"], default="human")
     return p
 
 
@@ -448,8 +468,45 @@ def _read_quietly(path: str) -> str | None:
         return None
 
 
+def cmd_serve(args) -> int:
+    from .artifact import MAGIC
+    from .runtime.serve import ServeConfig, ServeError, compile_to_artifact, serve
+
+    try:
+        with open(args.file, "rb") as f:
+            is_artifact = f.read(len(MAGIC)) == MAGIC
+    except OSError as e:
+        return _fail(f"cannot read `{args.file}`: {e.strerror or e}")
+    if args.workers < 1:
+        return _fail("--workers must be at least 1")
+    temp = None
+    try:
+        path = args.file
+        if not is_artifact:
+            path = temp = compile_to_artifact(args.file, args.key)
+        cfg = ServeConfig(artifact=path, db=args.db, key=args.key, pubkeys=args.pubkey, host=args.host,
+                          port=args.port, workers=args.workers, log_level=args.log_level)
+        serve(cfg, announce=lambda line: print(line, file=sys.stderr, flush=True))
+    except ServeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERRORS
+    finally:
+        if temp is not None:
+            import os
+
+            os.unlink(temp)
+    return EXIT_OK
+
+
+def cmd_ledger(args) -> int:
+    from .runtime.verify import verify_command
+
+    return verify_command(args.db, args.pubkey, "json" if args.format == "json" else "text")
+
+
 _COMMANDS = {"check": cmd_check, "explain": cmd_explain, "graph": cmd_graph, "keygen": cmd_keygen,
-             "build": cmd_build, "verify": cmd_verify, "run": cmd_run}
+             "build": cmd_build, "verify": cmd_verify, "run": cmd_run, "serve": cmd_serve,
+             "ledger": cmd_ledger}
 
 
 if __name__ == "__main__":

@@ -1,0 +1,322 @@
+"""Running one LwaS service: its state, its ledgers, and the writer that serialises changes.
+
+The state is a fold of the service's `on` blocks over its ledger entries (lwas.service), so:
+
+- on start, the state is rebuilt by replaying every entry, in append order, through the
+  native `on` functions (entries carry a service-wide strictly increasing time, which orders
+  entries of different ledgers);
+- every mutating request runs on ONE writer thread, in a store transaction that is exclusive
+  across processes: it first catches up with entries other processes appended (PostgreSQL
+  deployments, or several `--workers` on one SQLite file), then runs the guard and the native
+  handler against the current state. The handler's `append`s call back into `_Recorder`,
+  which answers new / exists (idempotent retry) / conflict against the committed, batched and
+  this-request entries. A handler that faults stages nothing.
+- Group commit: the writer takes every queued request (up to `max_batch`) into one
+  transaction; one fsync makes the whole batch durable. Only then do the ledgers and the
+  committed state move and the requests get their answers, so an acknowledged entry is on
+  disk and no reader sees a state the ledger does not justify. If the commit fails, every
+  request of the batch fails with `Unavailable` and memory is rolled back.
+
+Read-only routes run on the caller's thread against the committed state (an immutable
+snapshot: the writer replaces it, never mutates it).
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from lwas.errors import RuntimeError as LwasRuntimeError
+from lwas.runtime.ledger import Ledger, decode_entry, decode_value, encode_value
+from lwas.runtime.native import hosted, read_value
+
+log = logging.getLogger("lwas.service")
+
+CHECKPOINT_EVERY = 1.0  # seconds between stored (signed) checkpoints while appending
+IDLE_CATCH_UP = 0.5  # seconds between catch-ups with other processes while idle
+
+
+class GuardRefused(Exception):
+    """The route's `requires` rule is below its threshold: 422, nothing written."""
+
+    def __init__(self, rule: str, truth: float, threshold: float, strict: bool):
+        super().__init__(f"rule `{rule}` holds with truth {truth:g}, the route requires "
+                         f"{'>' if strict else '>='} {threshold:g}")
+        self.rule, self.truth, self.threshold, self.strict = rule, truth, threshold, strict
+
+
+class Unavailable(Exception):
+    """The store failed (or the service is stopping): nothing of the request was written."""
+
+
+@dataclass
+class Outcome:
+    response: Any
+    ledger: str  # "created" (some entry appended), "exists" (all appends were retries), "none"
+    entries: list = field(default_factory=list)  # (ledger name, seq, key) appended
+
+
+@dataclass
+class _Job:
+    route: dict
+    args: tuple
+    done: Callable[[Any], None]  # called on the writer thread with an Outcome or an exception
+
+
+class _Recorder:
+    """The `Host` (lwas.runtime.native) of one handler call: decides each append."""
+
+    def __init__(self, service: "Service"):
+        self.s = service
+        self.pending: dict[tuple[int, str], bytes] = {}
+        self.appends: list[tuple[int, str, bytes]] = []  # new ones, in order
+        self.retries = 0
+        self.failure: BaseException | None = None
+
+    def append(self, ledger: int, address: int) -> int:
+        spec = self.s.ledger_specs[ledger]
+        value = read_value(spec["entry"], address)
+        key = str(value[spec["key"]])
+        payload = encode_value(spec["entry"], value)
+        mine = self.pending.get((ledger, key))
+        if mine is not None:
+            verdict = "exists" if mine == payload else "conflict"
+        else:
+            verdict = self.s.ledgers[ledger].check(key, payload)
+        if verdict == "conflict":
+            return 2
+        if verdict == "exists":
+            self.retries += 1
+            return 1
+        self.pending[(ledger, key)] = payload
+        self.appends.append((ledger, key, payload))
+        return 0
+
+    def now(self) -> int:
+        return self.s.clock()
+
+
+class Service:
+    def __init__(self, program, desc: dict, store, private_key, artifact_digest: bytes,
+                 origin: str | None = None, max_batch: int = 1024):
+        self.program = program
+        self.desc = desc
+        self.name = desc["name"]
+        self.store = store
+        self.digest = artifact_digest
+        self.max_batch = max_batch
+        self.ledger_specs = desc["ledgers"]
+        prefix = origin or f"lwas/{self.name}"
+        self.ledgers = [Ledger(l["name"], f"{prefix}/{l['name']}", private_key) for l in self.ledger_specs]
+        self.by_name = {l.name: l for l in self.ledgers}
+        self.state = None  # the committed state (replaced, never mutated)
+        self.last_time = 0  # the greatest entry time seen: new entries go after it
+        self.lock = threading.Lock()  # held while ledgers change (readers take it for proofs)
+        self.queue: queue.Queue = queue.Queue()
+        self.thread: threading.Thread | None = None
+        self.running = False
+        self.last_checkpoint = 0.0
+        self.stored_sizes = {l.name: -1 for l in self.ledgers}
+        self.replayed = 0
+
+    # ------------------------------------------------------------ start and replay
+    def start(self) -> None:
+        """Replay the store into memory, then start the writer thread."""
+        t0 = time.perf_counter()
+        self.state = self.program.call(self.desc["init"])
+        with self.store.transaction() as tx:  # a consistent snapshot, other writers paused
+            self.catch_up(tx)
+        self.replayed = sum(l.size for l in self.ledgers)
+        log.info("service %s: replayed %d entries in %.3f s", self.name, self.replayed,
+                 time.perf_counter() - t0)
+        self.running = True
+        self.thread = threading.Thread(target=self._writer, name=f"lwas-writer-{self.name}", daemon=True)
+        self.thread.start()
+
+    def catch_up(self, tx) -> int:
+        """Load entries appended since we last looked (by anyone) and fold them into the state."""
+        fresh = []
+        for i, (spec, ledger) in enumerate(zip(self.ledger_specs, self.ledgers)):
+            rows = tx.read(ledger.name, ledger.size - 1)
+            if not rows:
+                continue
+            with self.lock:
+                ledger.load(rows)
+            for _, _, data in rows:
+                e = decode_entry(data)
+                fresh.append((e.time_micros, i, e.seq, e.payload))
+        if not fresh:
+            return 0
+        fresh.sort()
+        state = self.state
+        call = self.program.call
+        for t, i, _, payload in fresh:
+            spec = self.ledger_specs[i]
+            if spec["apply"] is not None:
+                state = call(spec["apply"], state, decode_value(spec["entry"], payload))
+            if t > self.last_time:
+                self.last_time = t
+        self.state = state
+        return len(fresh)
+
+    def clock(self) -> int:
+        now = time.time_ns() // 1000
+        return now if now > self.last_time else self.last_time + 1
+
+    # ------------------------------------------------------------ requests
+    def read(self, route: dict, args: tuple):
+        """A read-only route, on the caller's thread, against the committed state."""
+        return self.program.call(route["handler"], self.state, *args)
+
+    def submit(self, route: dict, args: tuple, done: Callable[[Any], None]) -> None:
+        """Queue a mutating request; `done` gets its Outcome or exception on the writer thread."""
+        if not self.running:
+            done(Unavailable(f"service {self.name} is not running"))
+            return
+        self.queue.put(_Job(route, args, done))
+
+    def call(self, route: dict, args: tuple, timeout: float = 30.0):
+        """Blocking form of submit (tools and tests): the Outcome, or raises."""
+        box: list = []
+        ev = threading.Event()
+
+        def done(r):
+            box.append(r)
+            ev.set()
+
+        self.submit(route, args, done)
+        if not ev.wait(timeout):
+            raise Unavailable("timed out waiting for the writer")
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
+
+    def stop(self) -> None:
+        self.running = False
+        self.queue.put(None)
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+        try:
+            self._store_checkpoints(force=True)
+        except Exception as e:  # noqa: BLE001 - best effort on the way out
+            log.warning("service %s: final checkpoint not stored: %s", self.name, e)
+
+    # ------------------------------------------------------------ the writer
+    def _writer(self) -> None:
+        while True:
+            try:
+                job = self.queue.get(timeout=IDLE_CATCH_UP)
+            except queue.Empty:
+                self._idle()
+                continue
+            if job is None:
+                break
+            batch = [job]
+            while len(batch) < self.max_batch:
+                try:
+                    j = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if j is None:
+                    self.queue.put(None)
+                    break
+                batch.append(j)
+            self._run_batch(batch)
+        for j in self._drain():
+            j.done(Unavailable(f"service {self.name} is stopping"))
+
+    def _drain(self) -> list:
+        out = []
+        while True:
+            try:
+                j = self.queue.get_nowait()
+            except queue.Empty:
+                return out
+            if j is not None:
+                out.append(j)
+
+    def _idle(self) -> None:
+        try:
+            with self.store.transaction() as tx:
+                self.catch_up(tx)
+            self._store_checkpoints()
+        except Exception as e:  # noqa: BLE001 - the store may be briefly unreachable
+            log.warning("service %s: catch-up failed: %s", self.name, e)
+
+    def _run_batch(self, batch: list[_Job]) -> None:
+        results: list = []
+        try:
+            with self.store.transaction() as tx:
+                self.catch_up(tx)
+                state = self.state
+                for job in batch:
+                    r, state = self._run(job, state)
+                    results.append(r)
+                for ledger in self.ledgers:
+                    rows = ledger.staged()
+                    if rows:
+                        tx.append_many(ledger.name, rows)
+            # durable from here
+            with self.lock:
+                for ledger in self.ledgers:
+                    ledger.commit()
+                self.state = state
+        except Exception as e:  # noqa: BLE001 - any store failure fails the whole batch
+            with self.lock:
+                for ledger in self.ledgers:
+                    ledger.rollback()
+            log.error("service %s: batch of %d not committed: %s", self.name, len(batch), e)
+            for job in batch:
+                job.done(Unavailable("the ledger store failed; nothing was written"))
+            return
+        for job, r in zip(batch, results):
+            job.done(r)
+        if time.monotonic() - self.last_checkpoint > CHECKPOINT_EVERY:
+            try:
+                self._store_checkpoints()
+            except Exception as e:  # noqa: BLE001
+                log.warning("service %s: checkpoint not stored: %s", self.name, e)
+
+    def _run(self, job: _Job, state):
+        """One request against `state`: (Outcome or exception, the state after it)."""
+        route, args = job.route, job.args
+        call = self.program.call
+        rec = _Recorder(self)
+        try:
+            with hosted(rec):
+                if route["guard"] is not None:
+                    truth = call(route["guard"], state, *args)
+                    ok = truth > route["threshold"] if route["strict"] else truth >= route["threshold"]
+                    if not ok:
+                        return GuardRefused(route["rule"], truth, route["threshold"], route["strict"]), state
+                reply = call(route["handler"], state, *args)
+        except LwasRuntimeError as e:
+            if rec.failure is not None:
+                log.error("service %s: host failure in %s %s: %r", self.name, route["method"],
+                          route["path"], rec.failure)
+            return e, state
+        entries = []
+        for i, key, payload in rec.appends:
+            t = self.clock()
+            self.last_time = t
+            seq, _ = self.ledgers[i].stage(key, payload, t, self.digest)
+            entries.append((self.ledgers[i].name, seq, key))
+        verdict = "created" if entries else ("exists" if rec.retries else "none")
+        return Outcome(reply["response"], verdict, entries), reply["state"]
+
+    def _store_checkpoints(self, force: bool = False) -> None:
+        """Sign and store the tree head of each ledger that grew (what `ledger verify` checks)."""
+        with self.lock:
+            heads = [(l.name, l.checkpoint()) for l in self.ledgers if l.size != self.stored_sizes[l.name]]
+        if not heads:
+            return
+        with self.store.transaction() as tx:
+            for name, cp in heads:
+                tx.add_checkpoint(name, cp["tree_size"], cp["checkpoint"])
+        for name, cp in heads:
+            self.stored_sizes[name] = cp["tree_size"]
+        self.last_checkpoint = time.monotonic()

@@ -1,0 +1,162 @@
+"""`lwasc serve`: from a source file or a signed artifact to services on HTTP.
+
+A source file is compiled and signed once, in the parent process, into a temporary artifact;
+every worker process then loads that artifact like any other: verify the signature, map the
+native code, replay the ledgers, serve. So a worker never runs code whose signature it did not
+check, and `--workers N` compiles once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from lwas.artifact import ArtifactError
+
+CONFIG_ENV = "LWAS_SERVE_CONFIG"
+
+
+@dataclass
+class ServeConfig:
+    artifact: str  # path of the signed artifact to serve
+    db: str = "lwas-ledger.db"
+    key: str | None = None  # private key (PEM path) for checkpoints; None: the dev key
+    pubkeys: list[str] = field(default_factory=list)  # extra trusted keys for the artifact
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    log_level: str = "info"
+
+
+class ServeError(Exception):
+    """A reason not to serve (bad artifact, unreadable key, unreachable store)."""
+
+
+def compile_to_artifact(source: str, key_path: str | None) -> str:
+    """Compile and sign `source`; the artifact's path (a temporary file). Raises ServeError with
+    the rendered diagnostics when the program does not compile."""
+    from lwas.diagnostics import render_all
+    from lwas.driver import compile_file
+    from lwas.keys import signing_key
+
+    key, note = signing_key(key_path)
+    if note:
+        print(note, file=sys.stderr)
+    c = compile_file(source, key=key)
+    if not c.ok or c.artifact is None:
+        raise ServeError(render_all(c.diagnostics, c.sources))
+    fd, path = tempfile.mkstemp(prefix="lwas-serve-", suffix=".lwasart")
+    with os.fdopen(fd, "wb") as f:
+        f.write(c.artifact)
+    return path
+
+
+def _load(cfg: ServeConfig):
+    from lwas.keys import load_private, load_public, public_pem, signing_key, trusted_keys
+    from lwas.runtime.loader import load_verified
+
+    key, _ = signing_key(cfg.key)
+    data = Path(cfg.artifact).read_bytes()
+    trusted = [load_public(k) for k in cfg.pubkeys] + trusted_keys() + [key.public_key()]
+    art, program = load_verified(data, trusted)
+    return data, art, program, key, public_pem(key)
+
+
+def build(cfg: ServeConfig):
+    """(app, services, store) with the services started (ledgers replayed)."""
+    from lwas.runtime.auth import load_credentials
+    from lwas.runtime.host import Service
+    from lwas.runtime.server import create_app
+    from lwas.runtime.store import open_store
+
+    try:
+        data, art, program, key, pub_pem = _load(cfg)
+    except (OSError, ArtifactError) as e:
+        raise ServeError(f"cannot serve {cfg.artifact}: {e}") from None
+    described = art.manifest.get("services") or []
+    if not described:
+        raise ServeError(f"{cfg.artifact} declares no service: nothing to serve")
+    try:
+        store = open_store(cfg.db)
+    except Exception as e:  # noqa: BLE001 - sqlite3/psycopg errors, bad URLs
+        raise ServeError(f"cannot open the ledger store {_safe_url(cfg.db)}: {e}") from None
+    digest = hashlib.sha512(data).digest()
+    services = [Service(program, d, store, key, digest) for d in described]
+    started = []
+    try:
+        for s in services:
+            s.start()
+            started.append(s)
+    except Exception as e:
+        for s in started:
+            s.stop()
+        store.close()
+        raise ServeError(f"cannot start service: {e}") from None
+    app = create_app(services, credentials=load_credentials(), public_key_pem=pub_pem, ready=store.ping,
+                     title=f"LwaS: {art.manifest.get('module', '')}")
+
+    def shutdown():
+        for s in services:
+            s.stop()
+        store.close()
+
+    app.router.add_event_handler("shutdown", shutdown)
+    return app, services, store
+
+
+def _safe_url(url: str) -> str:
+    """The store URL without a password (never log secrets)."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def configure_logging(level: str = "info") -> None:
+    from lwas.runtime.server import JsonLogFormatter
+
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(JsonLogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [h]
+    root.setLevel(level.upper())
+
+
+def app_from_env():
+    """The uvicorn factory of each worker process (the config travels in the environment)."""
+    cfg = ServeConfig(**json.loads(os.environ[CONFIG_ENV]))
+    configure_logging(cfg.log_level)
+    app, _, _ = build(cfg)
+    return app
+
+
+def serve(cfg: ServeConfig, announce=print) -> None:
+    """Run uvicorn until interrupted. Credentials: `LWAS_API_KEYS` / `LWAS_AUTH_CONFIG`; with none,
+    a development key is created and announced once (every worker inherits it)."""
+    import uvicorn
+
+    from lwas.runtime.auth import load_credentials, make_dev_key
+
+    if not load_credentials().configured:
+        dev = make_dev_key()
+        os.environ["LWAS_API_KEYS"] = f"{dev}:admin"
+        announce(f"development API key (role admin; shown once): {dev}")
+        announce(f"  curl -H 'Authorization: Bearer {dev}' ...")
+    os.environ[CONFIG_ENV] = json.dumps(asdict(cfg))
+    announce(f"serving {cfg.artifact} on http://{cfg.host}:{cfg.port}  (OpenAPI: /docs, ledger: "
+             f"{_safe_url(cfg.db)}, workers: {cfg.workers})")
+    configure_logging(cfg.log_level)
+    common = dict(host=cfg.host, port=cfg.port, access_log=False, log_config=None, log_level=cfg.log_level,
+                  timeout_graceful_shutdown=10)
+    if cfg.workers == 1:
+        app, _, _ = build(cfg)  # errors surface here, before the port is bound
+        uvicorn.run(app, **common)
+        return
+    _load(cfg)  # check the artifact once in the parent: a bad one stops here, not in N workers
+    uvicorn.run("lwas.runtime.serve:app_from_env", factory=True, workers=cfg.workers, **common)

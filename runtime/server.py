@@ -1,0 +1,336 @@
+"""The HTTP face of LwaS services: FastAPI routes generated from the artifact's service
+descriptions, plus health, metrics and the ledger's audit endpoints.
+
+Per generated route: request id → auth (mutating routes always; read routes when configured)
+→ per-credential rate limit → body read raw and decoded with `parse_float=Decimal` (money never
+passes through a binary float) → strict validation (lwas.runtime.models) → the service
+(lwas.runtime.host: reads on a worker thread, writes through the writer's group commit) → JSON.
+
+Errors are JSON `{"error": {"code": ..., "message": ..., ...}}`: 400 malformed JSON, 401/403
+auth, 404 unknown ledger key, 409 ledger key conflict, 422 invalid body or refused guard, 429 rate
+limit (with Retry-After), 500 a runtime fault in the handler (kind and source position; the
+service keeps serving), 503 store unavailable. Nothing is written in any of these cases.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from lwas.errors import RuntimeError as LwasRuntimeError
+from lwas.runtime.auth import AuthError, RateLimiter, authenticate, authorize, retry_after
+from lwas.runtime.host import GuardRefused, Outcome, Unavailable
+from lwas.runtime.models import BodyError, json_schema, parse_body, parse_value, to_json
+
+log = logging.getLogger("lwas.http")
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: what log shippers expect; `extra` fields are kept."""
+
+    FIELDS = ("request_id", "method", "path", "status", "ms", "principal")
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"ts": round(record.created, 6), "level": record.levelname.lower(), "logger": record.name,
+               "msg": record.getMessage()}
+        for k in self.FIELDS:
+            v = getattr(record, k, None)
+            if v is not None:
+                out[k] = v
+        return json.dumps(out)
+
+
+def error(status: int, code: str, message: str, headers: dict | None = None, **more) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **more}}, status, headers=headers)
+
+
+def _fault(e: LwasRuntimeError) -> JSONResponse:
+    p = e.position
+    pos = {"file": p.file, "line": p.line, "col": p.col} if p is not None else None
+    if e.kind == "conflict":
+        return error(409, "conflict", e.message, kind=e.kind, position=pos)
+    return error(500, "runtime_error", e.message, kind=e.kind, position=pos)
+
+
+class _Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("lwas_http_requests", "HTTP requests by route and status",
+                                ["method", "route", "status"], registry=r)
+        self.latency = Histogram("lwas_http_request_seconds", "HTTP request latency by route",
+                                 ["method", "route"], registry=r,
+                                 buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
+        self.faults = Counter("lwas_native_faults", "Runtime faults in native handlers by kind",
+                              ["kind"], registry=r)
+        self.entries = Gauge("lwas_ledger_entries", "Entries in each ledger", ["ledger"], registry=r)
+
+
+class _Observe:
+    """Pure ASGI middleware: request id, JSON access log, per-route metrics (no BaseHTTPMiddleware:
+    it costs a task and a stream per request)."""
+
+    def __init__(self, app, metrics: _Metrics):
+        self.app = app
+        self.m = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0 = time.perf_counter()
+        rid = None
+        for k, v in scope["headers"]:
+            if k == b"x-request-id":
+                rid = v.decode("latin-1")[:128]
+                break
+        rid = rid or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        status = [500]
+
+        async def send_(msg):
+            if msg["type"] == "http.response.start":
+                status[0] = msg["status"]
+                msg.setdefault("headers", []).append((b"x-request-id", rid.encode("latin-1")))
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, send_)
+        finally:
+            dt = time.perf_counter() - t0
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "(unmatched)"
+            method = scope["method"]
+            self.m.requests.labels(method, template, str(status[0])).inc()
+            self.m.latency.labels(method, template).observe(dt)
+            if log.isEnabledFor(logging.INFO):
+                log.info("request", extra={"request_id": rid, "method": method, "path": scope["path"],
+                                           "status": status[0], "ms": round(dt * 1000, 3)})
+
+
+def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: RateLimiter | None = None,
+               ready=lambda: True, title: str = "LwaS services") -> FastAPI:
+    """The ASGI app for started `host.Service`s (the caller starts and stops them)."""
+    metrics = _Metrics()
+    app = FastAPI(title=title, version="1", docs_url="/docs", openapi_url="/openapi.json")
+    limiter = limiter or RateLimiter(rate_per_s=2000.0, burst=4000.0)
+    ledgers = {}
+    for svc in services:
+        for ledger in svc.ledgers:
+            if ledger.name in ledgers:
+                raise ValueError(f"two services declare a ledger named {ledger.name!r}")
+            ledgers[ledger.name] = (svc, ledger)
+    seen_routes = {}
+    for svc in services:
+        for route in svc.desc["routes"]:
+            k = (route["method"], route["path"])
+            if k in seen_routes:
+                raise ValueError(f"route {route['method']} {route['path']} is declared by services "
+                                 f"{seen_routes[k]} and {svc.name}")
+            seen_routes[k] = svc.name
+            _add_route(app, svc, route, credentials, limiter, metrics)
+
+    async def who(request: Request, role: str):
+        """The principal, or an error response."""
+        try:
+            p = authenticate(credentials, request.headers.get("authorization"))
+            authorize(p, role)
+            return p, None
+        except AuthError as e:
+            headers = {"WWW-Authenticate": e.www_authenticate()} if e.status == 401 else None
+            return None, error(e.status, e.code, e.message, headers)
+
+    async def read_guard(request: Request):
+        if credentials.read_requires_auth:
+            return (await who(request, "reader"))[1]
+        return None
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz():
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz():
+        ok = await run_in_threadpool(ready)
+        if not ok:
+            return error(503, "not_ready", "the ledger store is not reachable")
+        return {"status": "ready", "services": [s.name for s in services]}
+
+    @app.get("/metrics", tags=["operations"])
+    async def prometheus():
+        for name, (svc, ledger) in ledgers.items():
+            metrics.entries.labels(name).set(ledger.size)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/ledger", tags=["ledger"])
+    async def ledger_names(request: Request):
+        if (bad := await read_guard(request)) is not None:
+            return bad
+        return {"ledgers": sorted(ledgers)}
+
+    @app.get("/ledger/key", tags=["ledger"])
+    async def ledger_key():
+        return PlainTextResponse(public_key_pem.decode(), media_type="application/x-pem-file")
+
+    def find(name: str):
+        hit = ledgers.get(name)
+        if hit is None:
+            return None, error(404, "unknown_ledger", f"no ledger named {name!r}", ledgers=sorted(ledgers))
+        return hit, None
+
+    @app.get("/ledger/{name}/checkpoint", tags=["ledger"])
+    async def checkpoint(name: str, request: Request):
+        if (bad := await read_guard(request)) is not None:
+            return bad
+        hit, bad = find(name)
+        if bad:
+            return bad
+        svc, ledger = hit
+        with svc.lock:
+            return ledger.checkpoint()
+
+    @app.get("/ledger/{name}/proof/{key}", tags=["ledger"])
+    async def proof(name: str, key: str, request: Request):
+        if (bad := await read_guard(request)) is not None:
+            return bad
+        hit, bad = find(name)
+        if bad:
+            return bad
+        svc, ledger = hit
+        with svc.lock:
+            p = ledger.proof(key)
+        if p is None:
+            return error(404, "unknown_key", f"ledger {name!r} has no entry with key {key!r}")
+        return p
+
+    @app.get("/ledger/{name}/consistency", tags=["ledger"])
+    async def consistency(name: str, first: int, second: int, request: Request):
+        if (bad := await read_guard(request)) is not None:
+            return bad
+        hit, bad = find(name)
+        if bad:
+            return bad
+        svc, ledger = hit
+        try:
+            with svc.lock:
+                return ledger.consistency(first, second)
+        except ValueError as e:
+            return error(422, "bad_range", str(e))
+
+    app.state.metrics = metrics
+    app.state.who = who
+    return _with_middleware(app, metrics)
+
+
+def _with_middleware(app: FastAPI, metrics: _Metrics) -> FastAPI:
+    app.add_middleware(_Observe, metrics=metrics)
+    return app
+
+
+def _add_route(app: FastAPI, svc, route: dict, credentials, limiter: RateLimiter, metrics: _Metrics) -> None:
+    body = route["body"]
+    path_params = route["path_params"]
+    response_desc = route["response"]
+    mutating = route["mutating"]
+
+    async def endpoint(request: Request):
+        who = request.app.state.who
+        principal = None
+        if mutating or credentials.read_requires_auth:
+            principal, bad = await who(request, "writer" if mutating else "reader")
+            if bad is not None:
+                return bad
+            wait = limiter.take(f"{principal.kind}:{principal.id}")
+            if wait > 0:
+                return error(429, "rate_limited", "too many requests for this credential",
+                             {"Retry-After": str(retry_after(wait))})
+        args = []
+        problems = []
+        for name, desc in path_params:
+            try:
+                args.append(parse_value(desc, request.path_params[name], text=True))
+            except BodyError as e:
+                problems.extend({**p, "loc": ["path", name] + list(p["loc"])} for p in e.errors)
+        if body is not None:
+            raw = await request.body()
+            try:
+                obj = json.loads(raw, parse_float=Decimal) if raw else _MISSING
+            except (ValueError, UnicodeDecodeError) as e:
+                return error(400, "malformed_json", f"the request body is not JSON: {e}")
+            if obj is _MISSING:
+                problems.append({"loc": ["body"], "msg": "a JSON request body is required", "type": "missing"})
+            else:
+                try:
+                    args.append(parse_body(body[1], obj))
+                except BodyError as e:
+                    problems.extend({**p, "loc": ["body"] + list(p["loc"])} for p in e.errors)
+        if problems:
+            return error(422, "invalid_request", "the request does not match the route's types",
+                         details=problems)
+        if not mutating:
+            try:
+                value = await run_in_threadpool(svc.read, route, tuple(args))
+            except LwasRuntimeError as e:
+                metrics.faults.labels(e.kind).inc()
+                return _fault(e)
+            return JSONResponse(to_json(response_desc, value))
+        result = await _submit(svc, route, tuple(args))
+        if isinstance(result, Outcome):
+            return JSONResponse(to_json(response_desc, result.response), headers={"LwaS-Ledger": result.ledger})
+        if isinstance(result, GuardRefused):
+            return error(422, "guard_refused", str(result), rule=result.rule, truth=result.truth,
+                         threshold=result.threshold)
+        if isinstance(result, LwasRuntimeError):
+            metrics.faults.labels(result.kind).inc()
+            return _fault(result)
+        if isinstance(result, Unavailable):
+            return error(503, "unavailable", str(result), {"Retry-After": "1"})
+        log.error("unexpected result from the writer: %r", result)
+        return error(500, "internal", "internal error")
+
+    endpoint.__name__ = route["handler"].replace("$", "_")
+    extra: dict[str, Any] = {}
+    if path_params:
+        extra["parameters"] = [{"name": n, "in": "path", "required": True, "schema": json_schema(d)}
+                               for n, d in path_params]
+    if body is not None:
+        extra["requestBody"] = {"required": True,
+                                "content": {"application/json": {"schema": json_schema(body[1])}}}
+    responses = {"200": {"description": "OK", "content": {"application/json": {"schema": json_schema(response_desc)}}},
+                 "400": {"description": "malformed JSON"}, "422": {"description": "invalid request or guard refused"}}
+    if mutating:
+        responses.update({"401": {"description": "missing or invalid credentials"},
+                          "403": {"description": "insufficient role"},
+                          "409": {"description": "the ledger key holds another entry"},
+                          "429": {"description": "rate limited"}})
+    extra["responses"] = responses
+    app.add_api_route(route["path"], endpoint, methods=[route["method"]], tags=[svc.name],
+                      summary=route.get("doc") or f"{route['method']} {route['path']}",
+                      openapi_extra=extra, include_in_schema=True)
+
+
+_MISSING = object()
+
+
+async def _submit(svc, route: dict, args: tuple):
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+
+    def done(result):
+        loop.call_soon_threadsafe(_resolve, fut, result)
+
+    svc.submit(route, args, done)
+    return await fut
+
+
+def _resolve(fut: asyncio.Future, result) -> None:
+    if not fut.done():
+        fut.set_result(result)
