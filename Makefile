@@ -13,10 +13,16 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# The main job. Until the service runtime lands it checks every example and runs one natively.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DB   ?= var/ledger.db
+
+# The main job: check everything, then compile, sign and serve the services on localhost with an
+# SQLite ledger (kept in var/ between runs; a development API key is printed on start).
 run: $(STAMP)
 	$(VENV)/bin/lwasc check examples/*.lwas stdlib/*.lwas
-	$(VENV)/bin/lwasc run examples/fib.lwas
+	mkdir -p $(dir $(DB))
+	$(VENV)/bin/lwasc serve examples/bank.lwas --host $(HOST) --port $(PORT) --db $(DB)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
