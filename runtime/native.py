@@ -56,6 +56,7 @@ class _SliceC(ctypes.Structure):
 _SCALARS = {"int": ctypes.c_int64, "time": ctypes.c_int64, "float": ctypes.c_double,
             "truth": ctypes.c_double, "bool": ctypes.c_int8}
 _records: dict = {}  # (name, fields as a tuple) -> ctypes Structure
+_by_id: dict = {}  # id(record desc) -> (desc, Structure, field names): skips repr() on hot calls
 
 # Arrays of these element types given as a list/tuple take the one-step path: the exact Python
 # types their elements may have (as in _Call.to_native: no bool for a number, no subclasses).
@@ -99,12 +100,21 @@ def ctype(desc):
         return _SliceC
     if "enum" in desc:
         return ctypes.c_int32
+    hit = _by_id.get(id(desc))
+    if hit is not None and hit[0] is desc:
+        return hit[1]
     key = repr(desc)
     st = _records.get(key)
     if st is None:
         st = _records[key] = type(desc["record"], (ctypes.Structure,),
                                   {"_fields_": [(n, ctype(t)) for n, t in desc["fields"]]})
+    _by_id[id(desc)] = (desc, st, frozenset(n for n, _ in desc["fields"]))  # keeps desc alive
     return st
+
+
+def _field_names(desc) -> frozenset:
+    ctype(desc)
+    return _by_id[id(desc)][2]
 
 
 class _Call:
@@ -164,7 +174,7 @@ class _Call:
                 return desc["variants"].index(v)
             except ValueError:
                 raise ValueError(f"{v!r} is not a variant of {desc['enum']}") from None
-        if not isinstance(v, dict) or set(v) != {n for n, _ in desc["fields"]}:
+        if not isinstance(v, dict) or v.keys() != _field_names(desc):
             raise TypeError(f"expected a dict with the fields of {desc['record']}, got {v!r}")
         return ctype(desc)(*[self.to_native(t, v[n]) for n, t in desc["fields"]])
 
@@ -229,9 +239,10 @@ class _Call:
         return _SliceC(ctypes.addressof(arr), n)
 
     def buffer(self, data: bytes) -> _SliceC:
-        buf = ctypes.create_string_buffer(data, len(data) or 1)
+        n = len(data)
+        buf = (ctypes.c_char * (n or 1)).from_buffer_copy(data or b"\0")
         self.keep.append(buf)
-        return _SliceC(ctypes.cast(buf, ctypes.c_void_p), len(data))
+        return _SliceC(ctypes.addressof(buf), n)
 
 
 def to_python(desc, v):
@@ -322,11 +333,11 @@ def _bind(address: int, export: dict, sites: list):
                 flat += [v.minor, v.currency] if isinstance(v, _MoneyC) else [v.ptr, v.len]
             elif isinstance(v, ctypes.Structure):
                 c.keep.append(v)
-                flat.append(ctypes.cast(ctypes.pointer(v), ctypes.c_void_p))
+                flat.append(ctypes.addressof(v))
             else:
                 flat.append(v)
         out = rtype() if rtype is not None else None
-        status = cfunc(ctypes.cast(ctypes.pointer(out), ctypes.c_void_p) if out is not None else None, *flat)
+        status = cfunc(ctypes.addressof(out) if out is not None else None, *flat)
         if status:
             s = sites[status - 1]
             raise LwasRuntimeError(s["kind"], s["message"], Position(s["file"], s["line"], s["col"],
