@@ -86,7 +86,11 @@ def wait_ready(url: str, deadline: float = 60.0) -> None:
 def start(cmd: list[str], env: dict, ready: str) -> subprocess.Popen:
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(os.devnull if not os.environ.get("BENCH_DEBUG") else "/dev/stderr", "w"),
                          start_new_session=True)
-    wait_ready(ready)
+    try:
+        wait_ready(ready)
+    except BaseException:
+        stop(p)
+        raise
     return p
 
 

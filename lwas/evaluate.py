@@ -367,16 +367,18 @@ BUILTIN_IMPLS = {
 
 
 class MemoryHost:
-    """The evaluator's stand-in for the service runtime: ledgers as dicts of key -> entry
-    (keyed by the first field, as a ledger's key is unknown here) and a settable clock."""
+    """The evaluator's stand-in for the service runtime: ledgers as dicts of key -> entry and a
+    settable clock. `keys` maps a ledger's index to its key field (default: the first field)."""
 
-    def __init__(self, now: datetime | None = None):
+    def __init__(self, keys: dict[int, str] | None = None, now: datetime | None = None):
+        self.keys = keys or {}
         self.entries: dict = {}
         self.clock = now
 
     def append(self, ledger: int, entry) -> int:
         book = self.entries.setdefault(ledger, {})
-        key = next(iter(entry.values()))
+        field = self.keys.get(ledger)
+        key = entry[field] if field is not None else next(iter(entry.values()))
         if key in book:
             return 1 if book[key] == entry else 2
         book[key] = entry

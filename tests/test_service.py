@@ -371,3 +371,51 @@ def test_schemathesis_finds_no_server_errors(compiled, tmp_path):
         assert failures == []
     finally:
         s.close()
+
+
+def test_reference_evaluator_runs_handlers_like_native_code(compiled):
+    """The services' functions are ordinary LwaS: the reference evaluator (with its in-memory
+    host) and the native code agree on guard, handler, replay and conflict."""
+    from lwas.errors import RuntimeError as LwasRuntimeError
+    from lwas.evaluate import MemoryHost, evaluator_for
+    from lwas.runtime.native import hosted, read_value
+    from lwas.runtime.values import Money
+
+    art, program = load_verified(compiled[0], [compiled[1].public_key()])
+    desc = art.manifest["services"][0]
+    ev = evaluator_for(BANK.read_text(), "bank.lwas")
+    ev.host = MemoryHost({0: "id"})
+    book: dict = {}
+
+    class Host:
+        def append(self, ledger, address):
+            v = read_value(desc["ledgers"][ledger]["entry"], address)
+            if v["id"] in book:
+                return 1 if book[v["id"]] == v else 2
+            book[v["id"]] = v
+            return 0
+
+        def now(self):
+            return 0
+
+    post, guard = desc["routes"][0]["handler"], desc["routes"][0]["guard"]
+    s_native = program.call(desc["init"])
+    s_ref = ev.call(desc["init"])
+    assert s_native == s_ref
+    for i, (amount, kind) in enumerate([(1250, "Deposit"), (99, "Withdrawal"), (1250, "Deposit"), (1300, "Deposit")]):
+        t = {"id": f"t{min(i, 2) % 2}", "account": "a", "amount": Money(amount, "USD"), "kind": kind}
+        assert program.call(guard, s_native, t) == ev.call(guard, s_ref, t)
+        with hosted(Host()):
+            try:
+                native = program.call(post, s_native, t)
+            except LwasRuntimeError as e:
+                native = e.kind
+        try:
+            ref = ev.call(post, s_ref, t)
+        except LwasRuntimeError as e:
+            ref = e.kind
+        assert native == ref
+        if isinstance(native, dict):
+            s_native, s_ref = native["state"], ref["state"]
+    assert native == "conflict"  # t0 again with another kind
+    assert s_native["count"] == 2 and s_native["balance"] == Money(1151, "USD")
