@@ -91,5 +91,6 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in [
     _b("append$", "ledger, entry", [((INT, T), BOOL)],
        "Appends entry to the service's ledger number `ledger`: true if its key was new."),
     _b("now$", "", [((), TIME)], "The host's clock (UTC, microseconds)."),
+    _b("config$", "name", [((TEXT,), TEXT)], "A configuration value of the service (a runtime error if unset)."),
 ]}
 

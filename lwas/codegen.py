@@ -80,6 +80,7 @@ STACK_BUDGET = 1 << 20
 HOST_SYMBOLS = {
     "lwas_rt_append": L.FunctionType(I32, [I32, PTR]),
     "lwas_rt_now": L.FunctionType(I64, []),
+    "lwas_rt_config": L.FunctionType(I32, [PTR, I64, PTR]),
 }
 
 
@@ -923,6 +924,15 @@ class _FunctionBuilder:
             return self.host_append(e, args)
         if op == "host_now":
             return b.call(self.mb.host("lwas_rt_now"), [])
+        if op == "host_config":
+            with b.goto_block(self.entry):
+                b.position_before(self.entry.instructions[0]) if self.entry.instructions else None
+                out = b.alloca(SLICE, name="config")
+            name = args[0]
+            status = b.call(self.mb.host("lwas_rt_config"),
+                            [b.extract_value(name, 0), b.extract_value(name, 1), out])
+            self.check(b.icmp_unsigned("==", status, L.Constant(I32, 0)), e.site)
+            return b.load(out)
         if op == "itof":
             return b.sitofp(args[0], F64)
         if op == "ftoi":

@@ -372,6 +372,7 @@ class MemoryHost:
 
     def __init__(self, keys: dict[int, str] | None = None, now: datetime | None = None):
         self.keys = keys or {}
+        self.settings: dict[str, str] = {}  # what config() reads
         self.entries: dict = {}
         self.clock = now
 
@@ -383,6 +384,9 @@ class MemoryHost:
             return 1 if book[key] == entry else 2
         book[key] = entry
         return 0
+
+    def config(self, name: str) -> str | None:
+        return self.settings.get(name)
 
     def now(self) -> datetime:
         from datetime import timezone
@@ -627,6 +631,11 @@ class Evaluator:
                 return self.append(args[0], args[1], e)
             if name == "now$":
                 return self.host.now()
+            if name == "config$":
+                v = self.host.config(args[0])
+                if v is None:
+                    raise fault("host", "this configuration value is not set", e)
+                return v
             return BUILTIN_IMPLS[name](args, e, self.checked.call_sigs[e])
         if ref.kind == "record":
             rt = self.checked.call_sigs[e].ret

@@ -18,7 +18,8 @@ with the user's. In a handler, `state` is a local copy of the state; `append L(v
 answer says whether the key was new) and the `on` block moves the state, exactly as a replay
 of the ledger will. Handlers cannot assign the state themselves, and `on` blocks cannot
 append or read the clock: so the state is always a fold of the `on` blocks over the ledger,
-and a restart rebuilds it. `now()` (the host clock) is only available in route handlers.
+and a restart rebuilds it. `now()` (the host clock) and `config("NAME")` (a configuration
+value, text) are only available in route handlers and guards, for the same reason.
 
 `describe` (after type checking) checks what needs types and produces the plain-data service
 descriptions that travel in the artifact's manifest to the runtime.
@@ -84,17 +85,17 @@ def expand(tree: ast.Module, sink: Sink, is_root: bool) -> tuple[ast.Module, lis
                        help="declare the service in the file you pass to `lwasc serve`; "
                             "import its records, rules and functions from here")
             continue
-        new, info = _Expander(it, sink, "now" not in names).run()
+        new, info = _Expander(it, sink, {"now", "config"} - names).run()
         items.extend(new)
         infos.append(info)
     return replace(tree, items=tuple(items)), infos
 
 
 class _Expander:
-    def __init__(self, svc: ast.ServiceDecl, sink: Sink, clock: bool):
+    def __init__(self, svc: ast.ServiceDecl, sink: Sink, host_calls: set[str]):
         self.svc = svc
         self.sink = sink
-        self.clock = clock  # rewrite `now()` (no user item of that name)
+        self.host_calls = host_calls  # `now`, `config` unless the module defines an item so named
         self.p = svc.name
         self.ledgers: dict[str, tuple[int, ast.LedgerDecl]] = {}
         self.reducers: dict[str, str] = {}
@@ -201,6 +202,7 @@ class _Expander:
         if m.guard is not None:
             g = self.guard(m.guard, r)
             if g is not None:
+                g = self.rewrite(ast.Block((ast.ExprStmt(g, g.span),), g.span), "get").stmts[0].expr
                 r.guard = f"{name}$guard"
                 params = (ast.Param("state", _type(state_name, s), s),) + tuple(replace(p) for p in m.params)
                 out.append(ast.FnDecl(r.guard, m.guard.span, params, _type("truth", m.guard.span),
@@ -274,9 +276,10 @@ class _Expander:
                 for st in n.stmts:
                     stmts.extend(stmt(st))
                 return ast.Block(tuple(stmts), n.span)
-            if c is ast.Call and self.clock and where != "on" and n.callee.__class__ is ast.Name \
-                    and n.callee.name == "now":
-                return replace(n, callee=_name("now$", n.callee.span), args=tuple(visit(a) for a in n.args))
+            if c is ast.Call and where != "on" and n.callee.__class__ is ast.Name \
+                    and n.callee.name in self.host_calls:
+                return replace(n, callee=_name(n.callee.name + "$", n.callee.span),
+                               args=tuple(visit(a) for a in n.args))
             if c is ast.Let and n.name == "state":
                 self.sink.error("E0402", "`state` cannot be redeclared in a service", n.name_span,
                                 label="`state` is the service's state here", help="pick another name")

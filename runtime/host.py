@@ -22,8 +22,8 @@ snapshot: the writer replaces it, never mutates it).
 """
 from __future__ import annotations
 
-import heapq
 import logging
+import os
 import queue
 import threading
 import time
@@ -73,6 +73,7 @@ class _Recorder:
     def __init__(self, service: "Service"):
         self.s = service
         self.pending: dict[tuple[int, str], bytes] = {}
+        self.keep: list = []  # buffers handed to native code (config values)
         self.appends: list[tuple[int, str, bytes]] = []  # new ones, in order
         self.retries = 0
         self.failure: BaseException | None = None
@@ -99,16 +100,51 @@ class _Recorder:
     def now(self) -> int:
         return self.s.clock()
 
+    def config(self, name: str) -> bytes | None:
+        return self.s.settings.get(name)
+
+
+class _Reader:
+    """The `Host` of a read-only route: clock and configuration; no ledger."""
+
+    def __init__(self, service: "Service"):
+        self.s = service
+        self.keep: list = []
+        self.failure = None
+
+    def append(self, ledger: int, address: int) -> int:
+        return 3  # unreachable: `get` routes cannot append (E0402)
+
+    def now(self) -> int:
+        return time.time_ns() // 1000
+
+    def config(self, name: str) -> bytes | None:
+        return self.s.settings.get(name)
+
+
+def settings_from_env(service: str, env=os.environ) -> dict[str, bytes]:
+    """`config("NAME")` of service `svc` reads LWAS_CONFIG_SVC_NAME, else LWAS_CONFIG_NAME."""
+    out = {}
+    generic, specific = "LWAS_CONFIG_", f"LWAS_CONFIG_{service.upper()}_"
+    for k, v in env.items():
+        if k.startswith(generic) and not k.startswith(specific):
+            out.setdefault(k[len(generic):], v.encode())
+    for k, v in env.items():
+        if k.startswith(specific):
+            out[k[len(specific):]] = v.encode()
+    return out
+
 
 class Service:
     def __init__(self, program, desc: dict, store, private_key, artifact_digest: bytes,
-                 origin: str | None = None, max_batch: int = 1024):
+                 origin: str | None = None, max_batch: int = 1024, settings: dict[str, bytes] | None = None):
         self.program = program
         self.desc = desc
         self.name = desc["name"]
         self.store = store
         self.digest = artifact_digest
         self.max_batch = max_batch
+        self.settings = settings_from_env(self.name) if settings is None else settings
         self.ledger_specs = desc["ledgers"]
         prefix = origin or f"lwas/{self.name}"
         self.ledgers = [Ledger(l["name"], f"{prefix}/{l['name']}", private_key) for l in self.ledger_specs]
@@ -170,7 +206,8 @@ class Service:
     # ------------------------------------------------------------ requests
     def read(self, route: dict, args: tuple):
         """A read-only route, on the caller's thread, against the committed state."""
-        return self.program.call(route["handler"], self.state, *args)
+        with hosted(_Reader(self)):
+            return self.program.call(route["handler"], self.state, *args)
 
     def submit(self, route: dict, args: tuple, done: Callable[[Any], None]) -> None:
         """Queue a mutating request; `done` gets its Outcome or exception on the writer thread."""

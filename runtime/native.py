@@ -376,6 +376,11 @@ class Host:
         """Microseconds since the epoch."""
         raise NotImplementedError
 
+    def config(self, name: str) -> bytes | None:  # pragma: no cover - interface
+        """A configuration value as UTF-8 (None: unset). The host keeps the bytes alive until
+        the native call returns (the native code copies what it keeps)."""
+        raise NotImplementedError
+
 
 class hosted:
     """`with hosted(host): native_call(...)` routes the call's I/O to host (this thread only)."""
@@ -420,7 +425,26 @@ def _rt_now():
     return time.time_ns() // 1000
 
 
-_HOST_FUNCTIONS = {"lwas_rt_append": _rt_append, "lwas_rt_now": _rt_now}
+@ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)
+def _rt_config(name_ptr, name_len, out):
+    host = getattr(_hosting, "host", None)
+    if host is None:
+        return 1
+    try:
+        name = ctypes.string_at(name_ptr, name_len).decode("utf-8") if name_len else ""
+        value = host.config(name)
+        if value is None:
+            return 1
+        buf = (ctypes.c_char * (len(value) or 1)).from_buffer_copy(value or b"\0")
+        host.keep.append(buf)
+        ctypes.memmove(out, ctypes.byref(_SliceC(ctypes.addressof(buf), len(value))), ctypes.sizeof(_SliceC))
+        return 0
+    except BaseException as e:
+        host.failure = e
+        return 2
+
+
+_HOST_FUNCTIONS = {"lwas_rt_append": _rt_append, "lwas_rt_now": _rt_now, "lwas_rt_config": _rt_config}
 
 
 def _bind_host_symbols() -> None:

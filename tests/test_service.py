@@ -419,3 +419,57 @@ def test_reference_evaluator_runs_handlers_like_native_code(compiled):
             s_native, s_ref = native["state"], ref["state"]
     assert native == "conflict"  # t0 again with another kind
     assert s_native["count"] == 2 and s_native["balance"] == Money(1151, "USD")
+
+
+CONFIGURED = '''
+record R {
+  id: text
+}
+rule ok(mode: text) -> truth = mode == "open"
+service s {
+  ledger log: R by id
+  get "/greeting" -> text {
+    return config("GREETING") + "!"
+  }
+  get "/missing" -> text {
+    return config("NOT_SET")
+  }
+  post "/r" (r: R) -> text requires ok(config("MODE")) >= 1.0 {
+    append log(R(id: r.id + config("SUFFIX")))
+    return r.id + config("SUFFIX")
+  }
+}
+'''
+
+
+def test_config_values_reach_handlers_and_guards(tmp_path):
+    from lwas.driver import compile_source
+    from lwas.errors import RuntimeError as LwasRuntimeError
+    from lwas.runtime.host import GuardRefused, settings_from_env
+
+    key = generate()
+    c = compile_source(CONFIGURED, str(tmp_path / "cfg.lwas"), key=key)
+    assert c.ok, c.diagnostics
+    art, program = load_verified(c.artifact, [key.public_key()])
+    desc = art.manifest["services"][0]
+    env = {"LWAS_CONFIG_GREETING": "hello", "LWAS_CONFIG_S_GREETING": "héllo", "LWAS_CONFIG_SUFFIX": "-x",
+           "LWAS_CONFIG_MODE": "open", "OTHER": "y"}
+    settings = settings_from_env("s", env)
+    assert settings == {"GREETING": "héllo".encode(), "SUFFIX": b"-x", "MODE": b"open"}
+    store = open_store(str(tmp_path / "l.db"))
+    svc = Service(program, desc, store, key, bytes(64), settings=settings)
+    svc.start()
+    try:
+        get, missing, post = desc["routes"]
+        assert svc.read(get, ()) == "héllo!"
+        with pytest.raises(LwasRuntimeError) as e:
+            svc.read(missing, ())
+        assert e.value.kind == "host" and "not set" in e.value.message
+        out = svc.call(post, ({"id": "a"},))
+        assert out.response == "a-x" and out.entries == [("log", 0, "a-x")]
+        settings["MODE"] = b"closed"
+        with pytest.raises(GuardRefused, match="rule `ok` holds with truth 0"):
+            svc.call(post, ({"id": "b"},))
+    finally:
+        svc.stop()
+        store.close()
