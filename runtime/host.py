@@ -12,7 +12,8 @@ The state is a fold of the service's `on` blocks over its ledger entries (lwas.s
   which answers new / exists (idempotent retry) / conflict against the committed, batched and
   this-request entries. A handler that faults stages nothing.
 - Group commit: the writer takes every queued request (up to `max_batch`) into one
-  transaction; one fsync makes the whole batch durable. Only then do the ledgers and the
+  transaction, with a signed checkpoint over each ledger it grew (so every stored entry is
+  under a signature); one fsync makes the whole batch durable. Only then do the ledgers and the
   committed state move and the requests get their answers, so an acknowledged entry is on
   disk and no reader sees a state the ledger does not justify. If the commit fails, every
   request of the batch fails with `Unavailable` and memory is rolled back.
@@ -36,7 +37,6 @@ from lwas.runtime.native import hosted, read_value
 
 log = logging.getLogger("lwas.service")
 
-CHECKPOINT_EVERY = 1.0  # seconds between stored (signed) checkpoints while appending
 IDLE_CATCH_UP = 0.5  # seconds between catch-ups with other processes while idle
 
 
@@ -155,8 +155,6 @@ class Service:
         self.queue: queue.Queue = queue.Queue()
         self.thread: threading.Thread | None = None
         self.running = False
-        self.last_checkpoint = 0.0
-        self.stored_sizes = {l.name: -1 for l in self.ledgers}
         self.replayed = 0
 
     # ------------------------------------------------------------ start and replay
@@ -237,10 +235,6 @@ class Service:
         self.queue.put(None)
         if self.thread is not None:
             self.thread.join(timeout=10)
-        try:
-            self._store_checkpoints(force=True)
-        except Exception as e:  # noqa: BLE001 - best effort on the way out
-            log.warning("service %s: final checkpoint not stored: %s", self.name, e)
 
     # ------------------------------------------------------------ the writer
     def _writer(self) -> None:
@@ -280,7 +274,6 @@ class Service:
         try:
             with self.store.transaction() as tx:
                 self.catch_up(tx)
-            self._store_checkpoints()
         except Exception as e:  # noqa: BLE001 - the store may be briefly unreachable
             log.warning("service %s: catch-up failed: %s", self.name, e)
 
@@ -295,8 +288,9 @@ class Service:
                     results.append(r)
                 for ledger in self.ledgers:
                     rows = ledger.staged()
-                    if rows:
+                    if rows:  # the rows and a signed tree head over them commit together
                         tx.append_many(ledger.name, rows)
+                        tx.add_checkpoint(ledger.name, *ledger.pending_checkpoint())
             # durable from here
             with self.lock:
                 for ledger in self.ledgers:
@@ -312,11 +306,6 @@ class Service:
             return
         for job, r in zip(batch, results):
             job.done(r)
-        if time.monotonic() - self.last_checkpoint > CHECKPOINT_EVERY:
-            try:
-                self._store_checkpoints()
-            except Exception as e:  # noqa: BLE001
-                log.warning("service %s: checkpoint not stored: %s", self.name, e)
 
     def _run(self, job: _Job, state):
         """One request against `state`: (Outcome or exception, the state after it)."""
@@ -344,16 +333,3 @@ class Service:
             entries.append((self.ledgers[i].name, seq, key))
         verdict = "created" if entries else ("exists" if rec.retries else "none")
         return Outcome(reply["response"], verdict, entries), reply["state"]
-
-    def _store_checkpoints(self, force: bool = False) -> None:
-        """Sign and store the tree head of each ledger that grew (what `ledger verify` checks)."""
-        with self.lock:
-            heads = [(l.name, l.checkpoint()) for l in self.ledgers if l.size != self.stored_sizes[l.name]]
-        if not heads:
-            return
-        with self.store.transaction() as tx:
-            for name, cp in heads:
-                tx.add_checkpoint(name, cp["tree_size"], cp["checkpoint"])
-        for name, cp in heads:
-            self.stored_sizes[name] = cp["tree_size"]
-        self.last_checkpoint = time.monotonic()

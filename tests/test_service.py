@@ -307,6 +307,10 @@ def test_restart_replays_the_ledger(compiled, tmp_path):
         root = s.http.get("/ledger/transfers/checkpoint").json()["root_hash"]
     finally:
         s.close()
+    from lwas.runtime.verify import verify_store
+
+    report = verify_store(db, compiled[1].public_key())
+    assert report.ok and report.entries == 30, report.text()  # every entry under a stored signature
     s = Server(*compiled, db)
     try:
         assert summary(s) == before

@@ -1,0 +1,229 @@
+"""Offline audit of a ledger store: `lwasc ledger verify DB|URL --pubkey PUB`.
+
+For every ledger it re-derives everything from the raw rows: seq continuity, each entry's own
+seq and key against its row, the prev-hash chain, the Merkle root at every stored checkpoint's
+size and every checkpoint's Ed25519 signature. It stops at the first bad entry in seq order.
+
+Blame: when entry s does not carry the hash of entry s-1, either s-1 was altered or s was. The
+next entry decides: if it still carries the hash of s, s is intact and s-1 is named. Entries past
+the last signed checkpoint are reported too: the chain alone is only hashes, so anyone can append
+well-chained rows; only a signature makes them the writer's (the writer stores a checkpoint in
+the same transaction as its entries). Pass allow_unsigned_tail=True to accept such a tail.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from hashlib import sha256
+from struct import Struct
+
+from lwas.runtime.checkpoint import parse_checkpoint
+from lwas.runtime.ledger import HEADER, MAGIC, ZERO_HASH
+from lwas.runtime.merkle import EMPTY_ROOT
+from lwas.runtime.store import open_store
+
+_SEQ, _U32 = Struct(">Q"), Struct(">I")
+
+
+@dataclass
+class Problem:
+    ledger: str
+    seq: int | None  # the first bad entry (None: no entry to name, e.g. a bad checkpoint)
+    key: str | None
+    reason: str
+
+
+@dataclass
+class Report:
+    ok: bool
+    entries: int = 0
+    checkpoints: int = 0
+    ledgers: dict = field(default_factory=dict)  # name -> {"entries", "checkpoints", "unsigned"}
+    problem: Problem | None = None
+    seconds: float = 0.0
+
+    def text(self) -> str:
+        if self.problem:
+            p = self.problem
+            where = f"seq {p.seq}" if p.seq is not None else "checkpoints"
+            key = f" key {p.key!r}" if p.key is not None else ""
+            return f"TAMPERED: ledger {p.ledger!r} {where}{key}: {p.reason}"
+        per = ", ".join(f"{n}: {v['entries']} entries / {v['checkpoints']} checkpoints"
+                        + (f" / {v['unsigned']} past the last checkpoint" if v["unsigned"] else "")
+                        for n, v in self.ledgers.items())
+        return (f"OK: {len(self.ledgers)} ledgers, {self.entries} entries, {self.checkpoints} "
+                f"signed checkpoints verified in {self.seconds:.2f} s" + (f" ({per})" if per else ""))
+
+
+class _Bad(Exception):
+    def __init__(self, seq, key, reason):
+        self.seq, self.key, self.reason = seq, key, reason
+
+
+def verify_store(url: str, public_key, allow_unsigned_tail: bool = False) -> Report:
+    """Check every ledger in the store at `url`; the Report names the first bad entry if any."""
+    t0 = time.perf_counter()
+    store = open_store(url, create=False)
+    report = Report(ok=True)
+    try:
+        for name in store.ledgers():
+            try:
+                n, c, unsigned = _verify_ledger(store, name, public_key, allow_unsigned_tail)
+            except _Bad as bad:
+                report.ok = False
+                report.problem = Problem(name, bad.seq, bad.key, bad.reason)
+                break
+            report.ledgers[name] = {"entries": n, "checkpoints": c, "unsigned": unsigned}
+            report.entries += n
+            report.checkpoints += c
+    finally:
+        store.close()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _root(stack: list[bytes]) -> bytes:
+    if not stack:
+        return EMPTY_ROOT
+    r = stack[-1]
+    for h in reversed(stack[:-1]):
+        r = sha256(b"\x01" + h + r).digest()
+    return r
+
+
+def _verify_ledger(store, name: str, public_key,
+                   allow_unsigned_tail: bool) -> tuple[int, int, int]:
+    """(entries, checkpoints, entries past the last checkpoint); raises _Bad at the first fault."""
+    cps = store.checkpoints(name)  # ascending tree_size
+    origin = None
+    ci = 0
+
+    def check_cp(size: int, note: str, root: bytes, last_good: int, last_key) -> None:
+        nonlocal origin
+        try:
+            cp_origin, cp_size, cp_root = parse_checkpoint(note, public_key)
+        except ValueError as e:
+            raise _Bad(None, None, f"checkpoint at tree size {size}: {e}") from None
+        if cp_size != size:
+            raise _Bad(None, None, f"checkpoint stored at tree size {size} signs size {cp_size}")
+        if origin is not None and cp_origin != origin:
+            raise _Bad(None, None, f"checkpoint at tree size {size} has origin {cp_origin!r}, "
+                                   f"earlier ones {origin!r}")
+        origin = cp_origin
+        if cp_root != root:
+            raise _Bad(size - 1, last_key,
+                       f"Merkle root at signed tree size {size} differs: entries "
+                       f"{last_good}..{size - 1} were rewritten (the chain is consistent, so at "
+                       f"least the last one)")
+
+    while ci < len(cps) and cps[ci][0] == 0:
+        check_cp(0, cps[ci][1], EMPTY_ROOT, 0, None)
+        ci += 1
+
+    expected = 0
+    head = ZERO_HASH
+    stack: list[bytes] = []
+    hsize = HEADER.size
+    last_good = 0
+    prev_key = None
+    suspect = None  # (seq s-1, key s-1, seq s, key s, hash of s): a chain break to resolve
+    next_cp = cps[ci][0] if ci < len(cps) else -1
+    seq_at, u32_at = _SEQ.unpack_from, _U32.unpack_from
+    for seq, key, data in store.read(name):
+        kb = key.encode()
+        if (suspect is not None or seq != expected or not data.startswith(MAGIC)
+                or len(data) < hsize or seq_at(data, 4)[0] != seq
+                or not data.startswith(head, 84) or u32_at(data, 116)[0] != len(kb)
+                or not data.startswith(kb, hsize)):
+            _diagnose(seq, key, data, expected, suspect)  # raises unless only prev differs
+        h = sha256(b"\x00" + data).digest()
+        if not data.startswith(head, 84):
+            if seq == 0:
+                raise _Bad(seq, key, "first entry has a non-zero prev hash")
+            suspect = (seq - 1, prev_key, seq, key, h)
+        head = h
+        prev_key = key
+        stack.append(h)
+        expected += 1
+        n = expected
+        while not n & 1:
+            r = stack.pop()
+            stack[-1] = sha256(b"\x01" + stack[-1] + r).digest()
+            n >>= 1
+        if expected == next_cp and suspect is None:  # a pending break is resolved first
+            check_cp(expected, cps[ci][1], _root(stack), last_good, key)
+            last_good = expected
+            ci += 1
+            next_cp = cps[ci][0] if ci < len(cps) else -1
+    if suspect is not None:
+        s1, k1, s, k, _ = suspect
+        raise _Bad(s, k, f"prev hash does not match entry {s1} (one of the two was altered)")
+    if ci < len(cps):
+        try:
+            parse_checkpoint(cps[ci][1], public_key)
+        except ValueError as e:
+            raise _Bad(None, None, f"checkpoint at tree size {cps[ci][0]}: {e}") from None
+        raise _Bad(expected, None, f"checkpoint signs tree size {cps[ci][0]} but the ledger has "
+                                   f"only {expected} entries: entries were deleted")
+    if expected > last_good and not allow_unsigned_tail:
+        first = next(iter(store.read(name, last_good - 1)))
+        raise _Bad(first[0], first[1], f"entries {last_good}..{expected - 1} are not covered by "
+                                       f"any signed checkpoint (forged or unsigned)")
+    return expected, len(cps), expected - last_good
+
+
+def _diagnose(seq: int, key: str, data: bytes, expected: int, suspect) -> None:
+    """The slow path: say exactly what is wrong with this row (or with a pending chain break)."""
+    if suspect is not None:
+        s1, k1, s, k, hs = suspect
+        if len(data) >= HEADER.size and data[84:116] == hs:
+            raise _Bad(s1, k1, f"entry changed: its hash no longer matches the prev hash "
+                               f"recorded by entry {s}")
+        raise _Bad(s, k, f"prev hash does not match entry {s1}")
+    if seq != expected:
+        if seq > expected:
+            raise _Bad(seq, key, f"entries missing before it: expected seq {expected}")
+        raise _Bad(seq, key, f"out of order: expected seq {expected}")
+    if len(data) < HEADER.size or data[:4] != MAGIC:
+        raise _Bad(seq, key, "not an LWE1 entry")
+    _, eseq, _, _, _, klen = HEADER.unpack_from(data)
+    if eseq != seq:
+        raise _Bad(seq, key, f"entry bytes carry seq {eseq}: rows reordered or moved")
+    if data[HEADER.size:HEADER.size + klen] != key.encode():
+        raise _Bad(seq, key, "entry bytes carry a different key than its row")
+    # only the prev hash differs: the caller records a suspect and resolves it on the next row
+
+
+def load_public_key(path: str):
+    """An Ed25519 public key from a PEM SubjectPublicKeyInfo file."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    with open(path, "rb") as f:
+        key = load_pem_public_key(f.read())
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"{path}: not an Ed25519 public key")
+    return key
+
+
+def verify_command(db: str, pubkey_path: str, fmt: str = "text", out=None,
+                   allow_unsigned_tail: bool = False) -> int:
+    """Exit code: 0 all good, 1 tampering or bad signatures, 2 cannot open the store or key."""
+    out = out or sys.stdout
+    try:
+        key = load_public_key(pubkey_path)
+    except (OSError, ValueError) as e:
+        print(f"error: cannot read public key: {e}", file=sys.stderr)
+        return 2
+    try:
+        report = verify_store(db, key, allow_unsigned_tail)
+    except Exception as e:  # an unreachable server, a missing or non-SQLite file, ...
+        print(f"error: cannot open ledger store {db}: {e}", file=sys.stderr)
+        return 2
+    if fmt == "json":
+        print(json.dumps(asdict(report), indent=2), file=out)
+    else:
+        print(report.text(), file=out)
+    return 0 if report.ok else 1
