@@ -127,11 +127,13 @@ def served(target: Path | str, *, db: str, key: Path, pubkey: Path, home: Path, 
             _killpg(proc)
             proc.wait(timeout=10)
             raise
+        early_exit = proc.poll()  # None: still running but not ready within ready_timeout
         _killpg(proc)
         proc.wait(timeout=10)
         text = candidate.log_text()
         if "address already in use" not in text.lower() or attempt == attempts - 1:
-            raise AssertionError(f"lwasc serve did not become ready (exit {proc.returncode}):\n{text[-4000:]}")
+            why = f"exited with {early_exit}" if early_exit is not None else f"not ready in {ready_timeout} s"
+            raise AssertionError(f"lwasc serve {why}:\n{text[-4000:]}")
     assert server is not None
     try:
         yield server
