@@ -315,11 +315,14 @@ class Service:
         try:
             with hosted(rec):
                 if route["guard"] is not None:
-                    truth = call(route["guard"], state, *args)
-                    ok = truth > route["threshold"] if route["strict"] else truth >= route["threshold"]
-                    if not ok:
-                        return GuardRefused(route["rule"], truth, route["threshold"], route["strict"]), state
-                reply = call(route["handler"], state, *args)
+                    threshold, strict = route["threshold"], route["strict"]
+                    truth, reply = self.program.call_pair(
+                        route["guard"], route["handler"], (state, *args),
+                        lambda t: t > threshold if strict else t >= threshold)
+                    if reply is None:
+                        return GuardRefused(route["rule"], truth, threshold, strict), state
+                else:
+                    reply = call(route["handler"], state, *args)
         except LwasRuntimeError as e:
             if rec.failure is not None:
                 log.error("service %s: host failure in %s %s: %r", self.name, route["method"],

@@ -125,58 +125,20 @@ class _Call:
 
     def to_native(self, desc, v):
         """A Python value in its memory form (a ctypes value or structure)."""
-        if isinstance(desc, str):
-            if desc == "int":
-                if type(v) is not int or not INT_MIN <= v <= INT_MAX:
-                    raise TypeError(f"expected an int in the 64-bit range, got {v!r}")
-                return v
-            if desc in ("float", "truth"):
-                if type(v) not in (int, float) or type(v) is bool:
-                    raise TypeError(f"expected a float, got {v!r}")
-                if desc == "truth" and not 0.0 <= v <= 1.0:
-                    raise ValueError(f"a truth must be in [0, 1], got {v!r}")
-                return float(v)
-            if desc == "bool":
-                if type(v) is not bool:
-                    raise TypeError(f"expected a bool, got {v!r}")
-                return int(v)
-            if desc == "time":
-                if not isinstance(v, datetime):
-                    raise TypeError(f"expected a datetime, got {v!r}")
-                return time_to_micros(v)
-            if desc == "text":
-                if not isinstance(v, str):
-                    raise TypeError(f"expected a str, got {v!r}")
-                return self.buffer(v.encode("utf-8"))
-        if "money" in desc:
-            if not isinstance(v, Money):
-                raise TypeError(f"expected Money, got {v!r}")
-            if v.currency not in CURRENCY_EXPONENTS:
-                raise ValueError(f"unknown currency code {v.currency!r}")
-            want = desc["money"]
-            if want is not None and v.currency != want:
-                raise LwasRuntimeError("currency", f"currency mismatch: expected {want}, got {v.currency}")
-            return _MoneyC(self.to_native("int", v.minor), pack_currency(v.currency))
-        if "array" in desc:
-            elem = desc["array"]
-            if isinstance(elem, str) and elem in _LIST_TYPES and type(v) in (list, tuple):
-                return self.scalar_list(elem, v)
-            if isinstance(elem, str) and elem in _BUFFER_FORMATS and not isinstance(v, (list, tuple, str)):
-                try:
-                    mv = memoryview(v)
-                except TypeError:
-                    pass  # no buffer protocol: element by element
-                else:
-                    return self.scalar_buffer(elem, v, mv)
-            return self.elements(elem, v)
-        if "enum" in desc:
+        return _encoder(desc)(self, v)
+
+    def array(self, desc, v) -> _SliceC:
+        elem = desc["array"]
+        if isinstance(elem, str) and elem in _LIST_TYPES and type(v) in (list, tuple):
+            return self.scalar_list(elem, v)
+        if isinstance(elem, str) and elem in _BUFFER_FORMATS and not isinstance(v, (list, tuple, str)):
             try:
-                return desc["variants"].index(v)
-            except ValueError:
-                raise ValueError(f"{v!r} is not a variant of {desc['enum']}") from None
-        if not isinstance(v, dict) or v.keys() != _field_names(desc):
-            raise TypeError(f"expected a dict with the fields of {desc['record']}, got {v!r}")
-        return ctype(desc)(*[self.to_native(t, v[n]) for n, t in desc["fields"]])
+                mv = memoryview(v)
+            except TypeError:
+                pass  # no buffer protocol: element by element
+            else:
+                return self.scalar_buffer(elem, v, mv)
+        return self.elements(elem, v)
 
     def elements(self, elem, v) -> _SliceC:
         """An array converted element by element (money, records, text, enums, time; and the
@@ -245,8 +207,155 @@ class _Call:
         return _SliceC(ctypes.addressof(buf), n)
 
 
+# ---------------------------------------------------------------- encoders, one per type
+# Built once per TypeDesc (cached by identity, as the manifest's descs live as long as the
+# program), so a call does no type dispatch: each returns the memory form of a Python value.
+
+_encoders: dict = {}
+
+
+def _encoder(desc):
+    hit = _encoders.get(id(desc))
+    if hit is not None and hit[0] is desc:
+        return hit[1]
+    f = _make_encoder(desc)
+    _encoders[id(desc)] = (desc, f)
+    return f
+
+
+def _e_int(call, v):
+    if type(v) is not int or not INT_MIN <= v <= INT_MAX:
+        raise TypeError(f"expected an int in the 64-bit range, got {v!r}")
+    return v
+
+
+def _e_float(call, v):
+    t = type(v)
+    if t is not float and t is not int:
+        raise TypeError(f"expected a float, got {v!r}")
+    return float(v)
+
+
+def _e_truth(call, v):
+    v = _e_float(call, v)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"a truth must be in [0, 1], got {v!r}")
+    return v
+
+
+def _e_bool(call, v):
+    if type(v) is not bool:
+        raise TypeError(f"expected a bool, got {v!r}")
+    return int(v)
+
+
+def _e_time(call, v):
+    if not isinstance(v, datetime):
+        raise TypeError(f"expected a datetime, got {v!r}")
+    return time_to_micros(v)
+
+
+def _e_text(call, v):
+    if not isinstance(v, str):
+        raise TypeError(f"expected a str, got {v!r}")
+    return call.buffer(v.encode("utf-8"))
+
+
+_packed: dict = {}  # currency code -> packed form, for the known codes
+
+
+def _e_money(want):
+    def enc(call, v):
+        if not isinstance(v, Money):
+            raise TypeError(f"expected Money, got {v!r}")
+        code = v.currency
+        packed = _packed.get(code)
+        if packed is None:
+            if code not in CURRENCY_EXPONENTS:
+                raise ValueError(f"unknown currency code {code!r}")
+            packed = _packed[code] = pack_currency(code)
+        if want is not None and code != want:
+            raise LwasRuntimeError("currency", f"currency mismatch: expected {want}, got {code}")
+        return _MoneyC(_e_int(call, v.minor), packed)
+    return enc
+
+
+def _make_encoder(desc):
+    if isinstance(desc, str):
+        return {"int": _e_int, "float": _e_float, "truth": _e_truth, "bool": _e_bool, "time": _e_time,
+                "text": _e_text}[desc]
+    if "money" in desc:
+        return _e_money(desc["money"])
+    if "array" in desc:
+        return lambda call, v: call.array(desc, v)
+    if "enum" in desc:
+        index = {name: i for i, name in enumerate(desc["variants"])}
+
+        def enc(call, v):
+            i = index.get(v) if isinstance(v, str) else None
+            if i is None:
+                raise ValueError(f"{v!r} is not a variant of {desc['enum']}")
+            return i
+        return enc
+    st = ctype(desc)
+    names = _field_names(desc)
+    fields = [(n, _encoder(t)) for n, t in desc["fields"]]
+    record = desc["record"]
+
+    def enc(call, v):
+        if type(v) is not dict or v.keys() != names:
+            raise TypeError(f"expected a dict with the fields of {record}, got {v!r}")
+        return st(*[f(call, v[n]) for n, f in fields])
+    return enc
+
+
 def to_python(desc, v):
     """A memory-form value (as ctypes gives it back) as a Python value."""
+    return _decoder(desc)(v)
+
+
+_decoders: dict = {}  # id(desc) -> (desc, decoder): built once per type, so hot calls skip dispatch
+_currencies: dict = {}  # packed currency -> code
+
+
+def _decoder(desc):
+    hit = _decoders.get(id(desc))
+    if hit is not None and hit[0] is desc:
+        return hit[1]
+    f = _make_decoder(desc)
+    _decoders[id(desc)] = (desc, f)
+    return f
+
+
+def _same(v):
+    return v
+
+
+def _text(v):
+    return ctypes.string_at(v.ptr, v.len).decode("utf-8") if v.len else ""
+
+
+def _money(v):
+    code = _currencies.get(v.currency)
+    if code is None:
+        code = _currencies[v.currency] = unpack_currency(v.currency)
+    return Money(v.minor, code)
+
+
+def _make_decoder(desc):
+    if isinstance(desc, str):
+        return {"bool": lambda v: v != 0, "time": micros_to_time, "text": _text}.get(desc, _same)
+    if "money" in desc:
+        return _money
+    if "enum" in desc:
+        return desc["variants"].__getitem__
+    if "record" in desc:
+        fields = [(n, _decoder(t)) for n, t in desc["fields"]]
+        return lambda v: {n: f(getattr(v, n)) for n, f in fields}
+    return lambda v: _to_python(desc, v)
+
+
+def _to_python(desc, v):
     if isinstance(desc, str):
         if desc == "bool":
             return v != 0
@@ -266,6 +375,16 @@ def to_python(desc, v):
     return {n: to_python(t, getattr(v, n)) for n, t in desc["fields"]}
 
 
+_owns: dict = {}
+
+
+def _owns_memory(desc) -> bool:
+    hit = _owns.get(id(desc))
+    if hit is None or hit[0] is not desc:
+        hit = _owns[id(desc)] = (desc, owns_memory(desc))
+    return hit[1]
+
+
 _free = ctypes.CDLL(None).free
 _free.argtypes = [ctypes.c_void_p]
 _free.restype = None
@@ -283,10 +402,10 @@ def release(desc, v) -> None:
     """Frees the malloc'd buffers of a result (memory form), nested ones first."""
     if isinstance(desc, dict) and "record" in desc:
         for n, t in desc["fields"]:
-            if owns_memory(t):
+            if _owns_memory(t):
                 release(t, getattr(v, n))
         return
-    if isinstance(desc, dict) and owns_memory(desc["array"]) and v.len:
+    if isinstance(desc, dict) and _owns_memory(desc["array"]) and v.len:
         for x in (ctype(desc["array"]) * v.len).from_address(v.ptr):
             release(desc["array"], x)
     _free(v.ptr)
@@ -307,10 +426,12 @@ def _bind(address: int, export: dict, sites: list):
             argtypes.append(ctypes.c_void_p)
         else:
             argtypes.append(ctype(d))
-    cfunc = ctypes.CFUNCTYPE(ctypes.c_int32, *argtypes)(address)
+    # PYFUNCTYPE: the call keeps the GIL. Native calls are short, and releasing the GIL would make
+    # every call (and every host callback) queue behind other Python threads for it again.
+    cfunc = ctypes.PYFUNCTYPE(ctypes.c_int32, *argtypes)(address)
     names = [p["name"] for p in params]
     rtype = None if result == "unit" else ctype(result)
-    owns = rtype is not None and owns_memory(result)
+    owns = rtype is not None and _owns_memory(result)
     name = export["name"]
 
     def call(*args):
@@ -323,6 +444,10 @@ def _bind(address: int, export: dict, sites: list):
             c.keep.clear()  # release the arguments' buffers (and buffer exports) even on a fault
 
     def run(c, args):
+        return invoke(encode(c, args))
+
+    def encode(c, args) -> list:
+        """The arguments in native form (their buffers kept alive by c)."""
         flat = []
         for p, a in zip(params, args):
             try:
@@ -336,6 +461,11 @@ def _bind(address: int, export: dict, sites: list):
                 flat.append(ctypes.addressof(v))
             else:
                 flat.append(v)
+        return flat
+
+    def invoke(flat: list):
+        """Call with arguments already in native form: two exports with the same parameter
+        types (a route's guard and handler) share one conversion."""
         out = rtype() if rtype is not None else None
         status = cfunc(ctypes.addressof(out) if out is not None else None, *flat)
         if status:
@@ -353,6 +483,8 @@ def _bind(address: int, export: dict, sites: list):
 
     call.__name__ = name
     call.__qualname__ = name
+    call.encode = encode
+    call.invoke = invoke
     return call
 
 
@@ -501,6 +633,18 @@ class NativeProgram:
 
     def call(self, name: str, *args):
         return self._calls[name](*args)
+
+    def call_pair(self, first: str, second: str, args: tuple, go_on=lambda r: True):
+        """first(*args), then second(*args) if go_on(first's result): one argument conversion
+        for both (their parameter types must be the same). (first's result, second's or None)."""
+        f, s = self._calls[first], self._calls[second]
+        c = _Call()
+        try:
+            flat = f.encode(c, args)
+            r = f.invoke(flat)
+            return r, (s.invoke(flat) if go_on(r) else None)
+        finally:
+            c.keep.clear()
 
     def address(self, symbol: str) -> int:
         """The native address of an exported symbol, for callers that build their own ctypes
