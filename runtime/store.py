@@ -47,6 +47,9 @@ def open_store(url: str, create: bool = True):
     return SqliteStore(url)
 
 
+CHUNK = 500  # rows per INSERT: 2000 parameters, under SQLite's limit (32766 since 3.32)
+
+
 class _Tx:
     """The writer's view inside one transaction (same SQL for both backends, `?` or `%s`)."""
 
@@ -60,9 +63,17 @@ class _Tx:
         return [(s, k, bytes(e)) for s, k, e in self.cur.fetchall()]
 
     def append_many(self, ledger: str, rows) -> None:
+        """Multi-row INSERTs of up to CHUNK rows: one statement is one round trip (PostgreSQL)
+        and one release of the GIL (sqlite3 releases it for every row of an executemany, and a
+        busy event loop then holds it for up to a switch interval each time)."""
         m = self.mark
-        self.cur.executemany(f"INSERT INTO entries (ledger, seq, key, entry) VALUES ({m}, {m}, {m}, {m})",
-                             [(ledger, s, k, e) for s, k, e in rows])
+        one = f"({m}, {m}, {m}, {m})"
+        rows = list(rows)
+        for i in range(0, len(rows), CHUNK):
+            part = rows[i:i + CHUNK]
+            args = [x for s, k, e in part for x in (ledger, s, k, e)]
+            self.cur.execute(f"INSERT INTO entries (ledger, seq, key, entry) VALUES {', '.join([one] * len(part))}",
+                             args)
 
     def add_checkpoint(self, ledger: str, size: int, note: str) -> None:
         m = self.mark
