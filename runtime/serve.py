@@ -74,6 +74,11 @@ def build(cfg: ServeConfig):
     from lwas.runtime.server import create_app
     from lwas.runtime.store import open_store
 
+    limiter = rate_limiter(os.environ.get("LWAS_RATE_LIMIT", ""))
+    try:
+        credentials = load_credentials()
+    except ValueError as e:
+        raise ServeError(f"bad credentials configuration: {e}") from None
     try:
         data, art, program, key, pub_pem = _load(cfg)
     except (OSError, ArtifactError) as e:
@@ -97,7 +102,8 @@ def build(cfg: ServeConfig):
             s.stop()
         store.close()
         raise ServeError(f"cannot start service: {e}") from None
-    app = create_app(services, credentials=load_credentials(), public_key_pem=pub_pem, ready=store.ping,
+    app = create_app(services, credentials=credentials, public_key_pem=pub_pem, ready=store.ping,
+                     limiter=limiter,
                      title=f"LwaS: {art.manifest.get('module', '')}")
 
     def shutdown():
@@ -109,12 +115,28 @@ def build(cfg: ServeConfig):
     return app, services, store
 
 
+def rate_limiter(spec: str):
+    """`LWAS_RATE_LIMIT="RATE[:BURST]"`: requests per second per credential (default 2000:4000)."""
+    from lwas.runtime.auth import RateLimiter
+
+    rate, _, burst = (spec or "2000:4000").partition(":")
+    try:
+        r = float(rate)
+        b = float(burst) if burst else 2 * r
+    except ValueError:
+        raise ServeError(f"LWAS_RATE_LIMIT must be RATE[:BURST] (numbers), got {spec!r}") from None
+    if r <= 0 or b < 1:
+        raise ServeError(f"LWAS_RATE_LIMIT needs a positive rate and a burst of at least 1, got {spec!r}")
+    return RateLimiter(rate_per_s=r, burst=b)
+
+
 def _safe_url(url: str) -> str:
     """The store URL without a password (never log secrets)."""
     if "://" in url and "@" in url:
         scheme, rest = url.split("://", 1)
         creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+        user, has_password = creds.split(":", 1)[0], ":" in creds
+        return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
     return url
 
 
@@ -143,7 +165,11 @@ def serve(cfg: ServeConfig, announce=print) -> None:
 
     from lwas.runtime.auth import load_credentials, make_dev_key
 
-    if not load_credentials().configured:
+    try:
+        configured = load_credentials().configured
+    except ValueError as e:
+        raise ServeError(f"bad credentials configuration: {e}") from None
+    if not configured:
         dev = make_dev_key()
         os.environ["LWAS_API_KEYS"] = f"{dev}:admin"
         announce(f"development API key (role admin; shown once): {dev}")

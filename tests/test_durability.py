@@ -527,3 +527,25 @@ def test_cli_verify_accepts_the_untouched_served_ledger(bank, served_ledger, tmp
     assert code == 0 and text.startswith("OK: 1 ledgers, 50 entries"), text
     code, text = _verify_cli(bank, _copy_db(db, tmp_path / "copy.db"))  # a plain copy is fine too
     assert code == 0, text
+
+
+def test_serve_refuses_bad_configuration_with_a_clear_error(tmp_path):
+    """Bad settings stop `lwasc serve` before it binds a port: exit 1, one line, no traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    lwasc = str(Path(sys.executable).with_name("lwasc"))
+    env = {"PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)}
+    bank = str(Path(__file__).parent.parent / "examples" / "bank.lwas")
+    cases = [
+        ({"LWAS_RATE_LIMIT": "fast"}, "LWAS_RATE_LIMIT"),
+        ({"LWAS_API_KEYS": "no-role"}, "LWAS_API_KEYS entry 1"),
+        ({}, "declares no service"),
+    ]
+    for extra, expect in cases:
+        target = bank if expect != "declares no service" else str(Path(bank).with_name("fib.lwas"))
+        r = subprocess.run([lwasc, "serve", target, "--db", str(tmp_path / "l.db"), "--port", "1"],
+                           env={**env, **extra}, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1, r.stderr
+        assert expect in r.stderr and "Traceback" not in r.stderr
