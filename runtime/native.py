@@ -214,13 +214,18 @@ class _Call:
 _encoders: dict = {}
 
 
-def _encoder(desc):
-    hit = _encoders.get(id(desc))
+def _by_type(table: dict, desc, make):
+    """make(desc), once per desc object (the table keeps desc alive, so its id stays unique)."""
+    hit = table.get(id(desc))
     if hit is not None and hit[0] is desc:
         return hit[1]
-    f = _make_encoder(desc)
-    _encoders[id(desc)] = (desc, f)
+    f = make(desc)
+    table[id(desc)] = (desc, f)
     return f
+
+
+def _encoder(desc):
+    return _by_type(_encoders, desc, _make_encoder)
 
 
 def _e_int(call, v):
@@ -319,12 +324,7 @@ _currencies: dict = {}  # packed currency -> code
 
 
 def _decoder(desc):
-    hit = _decoders.get(id(desc))
-    if hit is not None and hit[0] is desc:
-        return hit[1]
-    f = _make_decoder(desc)
-    _decoders[id(desc)] = (desc, f)
-    return f
+    return _by_type(_decoders, desc, _make_decoder)
 
 
 def _same(v):
@@ -379,10 +379,7 @@ _owns: dict = {}
 
 
 def _owns_memory(desc) -> bool:
-    hit = _owns.get(id(desc))
-    if hit is None or hit[0] is not desc:
-        hit = _owns[id(desc)] = (desc, owns_memory(desc))
-    return hit[1]
+    return _by_type(_owns, desc, owns_memory)
 
 
 _free = ctypes.CDLL(None).free

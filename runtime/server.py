@@ -180,7 +180,10 @@ def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: R
     async def ledger_key():
         return PlainTextResponse(public_key_pem.decode(), media_type="application/x-pem-file")
 
-    def find(name: str):
+    async def find(request: Request, name: str):
+        """((service, ledger), None), or (None, the error response)."""
+        if (bad := await read_guard(request)) is not None:
+            return None, bad
         hit = ledgers.get(name)
         if hit is None:
             return None, error(404, "unknown_ledger", f"no ledger named {name!r}", ledgers=sorted(ledgers))
@@ -188,9 +191,7 @@ def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: R
 
     @app.get("/ledger/{name}/checkpoint", tags=["ledger"])
     async def checkpoint(name: str, request: Request):
-        if (bad := await read_guard(request)) is not None:
-            return bad
-        hit, bad = find(name)
+        hit, bad = await find(request, name)
         if bad:
             return bad
         svc, ledger = hit
@@ -199,9 +200,7 @@ def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: R
 
     @app.get("/ledger/{name}/proof/{key}", tags=["ledger"])
     async def proof(name: str, key: str, request: Request):
-        if (bad := await read_guard(request)) is not None:
-            return bad
-        hit, bad = find(name)
+        hit, bad = await find(request, name)
         if bad:
             return bad
         svc, ledger = hit
@@ -213,9 +212,7 @@ def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: R
 
     @app.get("/ledger/{name}/consistency", tags=["ledger"])
     async def consistency(name: str, first: int, second: int, request: Request):
-        if (bad := await read_guard(request)) is not None:
-            return bad
-        hit, bad = find(name)
+        hit, bad = await find(request, name)
         if bad:
             return bad
         svc, ledger = hit

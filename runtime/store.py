@@ -132,7 +132,35 @@ def _checkpoints(query, mark: str, ledger: str) -> list[tuple[int, str]]:
 _LEDGERS = "SELECT ledger FROM entries UNION SELECT ledger FROM checkpoints ORDER BY 1"
 
 
-class SqliteStore:
+class _Reads:
+    """What both stores read the same way (`MARK` is the driver's parameter marker)."""
+
+    MARK = "?"
+
+    def read(self, ledger: str, after_seq: int = -1) -> Iterator[ROW]:
+        """Rows (seq, key, entry) with seq > after_seq, in seq order, fetched page by page."""
+        return _read_pages(self._query, self.MARK, ledger, after_seq)
+
+    def checkpoints(self, ledger: str) -> list[tuple[int, str]]:
+        return _checkpoints(self._query, self.MARK, ledger)
+
+    def ledgers(self) -> list[str]:
+        return [r[0] for r in self._query(_LEDGERS)]
+
+    def ping(self) -> bool:
+        return self._query("SELECT 1")[0][0] == 1
+
+    def close(self) -> None:
+        self._conns.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class SqliteStore(_Reads):
     """SQLite in WAL mode with synchronous=FULL: a commit is on disk when transaction() exits."""
 
     def __init__(self, path: str, busy_timeout_ms: int = 30_000):
@@ -164,31 +192,12 @@ class SqliteStore:
             raise
         c.execute("COMMIT")
 
-    def read(self, ledger: str, after_seq: int = -1) -> Iterator[ROW]:
-        """Rows (seq, key, entry) with seq > after_seq, in seq order, fetched page by page."""
-        return _read_pages(self._query, "?", ledger, after_seq)
-
-    def checkpoints(self, ledger: str) -> list[tuple[int, str]]:
-        return _checkpoints(self._query, "?", ledger)
-
-    def ledgers(self) -> list[str]:
-        return [r[0] for r in self._query(_LEDGERS)]
-
-    def ping(self) -> bool:
-        return self._query("SELECT 1")[0][0] == 1
-
-    def close(self) -> None:
-        self._conns.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
-class PostgresStore:
+class PostgresStore(_Reads):
     """PostgreSQL through psycopg 3; writers serialise on one transaction-scoped advisory lock."""
+
+    MARK = "%s"
 
     def __init__(self, url: str):
         self.url = url
@@ -215,24 +224,3 @@ class PostgresStore:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
                 yield _Tx(cur, "%s")
 
-    def read(self, ledger: str, after_seq: int = -1) -> Iterator[ROW]:
-        """Rows (seq, key, entry) with seq > after_seq, in seq order, fetched page by page."""
-        return _read_pages(self._query, "%s", ledger, after_seq)
-
-    def checkpoints(self, ledger: str) -> list[tuple[int, str]]:
-        return _checkpoints(self._query, "%s", ledger)
-
-    def ledgers(self) -> list[str]:
-        return [r[0] for r in self._query(_LEDGERS)]
-
-    def ping(self) -> bool:
-        return self._query("SELECT 1")[0][0] == 1
-
-    def close(self) -> None:
-        self._conns.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
