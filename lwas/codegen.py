@@ -865,6 +865,10 @@ class _FunctionBuilder:
             _count_loop(b, self.f, n, ("copyloop", "copyelem", "copied"), copy_elem)
         return b.insert_value(v, buf, 0)
 
+    def elem_size(self, t):
+        """sizeof(t's memory form) as an i64 constant expression (the null-GEP idiom)."""
+        return self.b.ptrtoint(self.b.gep(L.Constant(PTR, None), [L.Constant(I64, 1)], source_etype=mem_type(t)), I64)
+
     def alloc(self, size, site: int):
         """size bytes in the arena; a failed malloc faults at `site` (a "memory" site)."""
         buf = self.b.call(self.mb.alloc(), [self.arena, size])
@@ -985,13 +989,15 @@ class _FunctionBuilder:
             return self.array(e, args)
         if op == "copy":
             return self.copy(args[0], e.type, e.site)
-        if op == "concat":
+        if op == "concat":  # text (bytes) or arrays (elements, shallow: see lower's ownership)
             x, y = args
             nx, ny = b.extract_value(x, 1), b.extract_value(y, 1)
             n = b.add(nx, ny)
-            buf = self.alloc(n, e.site)
-            b.call(self.mb.libc("memcpy"), [buf, b.extract_value(x, 0), nx])
-            b.call(self.mb.libc("memcpy"), [b.gep(buf, [nx], source_etype=I8), b.extract_value(y, 0), ny])
+            size = L.Constant(I64, 1) if e.type is TEXT else self.elem_size(e.type.elem)
+            bx, by = b.mul(nx, size), b.mul(ny, size)
+            buf = self.alloc(b.add(bx, by), e.site)
+            b.call(self.mb.libc("memcpy"), [buf, b.extract_value(x, 0), bx])
+            b.call(self.mb.libc("memcpy"), [b.gep(buf, [bx], source_etype=I8), b.extract_value(y, 0), by])
             return b.insert_value(b.insert_value(L.Constant(SLICE, None), buf, 0), n, 1)
         if op.startswith("m"):
             return self.money(e, op, args)

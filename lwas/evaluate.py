@@ -213,7 +213,7 @@ def _arith(op: str, a, b, node):
     """+ - * / % on two evaluated operands (after implicit conversions)."""
     if isinstance(a, Money) or isinstance(b, Money):
         return _money_arith(op, a, b, node)
-    if isinstance(a, str):
+    if isinstance(a, (str, list)):  # text or array concatenation
         return a + b
     if isinstance(a, float):
         if op == "+":

@@ -463,6 +463,9 @@ class _Lowerer:
             return ir.Prim("f" + name, [left, right], FLOAT)
         if lt is TEXT:
             return ir.Prim("concat", [left, right], TEXT, self.site("memory", e.span))
+        if lt.__class__ is ArrayT:
+            t = self.c.types.get(e) if e.__class__ is ast.Binary else lt
+            return ir.Prim("concat", [left, right], t, self.site("memory", e.span))
         t = self.c.types.get(e) if e.__class__ is ast.Binary else lt
         if name == "mul":
             if lt is INT:

@@ -1421,6 +1421,8 @@ class _Checker:
             return rt
         elif lt is TEXT and rt is TEXT and op == "+":
             return TEXT
+        elif lt.__class__ is ArrayT and rt.__class__ is ArrayT and op == "+" and _join(lt, rt) is not None:
+            return _join(lt, rt)  # concatenation: a new array
         # errors
         help_ = None
         bad = e

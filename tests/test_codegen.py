@@ -1010,3 +1010,47 @@ def test_memory_sites_only_where_allocation_happens():
         ("memory", len(lines) + 2)]  # lit: a constant array, but its result is copied for the caller
     ir_text = codegen.llvm_ir(p, 0)
     assert "lwas.dup" in ir_text and "lwas.drop" in ir_text
+
+
+ARRAYS = """
+record Item {
+  name: text
+  tags: [text]
+}
+
+fn joined(a: [int], b: [int]) -> [int] = a + b
+
+fn grow(n: int) -> [Item] {
+  var out: [Item] = []
+  for i in 0..n {
+    out = out + [Item(name: "item", tags: ["t"])]
+    out[i].tags = out[i].tags + ["u"]
+  }
+  return out
+}
+
+fn independent() -> int {
+  let a = [1, 2]
+  var b = a + [3]
+  b[0] = 9
+  var c = b + b
+  c[3] = 7
+  return a[0] * 10000 + b[0] * 1000 + c[0] * 100 + c[3] * 10 + len(c)
+}
+"""
+
+
+def test_array_concatenation_is_a_new_array():
+    """`+` on arrays builds a new array (value semantics: writing to it never shows through
+    either operand); natively and in the reference evaluator alike."""
+    from lwas.evaluate import evaluator_for
+
+    m = build(ARRAYS)
+    p = NativeProgram.from_object(m.object_code, m.describe())
+    ev = evaluator_for(ARRAYS)
+    for call in (p.call, ev.call):
+        assert call("joined", [1, 2], [3]) == [1, 2, 3]
+        assert call("joined", [], []) == []
+        items = call("grow", 3)
+        assert len(items) == 3 and all(i["tags"] == ["t", "u"] for i in items)
+        assert call("independent") == 19976

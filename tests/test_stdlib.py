@@ -1,0 +1,108 @@
+"""The standard library (stdlib/*.lwas): every module's own `test` blocks pass natively and in
+the reference evaluator, and properties hold against Python's own arithmetic."""
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lwas
+from lwas import keys
+from lwas.evaluate import evaluator_for
+from lwas.runtime.values import Money
+from lwas.types import CURRENCY_EXPONENTS
+
+STD = Path(__file__).resolve().parent.parent / "stdlib"
+MODULES = sorted(p.stem for p in STD.glob("*.lwas"))
+KEY = keys.generate()
+
+
+def _native(name: str):
+    src = (STD / f"{name}.lwas").read_text()
+    art = lwas.compile(src, filename=f"{name}.lwas", key=KEY)
+    return lwas.load(art, trusted=[keys.public_pem(KEY)])
+
+
+_programs: dict = {}
+
+
+def native(name: str):
+    if name not in _programs:
+        _programs[name] = _native(name)
+    return _programs[name]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_tests_pass_natively_and_in_the_reference_evaluator(name):
+    p = native(name)
+    assert p.tests, f"std.{name} has no test blocks"
+    for t in p.tests:
+        p.run_test(t)
+    ev = evaluator_for((STD / f"{name}.lwas").read_text(), f"{name}.lwas")
+    assert ev.test_names() == p.tests
+    for t in ev.test_names():
+        ev.run_test(t)
+
+
+floats = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(floats, st.floats(0.0, 100.0))
+def test_stats_agree_with_numpy(xs, p):
+    s = native("stats").call
+    assert s("sorted", xs) == sorted(xs)
+    assert s("median", xs) == statistics.median(xs)
+    assert math.isclose(s("mean", xs), statistics.fmean(xs), rel_tol=1e-9, abs_tol=1e-6)
+    assert math.isclose(s("variance", xs), float(np.var(xs)), rel_tol=1e-6, abs_tol=1e-3)
+    assert math.isclose(s("percentile", xs, p), float(np.percentile(xs, p)), rel_tol=1e-9, abs_tol=1e-6)
+    mad = float(np.median(np.abs(np.array(xs) - np.median(xs))))
+    assert math.isclose(s("mad", xs), mad, rel_tol=1e-9, abs_tol=1e-6)
+
+
+def test_stats_refuse_empty_input_with_a_message():
+    with pytest.raises(lwas.RuntimeError, match="median of an empty array"):
+        native("stats").call("median", [])
+
+
+currencies = st.sampled_from(sorted(CURRENCY_EXPONENTS))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-10**15, 10**15), currencies, st.integers(1, 40))
+def test_money_allocation_loses_nothing_and_formats_like_the_runtime(minor, code, parts):
+    m = native("money").call
+    money = Money(minor, code)
+    shares = m("allocate", money, parts)
+    assert len(shares) == parts
+    assert sum(x.minor for x in shares) == minor and {x.currency for x in shares} == {code}
+    assert max(x.minor for x in shares) - min(x.minor for x in shares) <= 1
+    assert m("format", money) == str(money)
+    assert m("exponent", code) == CURRENCY_EXPONENTS[code]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(-10**12, 10**12), st.lists(st.integers(0, 1000), min_size=1, max_size=12))
+def test_money_allocation_by_weights_sums_exactly(minor, weights):
+    if not any(weights):
+        weights = weights + [1]
+    shares = native("money").call("allocate_by", Money(minor, "USD"), weights)
+    assert sum(x.minor for x in shares) == minor
+    total = sum(weights)
+    for x, w in zip(shares, weights):
+        assert abs(x.minor - minor * w / total) <= len(weights)  # within the remainder spread
+        if w == 0:
+            assert x.minor == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 10**6), min_size=1, max_size=30))
+def test_entropy_of_counts(counts):
+    n = sum(counts)
+    want = 0.0 if n == 0 else -sum(c / n * math.log2(c / n) for c in counts if c)
+    assert math.isclose(native("entropy").call("of_counts", counts), want, rel_tol=1e-9, abs_tol=1e-12)
