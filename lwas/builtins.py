@@ -87,6 +87,8 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in [
        "Money from minor units and an ISO 4217 code (a runtime error for an unknown code)."),
     _b("scale", "m, factor", [((M, FLOAT), M)],
        "Money times a float, rounded half-even to the minor unit (overflow is a runtime error)."),
+    _b("micros", "t", [((TIME,), INT)], "A time as microseconds since 1970-01-01T00:00:00Z (UTC)."),
+    _b("at_micros", "us", [((INT,), TIME)], "The time `us` microseconds after 1970-01-01T00:00:00Z."),
     # host built-ins: only the service stage writes calls of these (see lwas.service)
     _b("append$", "ledger, entry", [((INT, T), BOOL)],
        "Appends entry to the service's ledger number `ledger`: true if its key was new."),

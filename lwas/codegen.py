@@ -65,6 +65,7 @@ PTR = L.PointerType()
 MONEY = L.LiteralStructType([I64, I32])
 SLICE = L.LiteralStructType([PTR, I64])  # text and arrays
 INT_MIN = -(2 ** 63)
+TIME_MIN, TIME_MAX = -62135596800000000, 253402300799999999  # 0001-01-01 .. 9999-12-31T23:59:59.999999Z
 
 # How much stack (bytes) one call of an export may use for recursion, below the wrapper's frame.
 # Well within the stack a thread gets by default on Linux (glibc: RLIMIT_STACK, usually 8 MiB,
@@ -924,6 +925,11 @@ class _FunctionBuilder:
         if op in ("fabs", "fsqrt", "fexp", "fln", "ffloor", "fceil"):
             name = {"fln": "log", "fabs": "fabs"}.get(op, op[1:])
             return b.call(self.mb.intrinsic(f"llvm.{name}"), args)
+        if op == "time_range":  # the instants a time can name: years 1 to 9999 (Python's datetime)
+            x = args[0]
+            self.check(b.and_(b.icmp_signed(">=", x, L.Constant(I64, TIME_MIN)),
+                              b.icmp_signed("<=", x, L.Constant(I64, TIME_MAX))), e.site)
+            return x
         if op == "host_append":
             return self.host_append(e, args)
         if op == "host_now":

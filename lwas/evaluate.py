@@ -58,7 +58,7 @@ from fractions import Fraction
 
 from . import syntax as ast
 from .errors import KINDS, Position, RuntimeError as LwasRuntimeError
-from .runtime.values import Money
+from .runtime.values import Money, micros_to_time, time_to_micros
 from .types import (BOOL, CURRENCY_EXPONENTS, FLOAT, INT_MAX, INT_MIN, TRUTH, UNIT, MoneyT,
                     MoneyValue)
 from .typecheck import BuiltinRef, FieldRef, ItemRef, Local, VariantRef
@@ -340,6 +340,12 @@ def _b_scale(args, call, sig):
     return scale_money(args[0], args[1], call)
 
 
+def _at_micros(us: int, call):
+    if not -62135596800000000 <= us <= 253402300799999999:
+        raise fault("int_range", "time out of range (years 1 to 9999)", call)
+    return micros_to_time(us)
+
+
 BUILTIN_IMPLS = {
     "len": lambda args, call, sig: len(args[0]),
     "float": lambda args, call, sig: float(args[0]),
@@ -360,6 +366,8 @@ BUILTIN_IMPLS = {
     "currency": lambda args, call, sig: args[0].currency,
     "from_minor": _b_from_minor,
     "scale": _b_scale,
+    "micros": lambda args, call, sig: time_to_micros(args[0]),
+    "at_micros": lambda args, call, sig: _at_micros(args[0], call),
 }
 
 

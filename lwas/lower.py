@@ -538,6 +538,10 @@ class _Lowerer:
                 return ir.Prim("fail", [], t, self.site("currency", e.span,
                                                          f"unknown currency code {code.value!r}"))
             return ir.Prim("mk_money", [args[0]], t, -1, code.value)
+        if name == "micros":  # both are i64 microseconds natively
+            return ir.Prim("id", args, t)
+        if name == "at_micros":
+            return ir.Prim("time_range", args, t, self.site("int_range", e.span, "time out of range (years 1 to 9999)"))
         if name == "append$":
             conflict = self.site("conflict", e.span, "the ledger already holds another entry under this key")
             host = self.site("host", e.span, "the runtime could not append to the ledger")

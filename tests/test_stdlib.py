@@ -106,3 +106,33 @@ def test_entropy_of_counts(counts):
     n = sum(counts)
     want = 0.0 if n == 0 else -sum(c / n * math.log2(c / n) for c in counts if c)
     assert math.isclose(native("entropy").call("of_counts", counts), want, rel_tol=1e-9, abs_tol=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(-2**63, 2**63 - 1), st.integers(-10**12, 10**12))
+def test_time_arithmetic_is_checked_natively_and_in_the_evaluator(us, d):
+    """`at_micros` names years 1 to 9999 only: beyond, a runtime error in both implementations."""
+    src = "import std.time\nfn shift(us: int, d: int) -> int = micros(time.add(at_micros(us), d))\n"
+    p = _shift_native(src)
+    ev = evaluator_for(src, "shift.lwas")
+    lo, hi = -62135596800000000, 253402300799999999
+
+    def outcome(call):
+        try:
+            return call("shift", us, d)
+        except lwas.RuntimeError as e:
+            return e.kind
+
+    want = us + d if lo <= us <= hi and lo <= us + d <= hi else "int_range"
+    if lo <= us <= hi and not -2**63 <= us + d < 2**63:
+        want = "overflow"
+    assert outcome(p.call) == outcome(ev.call) == want
+
+
+_shift: dict = {}
+
+
+def _shift_native(src: str):
+    if src not in _shift:
+        _shift[src] = lwas.load(lwas.compile(src, filename="shift.lwas", key=KEY), trusted=[keys.public_pem(KEY)])
+    return _shift[src]
