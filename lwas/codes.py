@@ -210,6 +210,16 @@ code generator cannot compile yet, so `lwasc build`, `lwasc run` and `lwas.compi
 here. The message names the feature and the span points at its first use. This is a
 limitation of this compiler version, not a mistake in the program: rewrite that part with
 features the back end supports, or check the release notes of a newer `lwasc`."""),
+    ("E0321", "invalid currency field", """
+`amount: money in currency` declares a money field whose JSON form is a bare number (`99.99`),
+its currency being the value of the record's `currency` field (`"USD"`), as many payment APIs
+write it. The field must be `money` and the named field a `text` field of the same record:
+
+    record Transaction {
+      id: text
+      amount: money in currency
+      currency: text
+    }"""),
     # ------------------------------------------------------------------ services
     ("E0401", "unknown ledger", """
 An `append` or an `on` block names a ledger the service does not declare. Declare each

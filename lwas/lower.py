@@ -41,7 +41,9 @@ def type_desc(t: Type):
     if c is EnumT:
         return {"enum": t.name, "variants": list(t.variants)}
     if c is RecordT:
-        return {"record": t.name, "fields": [[n, type_desc(ft)] for n, ft in t.fields.items()]}
+        flat = {f.name: f.currency_field for f in t.decl.fields if getattr(f, "currency_field", None)}
+        return {"record": t.name, "fields": [[n, {**type_desc(ft), "in": flat[n]} if n in flat else type_desc(ft)]
+                                             for n, ft in t.fields.items()]}
     raise Unsupported(f"values of type `{t}` cannot cross the native boundary")
 
 

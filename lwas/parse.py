@@ -221,7 +221,7 @@ class _Builder(threading.local):
 
     def record_field(self, c):
         s = self.span(c)
-        return ast.RecordField(c[0].value, c[2], self.doc(s), s)
+        return ast.RecordField(c[0].value, c[2], self.doc(s), s, c[4].value if c[4] is not None else None)
 
     def record_decl(self, c):
         public, name = c[0], c[2]

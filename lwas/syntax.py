@@ -359,6 +359,7 @@ class RecordField:
     type: TypeExpr
     doc: str | None
     span: Span
+    currency_field: str | None = None  # `amount: money in currency`: JSON carries a bare number
 
 
 @node

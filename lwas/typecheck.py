@@ -417,6 +417,9 @@ class _Checker:
                     seen[f.name] = f.span
                     rt.fields[f.name] = t
                 self.field_refs[rt] = {n: FieldRef(rt, i) for i, n in enumerate(rt.fields)}
+                for f in it.fields:
+                    if f.currency_field is not None:
+                        self._currency_field(rt, f)
             elif c is ast.FnDecl or c is ast.RuleDecl:
                 self.cur_item = it
                 seen = {}
@@ -440,6 +443,21 @@ class _Checker:
                     ret = self.resolve_type(it.ret) if it.ret is not None else UNIT
                 o.signatures[it] = Signature(tuple(params), ret)
         self.cur_item = None
+
+    def _currency_field(self, rt: RecordT, f) -> None:
+        """`amount: money in currency`: a money field whose JSON form is a bare number, with its
+        currency in the named text field of the same record."""
+        t = rt.fields.get(f.name)
+        other = rt.fields.get(f.currency_field)
+        if t is not None and t.__class__ is not MoneyT and t is not ERROR:
+            self.sink.error("E0321", f"`{f.name}: {t} in {f.currency_field}`: only money has a currency",
+                            f.span, label="`in` names where a money field's currency is",
+                            help=f"declare `{f.name}: money in {f.currency_field}`, or drop `in ...`")
+        elif other is not TEXT:
+            what = "is not a field of the record" if other is None else f"is `{other}`, not `text`"
+            self.sink.error("E0321", f"currency field `{f.currency_field}` {what}", f.span,
+                            label=f"`{f.name}` takes its currency from `{f.currency_field}`",
+                            help=f"add `{f.currency_field}: text` to `{rt.name}` (ISO 4217 codes, e.g. \"USD\")")
 
     def _recursive_records(self) -> None:
         """E0319 for a record that contains itself by value (through records, not arrays)."""

@@ -18,6 +18,11 @@ JSON forms (input and output):
            agree: it is what `to_json` adds). The amount is judged by value: 99.990 USD is
            accepted, 99.999 USD is not. Rendered with the amount as an exact decimal string.
     enum   the variant name              [T]   a list              record  an object
+
+A record field declared `amount: money in currency` is flat: the JSON has a bare amount (number
+or decimal string) and the currency is the record's `currency` field (`{"amount": 99.99,
+"currency": "USD"}`, as payment APIs write it). It is rendered as an exact JSON number (a
+Decimal: render with `dumps`), and the currency field must agree with the money's currency.
 """
 from __future__ import annotations
 
@@ -30,7 +35,8 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (BaseModel, ConfigDict, Field, PlainValidator, AfterValidator, Strict,
-                      TypeAdapter, ValidationError, ValidationInfo, WithJsonSchema, create_model)
+                      TypeAdapter, ValidationError, ValidationInfo, WithJsonSchema, create_model,
+                      model_validator)
 from pydantic_core import PydanticCustomError
 
 from lwas.types import CURRENCY_EXPONENTS
@@ -300,6 +306,11 @@ def _type(desc: Any) -> Any:
             if desc not in _LEAVES:
                 raise TypeError(f"unknown TypeDesc {desc!r}")
             t = Annotated[Any, PlainValidator(_LEAVES[desc]), WithJsonSchema(_SCHEMAS[desc])]
+        elif "money" in desc and "in" in desc:  # flat: the record's validator builds the object
+            t = Annotated[_money_model(desc["money"]), AfterValidator(_to_money),
+                          WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string", "maxLength": 64}],
+                                          "description": f"exact decimal amount in the currency of "
+                                                         f"`{desc['in']}`"})]
         elif "money" in desc:
             t = Annotated[_money_model(desc["money"]), AfterValidator(_to_money)]
         elif "array" in desc:
@@ -325,10 +336,30 @@ def _record_model(desc: dict) -> type[BaseModel]:
             return _models[k]
         fields = {f"f{i}": (_type(t), Field(..., alias=name))
                   for i, (name, t) in enumerate(desc["fields"])}
-        m = create_model(model_name(desc["record"]), __config__=ConfigDict(extra="forbid"), **fields)
+        flat = [(name, t["in"]) for name, t in desc["fields"] if isinstance(t, dict) and "in" in t]
+        validators = {"flat_money": model_validator(mode="before")(_flat_money(flat))} if flat else None
+        m = create_model(model_name(desc["record"]), __config__=ConfigDict(extra="forbid"),
+                         __validators__=validators, **fields)
         m.__lwas_fields__ = [name for name, _ in desc["fields"]]
         _models[k] = m
         return m
+
+
+def _flat_money(flat: list[tuple[str, str]]):
+    """Before validation: `amount: 99.99` with `currency: "USD"` becomes the money object."""
+
+    def build(cls, obj: Any) -> Any:
+        if not isinstance(obj, dict):
+            return obj
+        out = dict(obj)
+        for name, cur in flat:
+            if name in out and not isinstance(out[name], dict):
+                if isinstance(out.get(cur), str):
+                    out[name] = {"amount": out[name], "currency": out[cur]}
+                else:
+                    out[name] = {"amount": out[name]}  # reported: currency missing
+        return out
+    return build
 
 
 def _record_value(m: BaseModel) -> dict:
@@ -383,7 +414,24 @@ def parse_body(desc: dict, obj: Any) -> dict:
     """The record value (dict in declaration order) of a decoded JSON body, or BodyError."""
     if not isinstance(desc, dict) or "record" not in desc:
         raise TypeError("parse_body needs a record TypeDesc")
-    return parse_value(desc, obj)
+    try:
+        return parse_value(desc, obj)
+    except BodyError as e:
+        flat = {name: t["in"] for name, t in desc["fields"] if isinstance(t, dict) and "in" in t}
+        if not flat:
+            raise
+        for err in e.errors:  # a flat field's errors belong to the JSON fields the client wrote
+            loc = err["loc"]
+            if len(loc) == 2 and loc[0] in flat:
+                err["loc"] = [loc[0]] if loc[1] == "amount" else [flat[loc[0]]] if loc[1] == "currency" else loc
+        seen, unique = set(), []
+        for err in e.errors:
+            k = (tuple(err["loc"]), err["type"])
+            if k not in seen:
+                seen.add(k)
+                unique.append(err)
+        e.errors[:] = unique
+        raise
 
 
 _INT_TEXT = re.compile(r"-?[0-9]{1,19}", re.ASCII)
@@ -425,6 +473,19 @@ def money_json(m: Money) -> dict:
     return {"amount": amount, "currency": m.currency, "minor": m.minor}
 
 
+def _exact(m: Money) -> Decimal:
+    """The amount as an exact Decimal with the currency's decimals (rendered as a JSON number)."""
+    return Decimal(m.minor).scaleb(-CURRENCY_EXPONENTS.get(m.currency, 2))
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON where Decimals are exact numbers (the stdlib encoder cannot write them)."""
+    import simplejson
+
+    return simplejson.dumps(obj, use_decimal=True, ensure_ascii=False, separators=(",", ":"),
+                            allow_nan=False).encode("utf-8")
+
+
 def to_json(desc: Any, value: Any) -> Any:
     """A JSON-able Python object for an LwaS value (see the module docstring for the forms)."""
     if isinstance(desc, str):
@@ -442,13 +503,18 @@ def to_json(desc: Any, value: Any) -> Any:
             return None
         return value  # int, bool, text
     if "money" in desc:
-        return money_json(value)
+        return money_json(value) if "in" not in desc else _exact(value)
     if "array" in desc:
         return [to_json(desc["array"], v) for v in value]
     if "enum" in desc:
         return value
     if "record" in desc:
-        return {name: to_json(t, value[name]) for name, t in desc["fields"]}
+        out = {name: to_json(t, value[name]) for name, t in desc["fields"]}
+        for name, t in desc["fields"]:
+            if isinstance(t, dict) and "in" in t and value[t["in"]] != value[name].currency:
+                raise ValueError(f"`{name}` is in {value[name].currency} but `{t['in']}` says "
+                                 f"{value[t['in']]!r}")
+        return out
     raise TypeError(f"unknown TypeDesc {desc!r}")
 
 

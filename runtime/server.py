@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from lwas.errors import RuntimeError as LwasRuntimeError
 from lwas.runtime.auth import AuthError, RateLimiter, authenticate, authorize, retry_after
 from lwas.runtime.host import GuardRefused, Outcome, Unavailable
-from lwas.runtime.models import BodyError, json_schema, parse_body, parse_value, to_json
+from lwas.runtime.models import BodyError, dumps, json_schema, parse_body, parse_value, to_json
 
 log = logging.getLogger("lwas.http")
 
@@ -47,6 +47,23 @@ class JsonLogFormatter(logging.Formatter):
             if v is not None:
                 out[k] = v
         return json.dumps(out)
+
+
+class ExactJSON(JSONResponse):
+    """JSON with exact decimal numbers (flat money fields are Decimals)."""
+
+    def render(self, content) -> bytes:
+        return dumps(content)
+
+
+def reply(desc, value, headers: dict | None = None) -> JSONResponse:
+    """A handler's result as JSON, or a 500 if it cannot be rendered (a flat money field whose
+    currency field disagrees: a bug in the handler, reported, not hidden)."""
+    try:
+        return ExactJSON(to_json(desc, value), headers=headers)
+    except ValueError as e:
+        log.error("cannot render a response: %s", e)
+        return error(500, "bad_response", f"the handler's response cannot be rendered: {e}")
 
 
 def error(status: int, code: str, message: str, headers: dict | None = None, **more) -> JSONResponse:
@@ -278,10 +295,10 @@ def _add_route(app: FastAPI, svc, route: dict, credentials, limiter: RateLimiter
             except LwasRuntimeError as e:
                 metrics.faults.labels(e.kind).inc()
                 return _fault(e)
-            return JSONResponse(to_json(response_desc, value))
+            return reply(response_desc, value)
         result = await _submit(svc, route, tuple(args))
         if isinstance(result, Outcome):
-            return JSONResponse(to_json(response_desc, result.response), headers={"LwaS-Ledger": result.ledger})
+            return reply(response_desc, result.response, {"LwaS-Ledger": result.ledger})
         if isinstance(result, GuardRefused):
             return error(422, "guard_refused", str(result), rule=result.rule, truth=result.truth,
                          threshold=result.threshold)

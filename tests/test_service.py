@@ -477,3 +477,74 @@ def test_config_values_reach_handlers_and_guards(tmp_path):
     finally:
         svc.stop()
         store.close()
+
+
+FLAT = '''
+enum TxType { Payment, Refund }
+record Transaction {
+  id: text
+  amount: money in currency
+  currency: text
+  tx_type: TxType
+}
+record Equity {
+  total_equity: money in currency
+  currency: text
+}
+service economy {
+  ledger transactions: Transaction by id
+  state equity: money = 0.00 USD
+  on transactions(tx) {
+    state.equity += match tx.tx_type {
+      Payment => tx.amount
+      Refund => -tx.amount
+    }
+  }
+  post "/transaction" (tx: Transaction) -> Equity {
+    append transactions(tx)
+    return Equity(total_equity: state.equity, currency: currency(state.equity))
+  }
+  get "/equity" -> Equity {
+    return Equity(total_equity: state.equity, currency: "USD")
+  }
+  get "/wrong" -> Equity {
+    return Equity(total_equity: state.equity, currency: "EUR")
+  }
+}
+'''
+
+
+def test_flat_money_fields_read_and_write_bare_exact_numbers(tmp_path):
+    """`amount: money in currency`: the JSON shape payment APIs use ({"amount": 99.99,
+    "currency": "USD"}), exact both ways: no binary float on the way in or out."""
+    from lwas.driver import compile_source
+
+    key = generate()
+    c = compile_source(FLAT, str(tmp_path / "flat.lwas"), key=key)
+    assert c.ok, c.diagnostics
+    s = Server(c.artifact, key, str(tmp_path / "l.db"))
+    try:
+        def post(raw: str):
+            return s.http.post("/transaction", content=raw, headers={**AUTH, "content-type": "application/json"})
+
+        r = post('{"id": "t1", "amount": 99.99, "currency": "USD", "tx_type": "Payment"}')
+        assert r.status_code == 200 and r.text == '{"total_equity":99.99,"currency":"USD"}'
+        # 17 significant digits: a double would print 12345678901334.549 or so
+        r = post('{"id": "t2", "amount": 12345678901234.56, "currency": "USD", "tx_type": "Payment"}')
+        assert r.text == '{"total_equity":12345678901334.55,"currency":"USD"}'
+        r = post('{"id": "t3", "amount": "0.10", "currency": "USD", "tx_type": "Refund"}')
+        assert r.json()["total_equity"] == 12345678901334.45
+        assert s.http.get("/equity").text == '{"total_equity":12345678901334.45,"currency":"USD"}'
+        r = post('{"id": "t4", "amount": 99.999, "currency": "USD", "tx_type": "Payment"}')
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["body", "amount"]
+        r = post('{"id": "t5", "amount": 5, "tx_type": "Payment"}')
+        assert r.status_code == 422 and ["body", "currency"] in [d["loc"] for d in r.json()["error"]["details"]]
+        r = post('{"id": "t6", "amount": 5, "currency": "XYZ", "tx_type": "Payment"}')
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["body", "currency"]
+        r = s.http.get("/wrong")
+        assert r.status_code == 500 and r.json()["error"]["code"] == "bad_response"
+        schema = s.http.get("/openapi.json").json()["paths"]["/transaction"]["post"]["requestBody"]
+        amount = schema["content"]["application/json"]["schema"]["properties"]["amount"]
+        assert {"type": "number"} in amount["anyOf"]
+    finally:
+        s.close()
