@@ -42,8 +42,13 @@ def type_desc(t: Type):
         return {"enum": t.name, "variants": list(t.variants)}
     if c is RecordT:
         flat = {f.name: f.currency_field for f in t.decl.fields if getattr(f, "currency_field", None)}
-        return {"record": t.name, "fields": [[n, {**type_desc(ft), "in": flat[n]} if n in flat else type_desc(ft)]
+        desc = {"record": t.name, "fields": [[n, {**type_desc(ft), "in": flat[n]} if n in flat else type_desc(ft)]
                                              for n, ft in t.fields.items()]}
+        as_json = [f.name for f in t.decl.fields
+                   if f.type.__class__ is ast.NamedType and f.type.name.parts == ("json",)]
+        if as_json:
+            desc["json"] = as_json  # text fields whose JSON form is any JSON document
+        return desc
     raise Unsupported(f"values of type `{t}` cannot cross the native boundary")
 
 

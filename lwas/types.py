@@ -59,6 +59,7 @@ ERROR = PrimT("{error}")
 # The built-in type names a program may write (`money` is MoneyT(None)).
 PRIMITIVE_NAMES: dict[str, Type] = {
     "int": INT, "float": FLOAT, "bool": BOOL, "truth": TRUTH, "text": TEXT, "time": TIME,
+    "json": TEXT,  # text holding a canonical JSON document; a record field so typed takes any JSON
 }
 
 

@@ -273,6 +273,29 @@ _LEAVES = {"int": _v_int, "float": _v_float, "truth": _v_truth, "bool": _v_bool,
            "text": _v_text, "time": _v_time}
 
 
+def _v_json(x: Any) -> str:
+    """Any JSON value (numbers as decoded: int or Decimal), kept as canonical text: sorted keys,
+    no spaces, exact numbers. So equal documents are equal texts (and equal ledger bytes)."""
+    def check(v, depth=0):
+        if depth > 64:
+            raise _fail("json_depth", "JSON nested deeper than 64 levels")
+        if isinstance(v, float):
+            raise _fail("json_number", "numbers must be finite decimals (no NaN or Infinity)")
+        if isinstance(v, dict):
+            for k, w in v.items():
+                check(w, depth + 1)
+        elif isinstance(v, list):
+            for w in v:
+                check(w, depth + 1)
+    check(x)
+    import simplejson
+
+    return simplejson.dumps(x, use_decimal=True, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_JSON = Annotated[Any, PlainValidator(_v_json), WithJsonSchema({"description": "any JSON value"})]
+
+
 def _v_unit(x: Any) -> None:
     if x is not None:
         raise _fail("unit_type", "expected null")
@@ -334,7 +357,8 @@ def _record_model(desc: dict) -> type[BaseModel]:
     with _lock:
         if k in _models:
             return _models[k]
-        fields = {f"f{i}": (_type(t), Field(..., alias=name))
+        as_json = set(desc.get("json", ()))
+        fields = {f"f{i}": (_JSON if name in as_json else _type(t), Field(..., alias=name))
                   for i, (name, t) in enumerate(desc["fields"])}
         flat = [(name, t["in"]) for name, t in desc["fields"] if isinstance(t, dict) and "in" in t]
         validators = {"flat_money": model_validator(mode="before")(_flat_money(flat))} if flat else None
@@ -478,6 +502,15 @@ def _exact(m: Money) -> Decimal:
     return Decimal(m.minor).scaleb(-CURRENCY_EXPONENTS.get(m.currency, 2))
 
 
+def _parse_json(text: str, name: str) -> Any:
+    import simplejson
+
+    try:
+        return simplejson.loads(text, use_decimal=True) if text else None
+    except ValueError:
+        raise ValueError(f"`{name}` is declared json but holds text that is not JSON") from None
+
+
 def dumps(obj: Any) -> bytes:
     """Compact JSON where Decimals are exact numbers (the stdlib encoder cannot write them)."""
     import simplejson
@@ -510,6 +543,8 @@ def to_json(desc: Any, value: Any) -> Any:
         return value
     if "record" in desc:
         out = {name: to_json(t, value[name]) for name, t in desc["fields"]}
+        for name in desc.get("json", ()):
+            out[name] = _parse_json(value[name], name)
         for name, t in desc["fields"]:
             if isinstance(t, dict) and "in" in t and value[t["in"]] != value[name].currency:
                 raise ValueError(f"`{name}` is in {value[name].currency} but `{t['in']}` says "

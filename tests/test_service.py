@@ -548,3 +548,46 @@ def test_flat_money_fields_read_and_write_bare_exact_numbers(tmp_path):
         assert {"type": "number"} in amount["anyOf"]
     finally:
         s.close()
+
+
+JSONFIELD = '''
+record Tx {
+  id: text
+  metadata: json
+}
+service s {
+  ledger log: Tx by id
+  post "/tx" (t: Tx) -> Tx {
+    append log(t)
+    return t
+  }
+  get "/bad" -> Tx {
+    return Tx(id: "x", metadata: "not json")
+  }
+}
+'''
+
+
+def test_json_fields_take_any_document_kept_canonical(tmp_path):
+    from lwas.driver import compile_source
+
+    key = generate()
+    c = compile_source(JSONFIELD, str(tmp_path / "j.lwas"), key=key)
+    assert c.ok, c.diagnostics
+    s = Server(c.artifact, key, str(tmp_path / "l.db"))
+    try:
+        def post(raw: str):
+            return s.http.post("/tx", content=raw, headers={**AUTH, "content-type": "application/json"})
+
+        r = post('{"id": "t1", "metadata": {"z": 1, "a": [1.50, {"b": null}], "s": "é"}}')
+        assert r.status_code == 200 and r.headers["lwas-ledger"] == "created"
+        assert r.text == '{"id":"t1","metadata":{"a":[1.50,{"b":null}],"s":"é","z":1}}'
+        r = post('{"metadata": {"s": "é", "a": [1.50, {"b": null}], "z": 1}, "id": "t1"}')
+        assert r.headers["lwas-ledger"] == "exists"  # the same document, whatever its key order
+        assert post('{"id": "t1", "metadata": {"z": 2}}').status_code == 409
+        assert post('{"id": "t2", "metadata": [1, "two", true]}').json()["metadata"] == [1, "two", True]
+        r = post('{"id": "t3", "metadata": {"x": NaN}}')
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["type"] == "json_number"
+        assert s.http.get("/bad").json()["error"]["code"] == "bad_response"
+    finally:
+        s.close()
