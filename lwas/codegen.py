@@ -82,6 +82,7 @@ HOST_SYMBOLS = {
     "lwas_rt_append": L.FunctionType(I32, [I32, PTR]),
     "lwas_rt_now": L.FunctionType(I64, []),
     "lwas_rt_config": L.FunctionType(I32, [PTR, I64, PTR]),
+    "lwas_rt_ledger_root": L.FunctionType(I32, [I32, PTR]),
 }
 
 
@@ -934,13 +935,16 @@ class _FunctionBuilder:
             return self.host_append(e, args)
         if op == "host_now":
             return b.call(self.mb.host("lwas_rt_now"), [])
-        if op == "host_config":
+        if op in ("host_config", "host_root"):  # text written by the host into *out
             with b.goto_block(self.entry):
                 b.position_before(self.entry.instructions[0]) if self.entry.instructions else None
-                out = b.alloca(SLICE, name="config")
-            name = args[0]
-            status = b.call(self.mb.host("lwas_rt_config"),
-                            [b.extract_value(name, 0), b.extract_value(name, 1), out])
+                out = b.alloca(SLICE, name="hosted")
+            if op == "host_config":
+                name = args[0]
+                status = b.call(self.mb.host("lwas_rt_config"),
+                                [b.extract_value(name, 0), b.extract_value(name, 1), out])
+            else:
+                status = b.call(self.mb.host("lwas_rt_ledger_root"), [b.trunc(args[0], I32), out])
             self.check(b.icmp_unsigned("==", status, L.Constant(I32, 0)), e.site)
             return b.load(out)
         if op == "itof":

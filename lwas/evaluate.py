@@ -374,6 +374,17 @@ BUILTIN_IMPLS = {
 # ---------------------------------------------------------------- the evaluator
 
 
+def _mth(leaves: list) -> bytes:
+    import hashlib
+
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return hashlib.sha256(b"\x01" + _mth(leaves[:k]) + _mth(leaves[k:])).digest()
+
+
 class MemoryHost:
     """The evaluator's stand-in for the service runtime: ledgers as dicts of key -> entry and a
     settable clock. `keys` maps a ledger's index to its key field (default: the first field)."""
@@ -395,6 +406,13 @@ class MemoryHost:
 
     def config(self, name: str) -> str | None:
         return self.settings.get(name)
+
+    def ledger_root(self, ledger: int) -> str:
+        """The RFC 6962 root over the entries' reprs (the evaluator has no entry encoding)."""
+        import hashlib
+
+        leaves = [hashlib.sha256(b"\x00" + repr(e).encode()).digest() for e in self.entries.get(ledger, {}).values()]
+        return _mth(leaves).hex() if leaves else hashlib.sha256(b"").hexdigest()
 
     def now(self) -> datetime:
         from datetime import timezone
@@ -639,6 +657,8 @@ class Evaluator:
                 return self.append(args[0], args[1], e)
             if name == "now$":
                 return self.host.now()
+            if name == "ledger_root$":
+                return self.host.ledger_root(args[0])
             if name == "config$":
                 v = self.host.config(args[0])
                 if v is None:

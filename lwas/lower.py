@@ -555,6 +555,8 @@ class _Lowerer:
             return ir.Prim("host_append", args, BOOL, conflict, host)
         if name == "now$":
             return ir.Prim("host_now", [], TIME)
+        if name == "ledger_root$":
+            return ir.Prim("host_root", args, TEXT, self.site("host", e.span, "the ledger root is not available"))
         if name == "config$":
             return ir.Prim("host_config", args, TEXT, self.site("host", e.span, "this configuration value is not set"))
         raise Unsupported(f"the built-in `{name}` is not compiled yet", e.span)

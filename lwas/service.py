@@ -18,8 +18,9 @@ with the user's. In a handler, `state` is a local copy of the state; `append L(v
 answer says whether the key was new) and the `on` block moves the state, exactly as a replay
 of the ledger will. Handlers cannot assign the state themselves, and `on` blocks cannot
 append or read the clock: so the state is always a fold of the `on` blocks over the ledger,
-and a restart rebuilds it. `now()` (the host clock) and `config("NAME")` (a configuration
-value, text) are only available in route handlers and guards, for the same reason.
+and a restart rebuilds it. `now()` (the host clock), `config("NAME")` (a configuration value,
+text) and `ledger_root(LEDGER)` (the committed Merkle root, hex) are only available in route
+handlers and guards, for the same reason.
 
 `describe` (after type checking) checks what needs types and produces the plain-data service
 descriptions that travel in the artifact's manifest to the runtime.
@@ -85,7 +86,7 @@ def expand(tree: ast.Module, sink: Sink, is_root: bool) -> tuple[ast.Module, lis
                        help="declare the service in the file you pass to `lwasc serve`; "
                             "import its records, rules and functions from here")
             continue
-        new, info = _Expander(it, sink, {"now", "config"} - names).run()
+        new, info = _Expander(it, sink, {"now", "config", "ledger_root"} - names).run()
         items.extend(new)
         infos.append(info)
     return replace(tree, items=tuple(items)), infos
@@ -259,6 +260,22 @@ class _Expander:
                              "when the rule's truth is below the threshold")
         return None
 
+    def ledger_root(self, call: ast.Call):
+        """`ledger_root(transactions)` → `ledger_root$(k)`: a ledger is named, not passed."""
+        arg = call.args[0].value if len(call.args) == 1 else None
+        if arg.__class__ is not ast.Name or arg.name not in self.ledgers:
+            if arg.__class__ is ast.Name:
+                self.unknown_ledger(arg.name, arg.span)
+            else:
+                self.sink.error("E0401", "`ledger_root` takes the name of one of the service's ledgers",
+                                call.span, label="expected `ledger_root(LEDGER)`",
+                                help="e.g. `ledger_root(transactions)`")
+            return ast.Call(_name("ledger_root$", call.span), (ast.Arg(ast.IntLit(0, call.span), None, call.span),),
+                            call.span)
+        k = self.ledgers[arg.name][0]
+        return ast.Call(_name("ledger_root$", call.callee.span), (ast.Arg(ast.IntLit(k, arg.span), None, arg.span),),
+                        call.span)
+
     def unknown_ledger(self, name: str, span: Span) -> None:
         known = ", ".join(f"`{n}`" for n in self.ledgers) or "none"
         self.sink.error("E0401", f"service `{self.p}` has no ledger `{name}`", span,
@@ -276,6 +293,9 @@ class _Expander:
                 for st in n.stmts:
                     stmts.extend(stmt(st))
                 return ast.Block(tuple(stmts), n.span)
+            if c is ast.Call and where != "on" and n.callee.__class__ is ast.Name \
+                    and n.callee.name == "ledger_root" and "ledger_root" in self.host_calls:
+                return self.ledger_root(n)
             if c is ast.Call and where != "on" and n.callee.__class__ is ast.Name \
                     and n.callee.name in self.host_calls:
                 return replace(n, callee=_name(n.callee.name + "$", n.callee.span),

@@ -538,6 +538,10 @@ class _Checker:
                             "declare it as a `record` or `enum`, or import the module that declares it")
             return ERROR
         if len(parts) == 2:
+            state = self.items.get(q.text)  # `economy.State`: the state record of a service here
+            if state is not None and state.__class__ is ast.RecordDecl:
+                self.refs[te] = self.item_refs[state]
+                return self._decl_type(state)
             m = self.imports.get(parts[0])
             if m is None:
                 if parts[0] in self.mod.missing_imports:

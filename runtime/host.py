@@ -103,6 +103,9 @@ class _Recorder:
     def config(self, name: str) -> bytes | None:
         return self.s.settings.get(name)
 
+    def ledger_root(self, ledger: int) -> str:
+        return self.s.root(ledger)
+
 
 class _Reader:
     """The `Host` of a read-only route: clock and configuration; no ledger."""
@@ -120,6 +123,9 @@ class _Reader:
 
     def config(self, name: str) -> bytes | None:
         return self.s.settings.get(name)
+
+    def ledger_root(self, ledger: int) -> str:
+        return self.s.root(ledger)
 
 
 def settings_from_env(service: str, env=os.environ) -> dict[str, bytes]:
@@ -196,6 +202,12 @@ class Service:
                 self.last_time = t
         self.state = state
         return len(fresh)
+
+    def root(self, ledger: int) -> str:
+        """The committed Merkle root of a ledger (what its checkpoint signs), hex."""
+        with self.lock:
+            l = self.ledgers[ledger]
+            return l.tree.root(l.size).hex()
 
     def clock(self) -> int:
         now = time.time_ns() // 1000

@@ -505,6 +505,10 @@ class Host:
         """Microseconds since the epoch."""
         raise NotImplementedError
 
+    def ledger_root(self, ledger: int) -> str:  # pragma: no cover - interface
+        """The committed Merkle root of ledger number `ledger`, as hex."""
+        raise NotImplementedError
+
     def config(self, name: str) -> bytes | None:  # pragma: no cover - interface
         """A configuration value as UTF-8 (None: unset). The host keeps the bytes alive until
         the native call returns (the native code copies what it keeps)."""
@@ -564,16 +568,35 @@ def _rt_config(name_ptr, name_len, out):
         value = host.config(name)
         if value is None:
             return 1
-        buf = (ctypes.c_char * (len(value) or 1)).from_buffer_copy(value or b"\0")
-        host.keep.append(buf)
-        ctypes.memmove(out, ctypes.byref(_SliceC(ctypes.addressof(buf), len(value))), ctypes.sizeof(_SliceC))
+        _give_text(host, value, out)
         return 0
     except BaseException as e:
         host.failure = e
         return 2
 
 
-_HOST_FUNCTIONS = {"lwas_rt_append": _rt_append, "lwas_rt_now": _rt_now, "lwas_rt_config": _rt_config}
+def _give_text(host, value: bytes, out) -> None:
+    """Write a text slice pointing at a copy of value, kept alive by the host for the call."""
+    buf = (ctypes.c_char * (len(value) or 1)).from_buffer_copy(value or b"\0")
+    host.keep.append(buf)
+    ctypes.memmove(out, ctypes.byref(_SliceC(ctypes.addressof(buf), len(value))), ctypes.sizeof(_SliceC))
+
+
+@ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)
+def _rt_ledger_root(ledger, out):
+    host = getattr(_hosting, "host", None)
+    if host is None:
+        return 1
+    try:
+        _give_text(host, host.ledger_root(ledger).encode("ascii"), out)
+        return 0
+    except BaseException as e:
+        host.failure = e
+        return 2
+
+
+_HOST_FUNCTIONS = {"lwas_rt_append": _rt_append, "lwas_rt_now": _rt_now, "lwas_rt_config": _rt_config,
+                   "lwas_rt_ledger_root": _rt_ledger_root}
 
 
 def _bind_host_symbols() -> None:

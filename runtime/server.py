@@ -181,7 +181,8 @@ def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: R
             return error(503, "not_ready", "the ledger store is not reachable")
         return {"status": "ready", "services": [s.name for s in services]}
 
-    @app.get("/metrics", tags=["operations"])
+    @app.get("/_lwas/metrics", tags=["operations"])
+    @app.get("/metrics", tags=["operations"])  # unless a service declares GET /metrics itself
     async def prometheus():
         for name, (svc, ledger) in ledgers.items():
             metrics.entries.labels(name).set(ledger.size)
