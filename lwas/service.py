@@ -10,7 +10,7 @@ on transactions(tx) {...}; post "/tx" (tx: Transaction) -> Receipt {...} }` it a
     fn economy$on$transactions(state$: economy.State, tx: Transaction) -> economy.State
     record economy$route$0$Reply { state: economy.State, response: Receipt }
     fn economy$route$0(state$: economy.State, tx: Transaction) -> economy$route$0$Reply
-    fn economy$route$0$guard(state: economy.State, tx: Transaction) -> truth
+    fn economy$route$0$guard(state: economy.State, tx: Transaction) -> truth   (one per guard)
 
 Names with `$` (and the dotted record name) cannot be written in LwaS, so they never collide
 with the user's. In a handler, `state` is a local copy of the state; `append L(v)` becomes
@@ -43,10 +43,7 @@ _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 class RouteInfo:
     decl: ast.RouteDecl
     handler: str  # fn name
-    guard: str | None = None  # fn name
-    rule: str = ""  # the guard's rule as written
-    threshold: float = 0.0
-    strict: bool = False  # `>` rather than `>=`
+    guards: list = field(default_factory=list)  # {"fn", "rule", "threshold", "strict"}, in order
     path_params: list[str] = field(default_factory=list)
     body: str | None = None  # the body parameter's name
 
@@ -200,14 +197,12 @@ class _Expander:
             body = self.rewrite(m.body, "get")
             params = (ast.Param("state", _type(state_name, s), s),) + m.params
             out.append(ast.FnDecl(name, m.path_span, params, m.ret, body, m.doc, False, s))
-        if m.guard is not None:
-            g = self.guard(m.guard, r)
-            if g is not None:
-                g = self.rewrite(ast.Block((ast.ExprStmt(g, g.span),), g.span), "get").stmts[0].expr
-                r.guard = f"{name}$guard"
-                params = (ast.Param("state", _type(state_name, s), s),) + tuple(replace(p) for p in m.params)
-                out.append(ast.FnDecl(r.guard, m.guard.span, params, _type("truth", m.guard.span),
-                                      g, None, False, m.guard.span))
+        for i, (g, rule, threshold, strict) in enumerate(self.guards(m.guard) if m.guard is not None else ()):
+            g = self.rewrite(ast.Block((ast.ExprStmt(g, g.span),), g.span), "get").stmts[0].expr
+            fn = f"{name}$guard" + (f"{i}" if i else "")
+            params = (ast.Param("state", _type(state_name, s), s),) + tuple(replace(p) for p in m.params)
+            out.append(ast.FnDecl(fn, g.span, params, _type("truth", g.span), g, None, False, g.span))
+            r.guards.append({"fn": fn, "rule": rule, "threshold": threshold, "strict": strict})
         info.routes.append(r)
         return out
 
@@ -246,19 +241,19 @@ class _Expander:
             r.body = rest[0].name
         return ok
 
-    def guard(self, e, r: RouteInfo):
-        """`rule(args) >= 0.9` → the call (the runtime compares with the threshold)."""
+    def guards(self, e) -> list:
+        """`rule(args) >= 0.9 and other(args) > 0.5` → [(call, rule, threshold, strict)]: the
+        runtime computes each in order and refuses at the first below its threshold, naming it."""
+        if isinstance(e, ast.Binary) and e.op == "and":
+            return self.guards(e.left) + self.guards(e.right)
         if isinstance(e, ast.Binary) and e.op in (">=", ">") and isinstance(e.left, ast.Call) \
                 and isinstance(e.right, (ast.FloatLit, ast.IntLit)) and 0.0 <= e.right.value <= 1.0:
-            r.rule = _text(e.left.callee)
-            r.threshold = float(e.right.value)
-            r.strict = e.op == ">"
-            return e.left
+            return [(e.left, _text(e.left.callee), float(e.right.value), e.op == ">")]
         self.sink.error("E0404", "a route guard must read `rule(...) >= threshold`", e.span,
                         label="not a rule compared with a number in [0, 1]",
                         help="e.g. `requires valid_amount(tx) >= 0.9`: the request is refused (422) "
-                             "when the rule's truth is below the threshold")
-        return None
+                             "when the rule's truth is below the threshold; join several with `and`")
+        return []
 
     def ledger_root(self, call: ast.Call):
         """`ledger_root(transactions)` → `ledger_root$(k)`: a ledger is named, not passed."""
@@ -417,8 +412,7 @@ def describe(program, checked, sink: Sink) -> list[dict]:
                 body = [r.body, type_desc(t)]
             ret = s.ret.fields["response"] if m.method in MUTATING else s.ret
             routes.append({
-                "method": m.method, "path": m.path, "handler": r.handler, "guard": r.guard,
-                "rule": r.rule, "threshold": r.threshold, "strict": r.strict,
+                "method": m.method, "path": m.path, "handler": r.handler, "guards": r.guards,
                 "path_params": [[n, type_desc(params[n])] for n in r.path_params if n in params],
                 "body": body, "response": type_desc(ret), "mutating": m.method in MUTATING,
                 "doc": m.doc, "file": m.span.file, "line": m.span.line,

@@ -141,6 +141,10 @@ def settings_from_env(service: str, env=os.environ) -> dict[str, bytes]:
     return out
 
 
+def _holds(guard: dict, truth: float) -> bool:
+    return truth > guard["threshold"] if guard["strict"] else truth >= guard["threshold"]
+
+
 class Service:
     def __init__(self, program, desc: dict, store, private_key, artifact_digest: bytes,
                  origin: str | None = None, max_batch: int = 1024, settings: dict[str, bytes] | None = None):
@@ -326,13 +330,14 @@ class Service:
         rec = _Recorder(self)
         try:
             with hosted(rec):
-                if route["guard"] is not None:
-                    threshold, strict = route["threshold"], route["strict"]
-                    truth, reply = self.program.call_pair(
-                        route["guard"], route["handler"], (state, *args),
-                        lambda t: t > threshold if strict else t >= threshold)
-                    if reply is None:
-                        return GuardRefused(route["rule"], truth, threshold, strict), state
+                guards = route["guards"]
+                if guards:
+                    out = self.program.call_chain([g["fn"] for g in guards] + [route["handler"]],
+                                                  (state, *args), lambda i, t: _holds(guards[i], t))
+                    if len(out) <= len(guards):
+                        g = guards[len(out) - 1]
+                        return GuardRefused(g["rule"], out[-1], g["threshold"], g["strict"]), state
+                    reply = out[-1]
                 else:
                     reply = call(route["handler"], state, *args)
         except LwasRuntimeError as e:

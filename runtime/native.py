@@ -654,15 +654,19 @@ class NativeProgram:
     def call(self, name: str, *args):
         return self._calls[name](*args)
 
-    def call_pair(self, first: str, second: str, args: tuple, go_on=lambda r: True):
-        """first(*args), then second(*args) if go_on(first's result): one argument conversion
-        for both (their parameter types must be the same). (first's result, second's or None)."""
-        f, s = self._calls[first], self._calls[second]
+    def call_chain(self, names: list[str], args: tuple, go_on=lambda i, r: True) -> list:
+        """Call each export with the same arguments, converted once (their parameter types must
+        be the same), while go_on(index, result) holds: the results so far."""
+        calls = [self._calls[n] for n in names]
         c = _Call()
         try:
-            flat = f.encode(c, args)
-            r = f.invoke(flat)
-            return r, (s.invoke(flat) if go_on(r) else None)
+            flat = calls[0].encode(c, args)
+            out = []
+            for i, f in enumerate(calls):
+                out.append(f.invoke(flat))
+                if i + 1 < len(calls) and not go_on(i, out[-1]):
+                    break
+            return out
         finally:
             c.keep.clear()
 

@@ -402,7 +402,7 @@ def test_reference_evaluator_runs_handlers_like_native_code(compiled):
         def now(self):
             return 0
 
-    post, guard = desc["routes"][0]["handler"], desc["routes"][0]["guard"]
+    post, guard = desc["routes"][0]["handler"], desc["routes"][0]["guards"][0]["fn"]
     s_native = program.call(desc["init"])
     s_ref = ev.call(desc["init"])
     assert s_native == s_ref
