@@ -14,15 +14,15 @@ $(STAMP): pyproject.toml
 	touch $@
 
 HOST ?= 127.0.0.1
-PORT ?= 8000
-DB   ?= var/ledger.db
+ECONOMY_PORT ?= 8891
 
-# The main job: check everything, then compile, sign and serve the services on localhost with an
-# SQLite ledger (kept in var/ between runs; a development API key is printed on start).
+# The main job: check everything, then compile, sign and serve the services on localhost with
+# SQLite ledgers (kept in var/ between runs; a development API key is printed on start).
+# Served so far: economy (8891). Telemetry (8890) and payment join them with issue 5.
 run: $(STAMP)
-	$(VENV)/bin/lwasc check examples/*.lwas stdlib/*.lwas
-	mkdir -p $(dir $(DB))
-	$(VENV)/bin/lwasc serve examples/bank.lwas --host $(HOST) --port $(PORT) --db $(DB)
+	$(VENV)/bin/lwasc check examples/*.lwas stdlib/*.lwas services/*.lwas
+	mkdir -p var
+	$(VENV)/bin/lwasc serve services/economy.lwas --host $(HOST) --port $(ECONOMY_PORT) --db var/economy.db
 
 test: $(STAMP)
 	$(PY) -m pytest -q

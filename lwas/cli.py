@@ -485,7 +485,8 @@ def cmd_serve(args) -> int:
         if not is_artifact:
             path = temp = compile_to_artifact(args.file, args.key)
         cfg = ServeConfig(artifact=path, db=args.db, key=args.key, pubkeys=args.pubkey, host=args.host,
-                          port=args.port, workers=args.workers, log_level=args.log_level)
+                          port=args.port, workers=args.workers, log_level=args.log_level,
+                          source=args.file)
         serve(cfg, announce=lambda line: print(line, file=sys.stderr, flush=True))
     except ServeError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -31,6 +31,7 @@ class ServeConfig:
     port: int = 8000
     workers: int = 1
     log_level: str = "info"
+    source: str = ""  # what the user asked to serve, when the artifact was compiled from it
 
 
 class ServeError(Exception):
@@ -173,9 +174,9 @@ def serve(cfg: ServeConfig, announce=print) -> None:
         dev = make_dev_key()
         os.environ["LWAS_API_KEYS"] = f"{dev}:admin"
         announce(f"development API key (role admin; shown once): {dev}")
-        announce(f"  curl -H 'Authorization: Bearer {dev}' ...")
+        announce(f"  KEY={dev}    # then: curl -H \"Authorization: Bearer $KEY\" ...")
     os.environ[CONFIG_ENV] = json.dumps(asdict(cfg))
-    announce(f"serving {cfg.artifact} on http://{cfg.host}:{cfg.port}  (OpenAPI: /docs, ledger: "
+    announce(f"serving {cfg.source or cfg.artifact} on http://{cfg.host}:{cfg.port}  (OpenAPI: /docs, ledger: "
              f"{_safe_url(cfg.db)}, workers: {cfg.workers})")
     configure_logging(cfg.log_level)
     common = dict(host=cfg.host, port=cfg.port, access_log=False, log_config=None, log_level=cfg.log_level,

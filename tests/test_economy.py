@@ -1,0 +1,120 @@
+"""services/economy.lwas over real HTTP on 127.0.0.1 with the design documents' payloads."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from lwas.driver import compile_file
+from lwas.keys import generate
+from test_service import AUTH, Server
+
+ECONOMY = Path(__file__).resolve().parent.parent / "services" / "economy.lwas"
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    key = generate()
+    c = compile_file(ECONOMY, key=key)
+    assert c.ok, c.diagnostics
+    return c.artifact, key
+
+
+@pytest.fixture
+def economy(compiled, tmp_path):
+    s = Server(*compiled, str(tmp_path / "economy.db"))
+    yield s
+    s.close()
+
+
+def tx(id: str, amount, tx_type="Payment", currency="USD", when: datetime | None = None, metadata=None) -> str:
+    """A request body exactly as the design writes it (amount as a bare JSON number)."""
+    when = when or datetime.now(timezone.utc)
+    stamp = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    meta = "{}" if metadata is None else metadata
+    return (f'{{"id": "{id}", "amount": {amount}, "currency": "{currency}", "timestamp": "{stamp}", '
+            f'"tx_type": "{tx_type}", "metadata": {meta}}}')
+
+
+def post(s: Server, body: str):
+    return s.http.post("/transaction", content=body, headers={**AUTH, "content-type": "application/json"})
+
+
+def test_health_and_the_design_example(economy):
+    assert economy.http.get("/health").json() == {"status": "healthy", "service": "lwas_economy", "version": "1.0.0"}
+    body = ('{"id": "tx_001", "amount": 99.99, "currency": "USD", "timestamp": "2026-01-25T02:52:48.340Z", '
+            '"tx_type": "Payment", "metadata": {}}')
+    r = post(economy, body)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"status": "recorded", "message": "Transaction processed successfully"}
+    assert r.headers["lwas-ledger"] == "created"
+    assert economy.http.get("/equity").text == '{"total_equity":99.99,"currency":"USD"}'
+    r = post(economy, body)  # a retry: recorded once
+    assert r.status_code == 200 and r.headers["lwas-ledger"] == "exists"
+    assert post(economy, body.replace("99.99", "98.99")).status_code == 409
+    assert economy.http.get("/equity").json()["total_equity"] == 99.99
+
+
+def test_each_type_moves_the_books_as_documented(economy):
+    for i, (amount, kind) in enumerate([("1000.00", "Payment"), ("250.50", "Revenue"),
+                                        ("300.25", "Expense"), ("49.99", "Refund")]):
+        assert post(economy, tx(f"t{i}", amount, kind, metadata='{"note": "x"}')).status_code == 200
+    m = economy.http.get("/metrics").json()
+    assert m["revenue"] == 1250.50 and m["expenses"] == 300.25 and m["refunds"] == 49.99
+    assert m["equity"] == 900.26 and m["profitability"] == 900.26
+    assert m["transaction_count"] == 4 and m["transaction_volume"] == 1600.74
+    assert m["payments"] == {"count": 1, "volume": 1000.00, "currency": "USD"}
+    assert m["revenues"]["count"] == 1 and m["expenses_by_type"]["volume"] == 300.25
+    assert m["refunds_by_type"]["count"] == 1
+    assert economy.http.get("/profitability").text == '{"current_profitability":900.26,"currency":"USD"}'
+    cp = economy.http.get("/ledger/transactions/checkpoint").json()
+    assert m["ledger"] == {"name": "transactions", "tree_size": cp["tree_size"], "root_hash": cp["root_hash"]}
+
+
+def test_refusals_are_clear_and_write_nothing(economy):
+    cases = [
+        (tx("e1", "5.00", currency="EUR"), "in_base_currency"),
+        (tx("e2", "0"), "valid_amount"),
+        (tx("e3", "1000000.01"), "valid_amount"),
+    ]
+    for body, rule in cases:
+        r = post(economy, body)
+        assert r.status_code == 422 and r.json()["error"]["rule"] == rule, r.text
+    r = post(economy, tx("e4", "99.999"))
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["body", "amount"]
+    r = post(economy, tx("e5", "1.00", tx_type="Gift"))
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["body", "tx_type"]
+    r = post(economy, tx("e6", "1.00").replace('"timestamp": "', '"timestamp": "yesterday'))
+    assert r.status_code == 422
+    assert economy.http.get("/metrics").json()["transaction_count"] == 0
+
+
+def test_growth_rate_compares_periods(economy):
+    now = datetime.now(timezone.utc)
+    assert post(economy, tx("old", "100.00", when=now - timedelta(days=40))).status_code == 200
+    assert post(economy, tx("new", "150.00", when=now - timedelta(days=1))).status_code == 200
+    m = economy.http.get("/metrics").json()
+    assert m["period_days"] == 30 and m["profitability"] == 150.00 and m["previous_profitability"] == 100.00
+    assert m["growth_rate"] == 0.5 and m["equity"] == 250.00
+    week = economy.http.get("/metrics/7").json()
+    assert week["period_days"] == 7 and week["profitability"] == 150.00 and week["previous_profitability"] == 0.0
+    assert week["growth_rate"] == 0.0
+    assert economy.http.get("/metrics/0").status_code == 500  # a period is at least one day
+
+
+def test_books_survive_a_restart_exactly(compiled, tmp_path):
+    db = str(tmp_path / "economy.db")
+    s = Server(*compiled, db)
+    try:
+        for i in range(25):
+            kind = ("Payment", "Expense", "Refund", "Revenue")[i % 4]
+            assert post(s, tx(f"r{i}", f"{i + 1}.{i:02d}", kind)).status_code == 200
+        before = s.http.get("/metrics").json()
+    finally:
+        s.close()
+    s = Server(*compiled, db)
+    try:
+        assert s.http.get("/metrics").json() == before
+    finally:
+        s.close()
