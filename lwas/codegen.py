@@ -83,6 +83,7 @@ HOST_SYMBOLS = {
     "lwas_rt_now": L.FunctionType(I64, []),
     "lwas_rt_config": L.FunctionType(I32, [PTR, I64, PTR]),
     "lwas_rt_ledger_root": L.FunctionType(I32, [I32, PTR]),
+    "lwas_rt_metric": L.FunctionType(F64, [I32]),
 }
 
 
@@ -935,6 +936,8 @@ class _FunctionBuilder:
             return self.host_append(e, args)
         if op == "host_now":
             return b.call(self.mb.host("lwas_rt_now"), [])
+        if op == "host_metric":
+            return b.call(self.mb.host("lwas_rt_metric"), [b.trunc(args[0], I32)])
         if op in ("host_config", "host_root"):  # text written by the host into *out
             with b.goto_block(self.entry):
                 b.position_before(self.entry.instructions[0]) if self.entry.instructions else None

@@ -392,6 +392,7 @@ class MemoryHost:
     def __init__(self, keys: dict[int, str] | None = None, now: datetime | None = None):
         self.keys = keys or {}
         self.settings: dict[str, str] = {}  # what config() reads
+        self.metrics: dict[int, float] = {}  # what cpu_percent() and friends read (lwas.service.METRICS)
         self.entries: dict = {}
         self.clock = now
 
@@ -406,6 +407,9 @@ class MemoryHost:
 
     def config(self, name: str) -> str | None:
         return self.settings.get(name)
+
+    def metric(self, which: int) -> float:
+        return self.metrics.get(which, 0.0)
 
     def ledger_root(self, ledger: int) -> str:
         """The RFC 6962 root over the entries' reprs (the evaluator has no entry encoding)."""
@@ -657,6 +661,8 @@ class Evaluator:
                 return self.append(args[0], args[1], e)
             if name == "now$":
                 return self.host.now()
+            if name == "metric$":
+                return float(self.host.metric(args[0]))
             if name == "ledger_root$":
                 return self.host.ledger_root(args[0])
             if name == "config$":

@@ -555,6 +555,8 @@ class _Lowerer:
             return ir.Prim("host_append", args, BOOL, conflict, host)
         if name == "now$":
             return ir.Prim("host_now", [], TIME)
+        if name == "metric$":
+            return ir.Prim("host_metric", args, FLOAT)
         if name == "ledger_root$":
             return ir.Prim("host_root", args, TEXT, self.site("host", e.span, "the ledger root is not available"))
         if name == "config$":

@@ -19,7 +19,8 @@ answer says whether the key was new) and the `on` block moves the state, exactly
 of the ledger will. Handlers cannot assign the state themselves, and `on` blocks cannot
 append or read the clock: so the state is always a fold of the `on` blocks over the ledger,
 and a restart rebuilds it. `now()` (the host clock), `config("NAME")` (a configuration value,
-text) and `ledger_root(LEDGER)` (the committed Merkle root, hex) are only available in route
+text), `ledger_root(LEDGER)` (the committed Merkle root, hex) and the system metrics
+(`cpu_percent()`, `ram_used_gb()`, `ram_total_gb()`, `uptime_secs()`) are only available in route
 handlers and guards, for the same reason.
 
 `describe` (after type checking) checks what needs types and produces the plain-data service
@@ -35,6 +36,8 @@ from .diagnostics import Label, Sink
 from .source import Span
 
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
+# System metrics a route may read (sampled by the host): name -> index of `metric$`.
+METRICS = {"cpu_percent": 0, "ram_used_gb": 1, "ram_total_gb": 2, "uptime_secs": 3}
 _PATH = re.compile(r"^(/([A-Za-z0-9._~!$&'()*+,;=:@-]+|\{[A-Za-z_][A-Za-z0-9_]*\}))+$|^/$")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -83,7 +86,7 @@ def expand(tree: ast.Module, sink: Sink, is_root: bool) -> tuple[ast.Module, lis
                        help="declare the service in the file you pass to `lwasc serve`; "
                             "import its records, rules and functions from here")
             continue
-        new, info = _Expander(it, sink, {"now", "config", "ledger_root"} - names).run()
+        new, info = _Expander(it, sink, {"now", "config", "ledger_root", *METRICS} - names).run()
         items.extend(new)
         infos.append(info)
     return replace(tree, items=tuple(items)), infos
@@ -255,6 +258,14 @@ class _Expander:
                              "when the rule's truth is below the threshold; join several with `and`")
         return []
 
+    def metric(self, call: ast.Call):
+        """`cpu_percent()` → `metric$(0)`; `uptime_secs()` (an int) → `int(metric$(3))`."""
+        s = call.span
+        read = ast.Call(_name("metric$", call.callee.span), (ast.Arg(ast.IntLit(METRICS[call.callee.name], s), None, s),), s)
+        if call.callee.name == "uptime_secs":
+            return ast.Call(_name("int", s), (ast.Arg(read, None, s),), s)
+        return read
+
     def ledger_root(self, call: ast.Call):
         """`ledger_root(transactions)` → `ledger_root$(k)`: a ledger is named, not passed."""
         arg = call.args[0].value if len(call.args) == 1 else None
@@ -291,6 +302,9 @@ class _Expander:
             if c is ast.Call and where != "on" and n.callee.__class__ is ast.Name \
                     and n.callee.name == "ledger_root" and "ledger_root" in self.host_calls:
                 return self.ledger_root(n)
+            if c is ast.Call and where != "on" and n.callee.__class__ is ast.Name \
+                    and n.callee.name in METRICS and n.callee.name in self.host_calls and not n.args:
+                return self.metric(n)
             if c is ast.Call and where != "on" and n.callee.__class__ is ast.Name \
                     and n.callee.name in self.host_calls:
                 return replace(n, callee=_name(n.callee.name + "$", n.callee.span),

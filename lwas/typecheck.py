@@ -227,6 +227,9 @@ class Checked:
         return [l for l in self.locals if l.kind == "var"]
 
 
+_HOST_CALLS = {"now", "config", "ledger_root", "cpu_percent", "ram_used_gb", "ram_total_gb", "uptime_secs"}
+
+
 def check_program(program: Program, sink: Sink) -> Checked:
     return _Checker(program, sink).run()
 
@@ -1225,6 +1228,11 @@ class _Checker:
         notes = ()
         if name in PRIMITIVE_NAMES or name == "money":
             notes = (f"`{name}` is a type; it cannot be used as a value",)
+        if name in _HOST_CALLS:
+            sugg = None
+            notes = (f"`{name}()` reads the host: it is available in a service's route handlers and "
+                     "guards only (not in functions, rules or `on` blocks, which a ledger replay must "
+                     "be able to run again with the same result); pass its value as an argument",)
         self.sink.error("E0101", f"cannot find `{name}` in this scope", e.span,
                         label="not found in this scope", notes=notes,
                         help=f"a name with a similar spelling exists: `{sugg}`" if sugg else None)

@@ -106,6 +106,11 @@ class _Recorder:
     def ledger_root(self, ledger: int) -> str:
         return self.s.root(ledger)
 
+    def metric(self, which: int) -> float:
+        from lwas.runtime.system import sampler
+
+        return sampler().read(which)
+
 
 class _Reader:
     """The `Host` of a read-only route: clock and configuration; no ledger."""
@@ -126,6 +131,11 @@ class _Reader:
 
     def ledger_root(self, ledger: int) -> str:
         return self.s.root(ledger)
+
+    def metric(self, which: int) -> float:
+        from lwas.runtime.system import sampler
+
+        return sampler().read(which)
 
 
 def settings_from_env(service: str, env=os.environ) -> dict[str, bytes]:

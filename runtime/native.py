@@ -505,6 +505,10 @@ class Host:
         """Microseconds since the epoch."""
         raise NotImplementedError
 
+    def metric(self, which: int) -> float:  # pragma: no cover - interface
+        """System metric number `which` (lwas.service.METRICS)."""
+        raise NotImplementedError
+
     def ledger_root(self, ledger: int) -> str:  # pragma: no cover - interface
         """The committed Merkle root of ledger number `ledger`, as hex."""
         raise NotImplementedError
@@ -595,8 +599,21 @@ def _rt_ledger_root(ledger, out):
         return 2
 
 
+@ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_int32)
+def _rt_metric(which):
+    host = getattr(_hosting, "host", None)
+    try:
+        if host is not None:
+            return host.metric(which)
+        from .system import sampler
+
+        return sampler().read(which)
+    except BaseException:
+        return float("nan")  # a metric that cannot be read is NaN (rules over it fault on NaN)
+
+
 _HOST_FUNCTIONS = {"lwas_rt_append": _rt_append, "lwas_rt_now": _rt_now, "lwas_rt_config": _rt_config,
-                   "lwas_rt_ledger_root": _rt_ledger_root}
+                   "lwas_rt_ledger_root": _rt_ledger_root, "lwas_rt_metric": _rt_metric}
 
 
 def _bind_host_symbols() -> None:

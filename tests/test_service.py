@@ -591,3 +591,46 @@ def test_json_fields_take_any_document_kept_canonical(tmp_path):
         assert s.http.get("/bad").json()["error"]["code"] == "bad_response"
     finally:
         s.close()
+
+
+SYSTEM = '''
+record System {
+  cpu_usage: float
+  ram_used_gb: float
+  ram_total_gb: float
+  uptime_secs: int
+}
+rule busy(cpu: float) -> truth = ramp(cpu, 70.0, 90.0)
+service telemetry {
+  get "/system" -> System {
+    return System(cpu_usage: cpu_percent(), ram_used_gb: ram_used_gb(), ram_total_gb: ram_total_gb(),
+                  uptime_secs: uptime_secs())
+  }
+  get "/busy" -> truth {
+    return busy(cpu_percent())
+  }
+}
+'''
+
+
+def test_system_metrics_are_real_measurements(tmp_path):
+    """cpu_percent() and friends read psutil through the host (CPU sampled in the background)."""
+    import psutil
+
+    from lwas.driver import compile_source
+    from lwas.runtime.system import GIB, sampler
+
+    key = generate()
+    c = compile_source(SYSTEM, str(tmp_path / "sys.lwas"), key=key)
+    assert c.ok, c.diagnostics
+    s = Server(c.artifact, key, str(tmp_path / "l.db"))
+    try:
+        assert sampler().ready.wait(10)  # one CPU sample taken
+        m = s.http.get("/system").json()
+        assert 0.0 <= m["cpu_usage"] <= 100.0
+        assert m["ram_total_gb"] == psutil.virtual_memory().total / GIB
+        assert 0.0 < m["ram_used_gb"] < m["ram_total_gb"]
+        assert abs(m["uptime_secs"] - (time.time() - psutil.boot_time())) < 5
+        assert 0.0 <= s.http.get("/busy").json() <= 1.0
+    finally:
+        s.close()
