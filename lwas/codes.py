@@ -258,6 +258,15 @@ with another entry it is a conflict, 409).
 
     record Transaction { id: text, amount: money }
     service economy { ledger transactions: Transaction by id }"""),
+    ("E0406", "invalid timer", """
+`every "INTERVAL" { ... }` runs its block on a timer, through the same writer as requests: it
+may append to the service's ledgers (its `on` blocks then move the state) and read the host
+(`now()`, `cpu_percent()`, ...). The interval is a whole number of `ms`, `s`, `m` or `h`, at least
+10ms, and the block returns no value:
+
+    every "10s" {
+      append samples(Sample(at: micros(now()), cpu: cpu_percent()))
+    }"""),
     # ------------------------------------------------------------------ warnings
     ("W0101", "unused item", """
 A private item (function, rule, constant, record, enum) of an imported module is declared

@@ -266,6 +266,9 @@ class _Builder(threading.local):
         return ast.RouteDecl(method.value.upper(), _unquote(path.value), self.sp(path), params or (),
                              ret, guard, body, self.doc(s), s)
 
+    def every_decl(self, c):
+        return ast.EveryDecl(_unquote(c[1].value), self.sp(c[1]), c[2], self.span(c))
+
     def append_stmt(self, c):
         return ast.Append(c[1].value, self.sp(c[1]), c[3], self.span(c))
 

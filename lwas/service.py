@@ -59,6 +59,11 @@ class ServiceInfo:
     ledgers: list[ast.LedgerDecl] = field(default_factory=list)
     reducers: dict[str, str] = field(default_factory=dict)  # ledger -> fn name
     routes: list[RouteInfo] = field(default_factory=list)
+    timers: list[tuple[str, int, ast.EveryDecl]] = field(default_factory=list)  # (fn, µs, decl)
+
+
+_DURATION = re.compile(r"^([0-9]+)(ms|s|m|h)$")
+_UNIT_US = {"ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000}
 
 
 def _name(n: str, span: Span) -> ast.Name:
@@ -150,6 +155,9 @@ class _Expander:
                     continue
                 routes[k] = m
                 out.extend(self.route(m, len(info.routes), state_name, info))
+        for m in members:
+            if isinstance(m, ast.EveryDecl):
+                out.extend(self.timer(m, len(info.timers), state_name, info))
         return out, info
 
     # ------------------------------------------------------------ members
@@ -208,6 +216,28 @@ class _Expander:
             r.guards.append({"fn": fn, "rule": rule, "threshold": threshold, "strict": strict})
         info.routes.append(r)
         return out
+
+    def timer(self, m: ast.EveryDecl, index: int, state_name: str, info: ServiceInfo) -> list:
+        """`every "10s" { ... }` → `fn svc$every$i(state$: State) -> {state}`, run by the runtime's
+        timer through the writer like a request (so its appends are durable and idempotent)."""
+        d = _DURATION.match(m.interval)
+        us = int(d.group(1)) * _UNIT_US[d.group(2)] if d else 0
+        if us < 10_000:
+            self.sink.error("E0406", f"`{m.interval}` is not a timer interval", m.interval_span,
+                            label="expected a whole number of ms, s, m or h, at least 10ms",
+                            help='e.g. `every "10s" { ... }` or `every "5m" { ... }`')
+            return []
+        s = m.span
+        name = f"{self.p}$every${index}"
+        reply = f"{name}$Reply"
+        body = self.rewrite(m.body, "post", reply, timer=True)
+        done = ast.Return(ast.Call(_name(reply, s), (ast.Arg(_name("state", s), "state", s),), s), s)
+        stmts = (ast.Let("state", s, True, None, _name("state$", s), s),) + body.stmts + (done,)
+        info.timers.append((name, us, m))
+        return [ast.RecordDecl(reply, m.interval_span, (ast.RecordField("state", _type(state_name, s), None, s),),
+                               None, False, s),
+                ast.FnDecl(name, m.interval_span, (ast.Param("state$", _type(state_name, s), s),), _type(reply, s),
+                           ast.Block(stmts, body.span), None, False, s)]
 
     def check_route(self, m: ast.RouteDecl, r: RouteInfo) -> bool:
         if not _PATH.match(m.path):
@@ -289,8 +319,8 @@ class _Expander:
                                                      f"ledgers of `{self.p}`: {known}")
 
     # ------------------------------------------------------------ bodies
-    def rewrite(self, body: ast.Block, where: str, reply: str | None = None) -> ast.Block:
-        """`where`: "on", "get" or "post" (any mutating route)."""
+    def rewrite(self, body: ast.Block, where: str, reply: str | None = None, timer: bool = False) -> ast.Block:
+        """`where`: "on", "get" or "post" (any mutating route, or a timer)."""
 
         def visit(n):
             c = n.__class__
@@ -321,6 +351,12 @@ class _Expander:
                 self.sink.error("E0402", "`return` in an `on` block", n.span,
                                 label="an `on` block ends by itself",
                                 help="remove the `return`; use `if` to skip a part of the block")
+            if c is ast.Return and timer:
+                if n.value is not None:
+                    self.sink.error("E0406", "a timer returns no value", n.value.span,
+                                    label="nobody receives it", help="write `return` alone to end the run early")
+                return ast.Return(ast.Call(_name(reply, n.span), (ast.Arg(_name("state", n.span), "state", n.span),),
+                                           n.span), n.span)
             if c is ast.Return and reply is not None and n.value is not None:
                 v = visit(n.value)
                 args = (ast.Arg(_name("state", n.span), "state", n.span), ast.Arg(v, "response", v.span))
@@ -433,8 +469,10 @@ def describe(program, checked, sink: Sink) -> list[dict]:
             })
         if ok:
             state = checked.records[root.items[info.state]]
+            timers = [{"handler": fn, "every_us": us, "line": m.span.line} for fn, us, m in info.timers]
             out.append({"name": svc.name, "doc": svc.doc, "file": svc.span.file, "line": svc.span.line,
-                        "state": type_desc(state), "init": info.init, "ledgers": ledgers, "routes": routes})
+                        "state": type_desc(state), "init": info.init, "ledgers": ledgers, "routes": routes,
+                        "timers": timers})
     return out
 
 

@@ -445,10 +445,19 @@ class RouteDecl:
 
 
 @node
+class EveryDecl:
+    """`every "10s" { ... }`: a handler the runtime runs on a timer (it may append)."""
+    interval: str
+    interval_span: Span
+    body: Block
+    span: Span
+
+
+@node
 class ServiceDecl:
     name: str
     name_span: Span
-    members: tuple[Union[LedgerDecl, StateDecl, OnDecl, RouteDecl], ...]
+    members: tuple[Union[LedgerDecl, StateDecl, OnDecl, RouteDecl, EveryDecl], ...]
     doc: str | None
     public: bool
     span: Span

@@ -175,6 +175,7 @@ class Service:
         self.queue: queue.Queue = queue.Queue()
         self.thread: threading.Thread | None = None
         self.running = False
+        self.stopping = threading.Event()
         self.replayed = 0
 
     # ------------------------------------------------------------ start and replay
@@ -190,6 +191,24 @@ class Service:
         self.running = True
         self.thread = threading.Thread(target=self._writer, name=f"lwas-writer-{self.name}", daemon=True)
         self.thread.start()
+        for t in self.desc.get("timers", []):
+            threading.Thread(target=self._timer, args=(t,), name=f"lwas-timer-{self.name}", daemon=True).start()
+
+    def _timer(self, timer: dict) -> None:
+        """Submit the timer's handler every interval, like a request (never two queued at once)."""
+        route = {"handler": timer["handler"], "guards": [], "method": "EVERY", "path": f"line {timer['line']}"}
+        idle = threading.Event()
+        idle.set()
+
+        def done(r):
+            if isinstance(r, BaseException):
+                log.error("service %s: timer at line %s failed: %s", self.name, timer["line"], r)
+            idle.set()
+
+        while not self.stopping.wait(timer["every_us"] / 1e6):
+            if idle.is_set():
+                idle.clear()
+                self.submit(route, (), done)
 
     def catch_up(self, tx) -> int:
         """Load entries appended since we last looked (by anyone) and fold them into the state."""
@@ -258,6 +277,7 @@ class Service:
 
     def stop(self) -> None:
         self.running = False
+        self.stopping.set()
         self.queue.put(None)
         if self.thread is not None:
             self.thread.join(timeout=10)
@@ -362,4 +382,4 @@ class Service:
             seq, _ = self.ledgers[i].stage(key, payload, t, self.digest)
             entries.append((self.ledgers[i].name, seq, key))
         verdict = "created" if entries else ("exists" if rec.retries else "none")
-        return Outcome(reply["response"], verdict, entries), reply["state"]
+        return Outcome(reply.get("response"), verdict, entries), reply["state"]
