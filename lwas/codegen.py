@@ -936,6 +936,10 @@ class _FunctionBuilder:
             return self.host_append(e, args)
         if op == "host_now":
             return b.call(self.mb.host("lwas_rt_now"), [])
+        if op == "btext":
+            return b.select(args[0], self.mb.text_const("true"), self.mb.text_const("false"))
+        if op == "itext":
+            return self.itext(args[0], e.site)
         if op == "host_metric":
             return b.call(self.mb.host("lwas_rt_metric"), [b.trunc(args[0], I32)])
         if op in ("host_config", "host_root"):  # text written by the host into *out
@@ -1019,6 +1023,40 @@ class _FunctionBuilder:
             self.check(b.icmp_unsigned("==", cur, L.Constant(I32, pack_currency(e.arg))), e.site)
             return args[0]
         raise Unsupported(f"the operation `{op}` is not compiled yet")
+
+    def itext(self, x, site: int):
+        """The decimal digits of an i64 (a '-' first when negative), written backwards into 20
+        bytes of the arena; the magnitude is taken unsigned so INT_MIN needs no special case."""
+        b = self.b
+        buf = self.alloc(L.Constant(I64, 20), site)
+        neg = b.icmp_signed("<", x, L.Constant(I64, 0))
+        u0 = b.select(neg, b.sub(L.Constant(I64, 0), x), x)
+        with b.goto_block(self.entry):
+            b.position_before(self.entry.instructions[0]) if self.entry.instructions else None
+            u_slot = b.alloca(I64, name="itext.u")
+            pos_slot = b.alloca(I64, name="itext.pos")
+        b.store(u0, u_slot)
+        b.store(L.Constant(I64, 20), pos_slot)
+        loop = self.f.append_basic_block("itext.loop")
+        done = self.f.append_basic_block("itext.done")
+        b.branch(loop)
+        b.position_at_end(loop)
+        u = b.load(u_slot)
+        pos = b.sub(b.load(pos_slot), L.Constant(I64, 1))
+        digit = b.trunc(b.add(b.urem(u, L.Constant(I64, 10)), L.Constant(I64, 48)), I8)
+        b.store(digit, b.gep(buf, [pos], source_etype=I8))
+        b.store(pos, pos_slot)
+        rest = b.udiv(u, L.Constant(I64, 10))
+        b.store(rest, u_slot)
+        b.cbranch(b.icmp_unsigned("!=", rest, L.Constant(I64, 0)), loop, done)
+        b.position_at_end(done)
+        pos = b.load(pos_slot)
+        minus = b.sub(pos, L.Constant(I64, 1))
+        start = b.select(neg, minus, pos)
+        with b.if_then(neg):
+            b.store(L.Constant(I8, 45), b.gep(buf, [minus], source_etype=I8))
+        ptr = b.gep(buf, [start], source_etype=I8)
+        return b.insert_value(b.insert_value(L.Constant(SLICE, None), ptr, 0), b.sub(L.Constant(I64, 20), start), 1)
 
     def host_append(self, e: ir.Prim, args):
         """`i32 lwas_rt_append(i32 ledger, ptr entry)`: 0 appended, 1 the same entry was there

@@ -67,6 +67,7 @@ class Prim:
     int      iadd isub imul neg idiv irem iabs imin imax, add (unchecked: loop counters)
     float    fadd fsub fmul fdiv frem fneg fmin fmax fabs fsqrt fexp fln ffloor fceil
     convert  id itof ftoi ftruth bool_to_truth cur_check clamp01 ramp time_range
+             itext btext (int and bool as text)
     logic    not tnot; compare eq ne lt le gt ge (on the operands' type)
     money    madd msub mmul mneg mabs mdiv mmin mmax mminor mscale mcurrency mfrom_minor
              mk_money

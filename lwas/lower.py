@@ -555,6 +555,10 @@ class _Lowerer:
             return ir.Prim("host_append", args, BOOL, conflict, host)
         if name == "now$":
             return ir.Prim("host_now", [], TIME)
+        if name == "text" and p0 is INT:
+            return ir.Prim("itext", args, TEXT, self.site("memory", e.span))
+        if name == "text" and p0 is BOOL:
+            return ir.Prim("btext", args, TEXT)
         if name == "metric$":
             return ir.Prim("host_metric", args, FLOAT)
         if name == "ledger_root$":

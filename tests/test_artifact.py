@@ -251,7 +251,7 @@ def test_compile_errors_carry_diagnostics(key):
         lwas.compile("axiom a = 1.5\n", key=key)
     assert [d.code for d in e.value.diagnostics] == ["E0201"]
     with pytest.raises(lwas.CompileError) as e:
-        lwas.compile('fn show(n: int) -> text = text(n)\n', key=key)
+        lwas.compile('fn show(x: float) -> text = text(x)\n', key=key)
     assert [d.code for d in e.value.diagnostics] == ["E0320"]
     assert "E0320" in e.value.rendered
 

@@ -135,7 +135,7 @@ def test_build_timings_and_errors(prog, home, capsys):
     err = capsys.readouterr().err
     for stage in ("parse", "check", "truth", "lower", "codegen", "artifact", "total"):
         assert stage in err
-    (home / "bad.lwas").write_text('fn show(n: int) -> text = text(n)\n')
+    (home / "bad.lwas").write_text('fn show(x: float) -> text = text(x)\n')
     assert main(["build", "bad.lwas", "-o", "bad.lwasart"]) == 1
     assert "error[E0320]" in capsys.readouterr().err and not (home / "bad.lwasart").exists()
     assert main(["build", "nope.lwas", "-o", "x"]) == 1

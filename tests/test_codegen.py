@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lwas
 from lwas import codegen, lower
@@ -437,7 +439,7 @@ def test_imported_functions_have_qualified_names():
 
 
 def test_unsupported_is_reported_with_a_span():
-    src = "fn show(n: int) -> text {\n  let x = n + 1\n  return text(x)\n}\n"
+    src = "fn show(n: float) -> text {\n  let x = n + 1.0\n  return text(x)\n}\n"
     c = check_source(src, "u.lwas")
     with pytest.raises(codegen.Unsupported) as e:
         codegen.generate(lower.lower_program(c.program, c.checked, c.truth))
@@ -1054,3 +1056,21 @@ def test_array_concatenation_is_a_new_array():
         items = call("grow", 3)
         assert len(items) == 3 and all(i["tags"] == ["t", "u"] for i in items)
         assert call("independent") == 19976
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-2**63, 2**63 - 1))
+def test_int_as_text_natively(n):
+    m = _itext_module()
+    assert m.call("show", n) == str(n)
+    assert m.call("flag", n % 2 == 0) == ("true" if n % 2 == 0 else "false")
+
+
+_itext: list = []
+
+
+def _itext_module():
+    if not _itext:
+        m = build('fn show(n: int) -> text = text(n)\nfn flag(b: bool) -> text = text(b)\n')
+        _itext.append(NativeProgram.from_object(m.object_code, m.describe()))
+    return _itext[0]

@@ -61,7 +61,7 @@ PROGRAMS: dict[str, dict[str, str]] = {
     "E0317": {"main.lwas": 'test "early" {\n  return\n}\n'},
     "E0318": {"main.lwas": "fn f() -> int {\n  let xs = []\n  return len(xs)\n}\n"},
     "E0319": {"main.lwas": "record Node {\n  next: Node\n}\n"},
-    "E0320": {"main.lwas": 'fn show(n: int) -> text = text(n)\n'},
+    "E0320": {"main.lwas": 'fn show(x: float) -> text = text(x)\n'},
     "E0321": {"main.lwas": "record T {\n  amount: money in cur\n  cur: int\n}\n"},
     "E0401": {"main.lwas": "record T {\n  id: text\n}\nservice s {\n  ledger log: T by id\n"
                            "  on logs(t) {\n  }\n}\n"},
