@@ -14,15 +14,20 @@ $(STAMP): pyproject.toml
 	touch $@
 
 HOST ?= 127.0.0.1
-ECONOMY_PORT ?= 8891
 
 # The main job: check everything, then compile, sign and serve the services on localhost with
-# SQLite ledgers (kept in var/ between runs; a development API key is printed on start).
-# Served so far: economy (8891). Telemetry (8890) and payment join them with issue 5.
+# SQLite ledgers (kept in var/ between runs): economy on 8891, telemetry on 8890 (the payment
+# service joins them with issue 5). One development API key for both is printed, unless
+# LWAS_API_KEYS is set. Ctrl-C stops both.
 run: $(STAMP)
 	$(VENV)/bin/lwasc check examples/*.lwas stdlib/*.lwas services/*.lwas
-	mkdir -p var
-	$(VENV)/bin/lwasc serve services/economy.lwas --host $(HOST) --port $(ECONOMY_PORT) --db var/economy.db
+	@mkdir -p var
+	@KEYS="$${LWAS_API_KEYS:-lwas_dev_$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))'):admin}"; \
+	 [ -n "$$LWAS_API_KEYS" ] || echo "development API key (role admin): KEY=$${KEYS%:admin}"; \
+	 export LWAS_API_KEYS="$$KEYS"; \
+	 $(VENV)/bin/lwasc serve services/telemetry.lwas --host $(HOST) --port 8890 --db var/telemetry.db & TEL=$$!; \
+	 trap 'kill $$TEL 2>/dev/null' EXIT INT TERM; \
+	 $(VENV)/bin/lwasc serve services/economy.lwas --host $(HOST) --port 8891 --db var/economy.db
 
 test: $(STAMP)
 	$(PY) -m pytest -q

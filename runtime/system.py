@@ -20,7 +20,7 @@ class Sampler:
         self.interval = interval
         self.cpu = 0.0
         self.ready = threading.Event()
-        psutil.cpu_percent(None)  # primes the counter: the next call measures since now
+        self.cpu = psutil.cpu_percent(0.2)  # a real first reading (once per process), not 0.0
         self.thread = threading.Thread(target=self._run, name="lwas-system-sampler", daemon=True)
         self.thread.start()
 

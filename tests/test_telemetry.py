@@ -1,0 +1,119 @@
+"""services/telemetry.lwas over real HTTP on 127.0.0.1. Its durations are constants of the
+program: the tests compile it with seconds instead of minutes (and a CPU threshold every
+machine exceeds) so the alert rules run in a test's time."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from lwas.driver import compile_source
+from lwas.keys import generate
+from test_service import AUTH, Server
+
+TELEMETRY = Path(__file__).resolve().parent.parent / "services" / "telemetry.lwas"
+
+
+def build(*replacements: tuple[str, str]) -> tuple[bytes, object]:
+    """The service compiled (and signed with a fresh key), with text replacements applied."""
+    src = TELEMETRY.read_text()
+    for old, new in replacements:
+        assert old in src, old
+        src = src.replace(old, new)
+    key = generate()
+    c = compile_source(src, str(TELEMETRY), key=key)
+    assert c.ok, c.diagnostics
+    return c.artifact, key
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    return build()
+
+
+@pytest.fixture
+def telemetry(compiled, tmp_path):
+    s = Server(*compiled, str(tmp_path / "telemetry.db"))
+    yield s
+    s.close()
+
+
+def market(s: Server, symbol: str, price: float, second: int):
+    stamp = f"2026-01-25T02:{second // 60:02d}:{second % 60:02d}.000Z"
+    return s.http.post("/market", json={"symbol": symbol, "price": price, "volume": 3.5, "timestamp": stamp},
+                       headers=AUTH)
+
+
+def test_health_and_system(telemetry):
+    assert telemetry.http.get("/health").json() == {"status": "healthy", "service": "lwas_telemetry",
+                                                    "version": "1.0.0"}
+    m = telemetry.http.get("/system").json()
+    assert set(m) == {"cpu_usage", "ram_used_gb", "ram_total_gb", "uptime_secs", "timestamp", "resonance"}
+    assert 0.0 <= m["cpu_usage"] <= 100.0 and 0.0 <= m["resonance"] <= 0.99
+    assert m["ram_total_gb"] == psutil.virtual_memory().total / 1024 ** 3
+    assert m["timestamp"].endswith("Z")
+
+
+def test_one_spike_does_not_alert_a_persistent_shift_does(telemetry):
+    for i, p in enumerate([100.0, 101.0, 99.0, 100.5, 102.0, 98.0, 100.0, 101.0]):
+        assert market(telemetry, "BTC", p, i).status_code == 200
+    assert market(telemetry, "BTC", 180.0, 10).status_code == 200  # one spike
+    assert market(telemetry, "BTC", 100.0, 11).status_code == 200
+    assert telemetry.http.get("/alerts").json() == []
+    for i in range(3):  # a level shift: three in a row
+        market(telemetry, "BTC", 150.0 + i, 20 + i)
+    alerts = telemetry.http.get("/alerts").json()
+    assert [a["name"] for a in alerts] == ["price_anomaly:BTC"] and alerts[0]["severity"] == "Critical"
+    assert alerts[0]["since"] == "2026-01-25T02:00:22Z"
+    r = telemetry.http.get("/report").json()
+    assert r["report_id"].startswith("report_") and r["generated_at"].endswith("Z")
+    assert r["markets"][0]["symbol"] == "BTC" and r["markets"][0]["observations"] == 13
+    assert r["alerts"] == alerts and r["system"]["resonance"] == 0.0  # an active alert
+    assert telemetry.http.post("/alerts/clear", headers=AUTH).json() == {"status": "cleared"}
+    assert telemetry.http.get("/alerts").json() == []
+
+
+def test_market_validation_and_idempotency(telemetry):
+    assert market(telemetry, "ETH", 10.0, 1).headers["lwas-ledger"] == "created"
+    assert market(telemetry, "ETH", 10.0, 1).headers["lwas-ledger"] == "exists"
+    assert market(telemetry, "ETH", 11.0, 1).status_code == 409
+    r = market(telemetry, "ETH", -1.0, 2)
+    assert r.status_code == 422 and r.json()["error"]["rule"] == "finite_price"
+    r = telemetry.http.post("/market", json={"symbol": "ETH", "price": 1.0}, headers=AUTH)
+    assert r.status_code == 422
+
+
+def test_samples_and_high_cpu_alert(tmp_path):
+    """Samples every 100 ms; 'high CPU' above -1 % for 1 s: the alert fires only once the
+    condition has held for the whole duration, and the samples are in the signed ledger."""
+    art, key = build(('every "10s" {', 'every "100ms" {'),
+                     ("const HIGH_CPU: float = 80.0", "const HIGH_CPU: float = -1.0"),
+                     ("const HIGH_CPU_FOR: int = 300_000_000", "const HIGH_CPU_FOR: int = 1_000_000"))
+    s = Server(art, key, str(tmp_path / "t.db"))
+    try:
+        t0 = time.monotonic()
+        while "high_cpu" not in [a["name"] for a in s.http.get("/alerts").json()]:
+            assert time.monotonic() - t0 < 20, "high_cpu never fired"
+            time.sleep(0.1)
+        assert time.monotonic() - t0 >= 0.9  # held for a second first
+        assert s.http.get("/ledger/samples/checkpoint").json()["tree_size"] >= 10
+    finally:
+        s.close()
+
+
+def test_state_survives_a_restart(compiled, tmp_path):
+    db = str(tmp_path / "t.db")
+    s = Server(*compiled, db)
+    try:
+        for i, p in enumerate([5.0, 5.1, 4.9, 5.0, 5.2, 4.8, 9.0, 9.1, 9.2]):
+            market(s, "SOL", p, i)
+        before = (s.http.get("/alerts").json(), s.http.get("/report").json()["markets"])
+    finally:
+        s.close()
+    s = Server(*compiled, db)
+    try:
+        assert (s.http.get("/alerts").json(), s.http.get("/report").json()["markets"]) == before
+    finally:
+        s.close()
