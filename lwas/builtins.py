@@ -94,6 +94,8 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in [
        "Appends entry to the service's ledger number `ledger`: true if its key was new."),
     _b("now$", "", [((), TIME)], "The host's clock (UTC, microseconds)."),
     _b("config$", "name", [((TEXT,), TEXT)], "A configuration value of the service (a runtime error if unset)."),
+    _b("config_int$", "name, default", [((TEXT, INT), INT)],
+       "A configuration value as an int, `default` when unset (a runtime error if malformed)."),
     _b("metric$", "which", [((INT,), FLOAT)], "A system metric sampled by the host (see lwas.service)."),
     _b("ledger_root$", "ledger", [((INT,), TEXT)], "The committed Merkle root (hex) of the service's ledger number `ledger`."),
 ]}

@@ -84,6 +84,7 @@ HOST_SYMBOLS = {
     "lwas_rt_config": L.FunctionType(I32, [PTR, I64, PTR]),
     "lwas_rt_ledger_root": L.FunctionType(I32, [I32, PTR]),
     "lwas_rt_metric": L.FunctionType(F64, [I32]),
+    "lwas_rt_config_int": L.FunctionType(I32, [PTR, I64, I64, PTR]),
 }
 
 
@@ -940,6 +941,15 @@ class _FunctionBuilder:
             return b.select(args[0], self.mb.text_const("true"), self.mb.text_const("false"))
         if op == "itext":
             return self.itext(args[0], e.site)
+        if op == "host_config_int":
+            with b.goto_block(self.entry):
+                b.position_before(self.entry.instructions[0]) if self.entry.instructions else None
+                out = b.alloca(I64, name="config_int")
+            name = args[0]
+            status = b.call(self.mb.host("lwas_rt_config_int"),
+                            [b.extract_value(name, 0), b.extract_value(name, 1), args[1], out])
+            self.check(b.icmp_unsigned("==", status, L.Constant(I32, 0)), e.site)
+            return b.load(out)
         if op == "host_metric":
             return b.call(self.mb.host("lwas_rt_metric"), [b.trunc(args[0], I32)])
         if op in ("host_config", "host_root"):  # text written by the host into *out

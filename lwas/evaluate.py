@@ -661,6 +661,14 @@ class Evaluator:
                 return self.append(args[0], args[1], e)
             if name == "now$":
                 return self.host.now()
+            if name == "config_int$":
+                v = self.host.config(args[0])
+                if v is None:
+                    return args[1]
+                try:
+                    return check_int(int(v.strip(), 10), e)
+                except ValueError:
+                    raise fault("host", "this configuration value is not an int", e) from None
             if name == "metric$":
                 return float(self.host.metric(args[0]))
             if name == "ledger_root$":

@@ -74,7 +74,8 @@ class Prim:
     host     host_append (ledger index, entry record → bool "the key was new"; `site` is the
              key conflict, `arg` the host's failure), host_now (the clock, time), host_config
              (a configuration value, text; `site`: unset), host_root (a ledger's Merkle root,
-             hex text), host_metric (a system metric, float): calls into
+             hex text), host_metric (a system metric, float), host_config_int (name, default → int;
+             `site`: malformed): calls into
              the runtime through the symbols in codegen's HOST_SYMBOLS
     values   field set_field record len index array concat, fail (always faults),
              copy (the value with its arrays, nested ones included, copied into the arena:

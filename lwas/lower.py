@@ -561,6 +561,8 @@ class _Lowerer:
             return ir.Prim("btext", args, TEXT)
         if name == "metric$":
             return ir.Prim("host_metric", args, FLOAT)
+        if name == "config_int$":
+            return ir.Prim("host_config_int", args, INT, self.site("host", e.span, "this configuration value is not an int"))
         if name == "ledger_root$":
             return ir.Prim("host_root", args, TEXT, self.site("host", e.span, "the ledger root is not available"))
         if name == "config$":

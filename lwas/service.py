@@ -91,7 +91,7 @@ def expand(tree: ast.Module, sink: Sink, is_root: bool) -> tuple[ast.Module, lis
                        help="declare the service in the file you pass to `lwasc serve`; "
                             "import its records, rules and functions from here")
             continue
-        new, info = _Expander(it, sink, {"now", "config", "ledger_root", *METRICS} - names).run()
+        new, info = _Expander(it, sink, {"now", "config", "config_int", "ledger_root", *METRICS} - names).run()
         items.extend(new)
         infos.append(info)
     return replace(tree, items=tuple(items)), infos

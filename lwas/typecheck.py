@@ -227,7 +227,7 @@ class Checked:
         return [l for l in self.locals if l.kind == "var"]
 
 
-_HOST_CALLS = {"now", "config", "ledger_root", "cpu_percent", "ram_used_gb", "ram_total_gb", "uptime_secs"}
+_HOST_CALLS = {"now", "config", "config_int", "ledger_root", "cpu_percent", "ram_used_gb", "ram_total_gb", "uptime_secs"}
 
 
 def check_program(program: Program, sink: Sink) -> Checked:

@@ -599,6 +599,25 @@ def _rt_ledger_root(ledger, out):
         return 2
 
 
+@ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
+def _rt_config_int(name_ptr, name_len, default, out):
+    host = getattr(_hosting, "host", None)
+    try:
+        name = ctypes.string_at(name_ptr, name_len).decode("utf-8") if name_len else ""
+        raw = host.config(name) if host is not None else None
+        value = default if raw is None else int(raw.decode("utf-8").strip(), 10)
+        if not INT_MIN <= value <= INT_MAX:
+            return 2
+        ctypes.c_int64.from_address(out).value = value
+        return 0
+    except (ValueError, UnicodeDecodeError):
+        return 2
+    except BaseException as e:
+        if host is not None:
+            host.failure = e
+        return 2
+
+
 @ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_int32)
 def _rt_metric(which):
     host = getattr(_hosting, "host", None)
@@ -613,7 +632,8 @@ def _rt_metric(which):
 
 
 _HOST_FUNCTIONS = {"lwas_rt_append": _rt_append, "lwas_rt_now": _rt_now, "lwas_rt_config": _rt_config,
-                   "lwas_rt_ledger_root": _rt_ledger_root, "lwas_rt_metric": _rt_metric}
+                   "lwas_rt_ledger_root": _rt_ledger_root, "lwas_rt_metric": _rt_metric,
+                   "lwas_rt_config_int": _rt_config_int}
 
 
 def _bind_host_symbols() -> None:

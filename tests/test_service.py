@@ -699,3 +699,27 @@ def test_timers_are_checked():
     assert "E0406" in {d.code for d in lwas.check(bad, "t.lwas")}
     bad = TIMED.replace("    append samples(", "    state.count += 1\n    append samples(")
     assert "E0402" in {d.code for d in lwas.check(bad, "t.lwas")}
+
+
+def test_config_int_reads_a_number_or_the_default(tmp_path):
+    from lwas.driver import compile_source
+    from lwas.errors import RuntimeError as LwasRuntimeError
+
+    src = 'service s {\n  get "/n" -> int {\n    return config_int("LIMIT", 42) + 1\n  }\n}\n'
+    key = generate()
+    c = compile_source(src, str(tmp_path / "n.lwas"), key=key)
+    assert c.ok, c.diagnostics
+    art, program = load_verified(c.artifact, [key.public_key()])
+    desc = art.manifest["services"][0]
+    store = open_store(str(tmp_path / "l.db"))
+    try:
+        for settings, want in (({}, 43), ({"LIMIT": b" 7 "}, 8), ({"LIMIT": b"-9223372036854775808"}, -2**63 + 1)):
+            svc = Service(program, desc, store, key, bytes(64), settings=settings)
+            svc.state = program.call(desc["init"])
+            assert svc.read(desc["routes"][0], ()) == want
+        svc = Service(program, desc, store, key, bytes(64), settings={"LIMIT": b"ten"})
+        svc.state = program.call(desc["init"])
+        with pytest.raises(LwasRuntimeError, match="not an int"):
+            svc.read(desc["routes"][0], ())
+    finally:
+        store.close()
