@@ -103,6 +103,21 @@ def test_growth_rate_compares_periods(economy):
     assert economy.http.get("/metrics/0").status_code == 500  # a period is at least one day
 
 
+def test_the_period_is_configurable(compiled, tmp_path, monkeypatch):
+    monkeypatch.setenv("LWAS_CONFIG_PERIOD_DAYS", "7")
+    s = Server(*compiled, str(tmp_path / "economy.db"))
+    try:
+        now = datetime.now(timezone.utc)
+        assert post(s, tx("a", "10.00", when=now - timedelta(days=10))).status_code == 200
+        assert post(s, tx("b", "30.00", when=now)).status_code == 200
+        m = s.http.get("/metrics").json()
+        assert m["period_days"] == 7 and m["profitability"] == 30.00 and m["previous_profitability"] == 10.00
+        assert m["growth_rate"] == 2.0
+        assert s.http.get("/profitability").json()["current_profitability"] == 30.00
+    finally:
+        s.close()
+
+
 def test_books_survive_a_restart_exactly(compiled, tmp_path):
     db = str(tmp_path / "economy.db")
     s = Server(*compiled, db)
