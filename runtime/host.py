@@ -67,16 +67,41 @@ class _Job:
     done: Callable[[Any], None]  # called on the writer thread with an Outcome or an exception
 
 
-class _Recorder:
-    """The `Host` (lwas.runtime.native) of one handler call: decides each append."""
+class _Reader:
+    """The `Host` (lwas.runtime.native) of a read-only call: clock, configuration, ledger roots
+    and system metrics; no appends."""
 
     def __init__(self, service: "Service"):
         self.s = service
+        self.keep: list = []  # buffers handed to native code (config values, roots)
+        self.failure: BaseException | None = None
+
+    def append(self, ledger: int, address: int) -> int:
+        return 3  # unreachable: `get` routes cannot append (E0402)
+
+    def now(self) -> int:
+        return time.time_ns() // 1000
+
+    def config(self, name: str) -> bytes | None:
+        return self.s.settings.get(name)
+
+    def ledger_root(self, ledger: int) -> str:
+        return self.s.root(ledger)
+
+    def metric(self, which: int) -> float:
+        from lwas.runtime.system import sampler
+
+        return sampler().read(which)
+
+
+class _Recorder(_Reader):
+    """The `Host` of one mutating call (route or timer): also decides each append."""
+
+    def __init__(self, service: "Service"):
+        super().__init__(service)
         self.pending: dict[tuple[int, str], bytes] = {}
-        self.keep: list = []  # buffers handed to native code (config values)
         self.appends: list[tuple[int, str, bytes]] = []  # new ones, in order
         self.retries = 0
-        self.failure: BaseException | None = None
 
     def append(self, ledger: int, address: int) -> int:
         spec = self.s.ledger_specs[ledger]
@@ -98,44 +123,7 @@ class _Recorder:
         return 0
 
     def now(self) -> int:
-        return self.s.clock()
-
-    def config(self, name: str) -> bytes | None:
-        return self.s.settings.get(name)
-
-    def ledger_root(self, ledger: int) -> str:
-        return self.s.root(ledger)
-
-    def metric(self, which: int) -> float:
-        from lwas.runtime.system import sampler
-
-        return sampler().read(which)
-
-
-class _Reader:
-    """The `Host` of a read-only route: clock and configuration; no ledger."""
-
-    def __init__(self, service: "Service"):
-        self.s = service
-        self.keep: list = []
-        self.failure = None
-
-    def append(self, ledger: int, address: int) -> int:
-        return 3  # unreachable: `get` routes cannot append (E0402)
-
-    def now(self) -> int:
-        return time.time_ns() // 1000
-
-    def config(self, name: str) -> bytes | None:
-        return self.s.settings.get(name)
-
-    def ledger_root(self, ledger: int) -> str:
-        return self.s.root(ledger)
-
-    def metric(self, which: int) -> float:
-        from lwas.runtime.system import sampler
-
-        return sampler().read(which)
+        return self.s.clock()  # strictly after every entry so far: entry times order replays
 
 
 def settings_from_env(service: str, env=os.environ) -> dict[str, bytes]:
