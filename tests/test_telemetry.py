@@ -4,6 +4,7 @@ machine exceeds) so the alert rules run in a test's time."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psutil
@@ -120,3 +121,30 @@ def test_state_survives_a_restart(compiled, tmp_path):
         assert (s.http.get("/alerts").json(), s.http.get("/report").json()["markets"]) == before
     finally:
         s.close()
+
+
+def event(s: Server, id: str, kind: str, ok: bool, second: float):
+    stamp = (datetime(2026, 1, 25, 2, 0, 0, tzinfo=timezone.utc) + timedelta(seconds=second))
+    return s.http.post("/events", json={"id": id, "service": "economy", "kind": kind, "ok": ok,
+                                        "timestamp": stamp.isoformat().replace("+00:00", "Z")}, headers=AUTH)
+
+
+def test_error_and_payment_failure_rates_alert_after_their_durations(telemetry):
+    """critical_errors: > 1 % of requests failed, held for a minute; payment_failures: > 5 % of
+    payments, held for 5 minutes. Time is the events' own (so minutes pass in a test)."""
+    names = lambda: {a["name"] for a in telemetry.http.get("/alerts").json()}  # noqa: E731
+    for i in range(50):  # healthy traffic: one request a second
+        assert event(telemetry, f"r{i}", "Request", True, i).status_code == 200
+    for i in range(50, 140):  # every 10th fails (10 %) from second 50 on
+        event(telemetry, f"r{i}", "Request", i % 10 != 0, i)
+        if i == 100:
+            assert "critical_errors" not in names()  # hot for less than a minute so far
+    assert "critical_errors" in names()
+    for i in range(140, 260):  # recovery: the rate drops, the alert clears
+        event(telemetry, f"r{i}", "Request", True, i)
+    assert "critical_errors" not in names()
+    for i in range(40):  # a payment every 15 s, one in four failing, for 10 minutes
+        event(telemetry, f"p{i}", "Payment", i % 4 != 0, 1000 + 15 * i)
+    assert "payment_failures" in names()
+    assert event(telemetry, "p0", "Payment", False, 1000).headers["lwas-ledger"] == "exists"
+    assert event(telemetry, "p0", "Payment", True, 1000).status_code == 409
