@@ -39,6 +39,34 @@ SYMBOL_PREFIX = "lwas$"  # native symbol of an export: SYMBOL_PREFIX + qualified
 AXIOM_TABLE = "lwas$axioms"  # [N x double]: effective truths, in `NativeModule.axioms` order
 
 
+def type_desc(t):
+    """The TypeDesc of a checked type (lwas.types). Record fields with another JSON form carry
+    it: {"money": ..., "in": "currency"} for `amount: money in currency`, and the record lists
+    its `json` text fields under "json"."""
+    from .ir import Unsupported
+    from .types import BOOL, FLOAT, INT, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MoneyT, RecordT
+
+    if t is INT or t is FLOAT or t is BOOL or t is TRUTH or t is TEXT or t is TIME:
+        return t.name
+    if t is UNIT:
+        return "unit"
+    c = t.__class__
+    if c is MoneyT:
+        return {"money": t.currency}
+    if c is ArrayT:
+        return {"array": type_desc(t.elem)}
+    if c is EnumT:
+        return {"enum": t.name, "variants": list(t.variants)}
+    if c is RecordT:
+        flat = t.currency_fields
+        desc = {"record": t.name, "fields": [[n, {**type_desc(ft), "in": flat[n]} if n in flat else type_desc(ft)]
+                                             for n, ft in t.fields.items()]}
+        if t.json_fields:
+            desc["json"] = list(t.json_fields)
+        return desc
+    raise Unsupported(f"values of type `{t}` cannot cross the native boundary")
+
+
 @dataclass(frozen=True)
 class Param:
     name: str

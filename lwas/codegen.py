@@ -579,11 +579,16 @@ class _FunctionBuilder:
     def slot(self, var: ir.Var):
         s = self.slots.get(id(var))
         if s is None:
-            with self.b.goto_block(self.entry):
-                if self.entry.instructions:
-                    self.b.position_before(self.entry.instructions[0])
-                s = self.slots[id(var)] = self.b.alloca(val_type(var.type), name=var.name)
+            s = self.slots[id(var)] = self.entry_alloca(val_type(var.type), var.name)
         return s
+
+    def entry_alloca(self, ty, name: str):
+        """A stack slot allocated in the entry block (so mem2reg promotes it and a loop does
+        not grow the stack)."""
+        with self.b.goto_block(self.entry):
+            if self.entry.instructions:
+                self.b.position_before(self.entry.instructions[0])
+            return self.b.alloca(ty, name=name)
 
     def stack_pointer(self):
         """The stack pointer at entry (after the prologue: this impl's frame is below it)."""
@@ -942,9 +947,7 @@ class _FunctionBuilder:
         if op == "itext":
             return self.itext(args[0], e.site)
         if op == "host_config_int":
-            with b.goto_block(self.entry):
-                b.position_before(self.entry.instructions[0]) if self.entry.instructions else None
-                out = b.alloca(I64, name="config_int")
+            out = self.entry_alloca(I64, "config_int")
             name = args[0]
             status = b.call(self.mb.host("lwas_rt_config_int"),
                             [b.extract_value(name, 0), b.extract_value(name, 1), args[1], out])
@@ -953,9 +956,7 @@ class _FunctionBuilder:
         if op == "host_metric":
             return b.call(self.mb.host("lwas_rt_metric"), [b.trunc(args[0], I32)])
         if op in ("host_config", "host_root"):  # text written by the host into *out
-            with b.goto_block(self.entry):
-                b.position_before(self.entry.instructions[0]) if self.entry.instructions else None
-                out = b.alloca(SLICE, name="hosted")
+            out = self.entry_alloca(SLICE, "hosted")
             if op == "host_config":
                 name = args[0]
                 status = b.call(self.mb.host("lwas_rt_config"),
@@ -1041,10 +1042,8 @@ class _FunctionBuilder:
         buf = self.alloc(L.Constant(I64, 20), site)
         neg = b.icmp_signed("<", x, L.Constant(I64, 0))
         u0 = b.select(neg, b.sub(L.Constant(I64, 0), x), x)
-        with b.goto_block(self.entry):
-            b.position_before(self.entry.instructions[0]) if self.entry.instructions else None
-            u_slot = b.alloca(I64, name="itext.u")
-            pos_slot = b.alloca(I64, name="itext.pos")
+        u_slot = self.entry_alloca(I64, "itext.u")
+        pos_slot = self.entry_alloca(I64, "itext.pos")
         b.store(u0, u_slot)
         b.store(L.Constant(I64, 20), pos_slot)
         loop = self.f.append_basic_block("itext.loop")
@@ -1073,9 +1072,7 @@ class _FunctionBuilder:
         already (idempotent retry), 2 another entry holds the key, anything else a host failure."""
         b = self.b
         t = e.args[1].type
-        with b.goto_block(self.entry):
-            b.position_before(self.entry.instructions[0]) if self.entry.instructions else None
-            slot = b.alloca(mem_type(t), name="entry")
+        slot = self.entry_alloca(mem_type(t), "entry")
         b.store(args[1], slot)
         status = b.call(self.mb.host("lwas_rt_append"), [b.trunc(args[0], I32), slot])
         self.check(b.icmp_unsigned("!=", status, L.Constant(I32, 2)), e.site)

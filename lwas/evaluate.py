@@ -374,17 +374,6 @@ BUILTIN_IMPLS = {
 # ---------------------------------------------------------------- the evaluator
 
 
-def _mth(leaves: list) -> bytes:
-    import hashlib
-
-    if len(leaves) == 1:
-        return leaves[0]
-    k = 1
-    while k * 2 < len(leaves):
-        k *= 2
-    return hashlib.sha256(b"\x01" + _mth(leaves[:k]) + _mth(leaves[k:])).digest()
-
-
 class MemoryHost:
     """The evaluator's stand-in for the service runtime: ledgers as dicts of key -> entry and a
     settable clock. `keys` maps a ledger's index to its key field (default: the first field)."""
@@ -413,10 +402,9 @@ class MemoryHost:
 
     def ledger_root(self, ledger: int) -> str:
         """The RFC 6962 root over the entries' reprs (the evaluator has no entry encoding)."""
-        import hashlib
+        from .runtime.merkle import MerkleTree, leaf_hash
 
-        leaves = [hashlib.sha256(b"\x00" + repr(e).encode()).digest() for e in self.entries.get(ledger, {}).values()]
-        return _mth(leaves).hex() if leaves else hashlib.sha256(b"").hexdigest()
+        return MerkleTree([leaf_hash(repr(e).encode()) for e in self.entries.get(ledger, {}).values()]).root().hex()
 
     def now(self) -> datetime:
         from datetime import timezone
@@ -760,14 +748,19 @@ class Evaluator:
         elif s.orelse is not None:
             self.st[s.orelse.__class__](s.orelse)
 
+    def loop_body(self, body) -> bool:
+        """Run one iteration; False when it ended with `break`."""
+        try:
+            self.block(body)
+        except _Break:
+            return False
+        except _Continue:
+            pass
+        return True
+
     def s_while(self, s):
-        while self.expr(s.cond):
-            try:
-                self.block(s.body)
-            except _Break:
-                break
-            except _Continue:
-                continue
+        while self.expr(s.cond) and self.loop_body(s.body):
+            pass
 
     def s_for_range(self, s):
         i = self.expr(s.start)
@@ -775,12 +768,8 @@ class Evaluator:
         loc = self.checked.bindings[s]
         while i < end:
             self.frame.vars[loc] = i
-            try:
-                self.block(s.body)
-            except _Break:
+            if not self.loop_body(s.body):
                 break
-            except _Continue:
-                pass
             i += 1
 
     def s_for_each(self, s):
@@ -788,12 +777,8 @@ class Evaluator:
         loc = self.checked.bindings[s]
         for x in xs:
             self.frame.vars[loc] = x
-            try:
-                self.block(s.body)
-            except _Break:
+            if not self.loop_body(s.body):
                 break
-            except _Continue:
-                continue
 
     def s_return(self, s):
         raise _Return(None if s.value is None else self.expr(s.value))

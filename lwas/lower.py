@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from . import ir
 from . import syntax as ast
-from .abi import SYMBOL_PREFIX, AxiomEntry, ErrorSite, Export, Param
+from .abi import SYMBOL_PREFIX, AxiomEntry, ErrorSite, Export, Param, type_desc
 from .errors import KINDS
 from .ir import Unsupported
 from .typecheck import BuiltinRef, FieldRef, ItemRef, Local, VariantRef
@@ -25,31 +25,6 @@ from .types import (BOOL, CURRENCY_EXPONENTS, FLOAT, INT, TEXT, TIME, TRUTH, UNI
 
 def lower_program(program, checked, truth) -> ir.Program:
     return _Lowerer(program, checked, truth).run()
-
-
-def type_desc(t: Type):
-    """The abi.TypeDesc of a type."""
-    if t is INT or t is FLOAT or t is BOOL or t is TRUTH or t is TEXT or t is TIME:
-        return t.name
-    if t is UNIT:
-        return "unit"
-    c = t.__class__
-    if c is MoneyT:
-        return {"money": t.currency}
-    if c is ArrayT:
-        return {"array": type_desc(t.elem)}
-    if c is EnumT:
-        return {"enum": t.name, "variants": list(t.variants)}
-    if c is RecordT:
-        flat = {f.name: f.currency_field for f in t.decl.fields if getattr(f, "currency_field", None)}
-        desc = {"record": t.name, "fields": [[n, {**type_desc(ft), "in": flat[n]} if n in flat else type_desc(ft)]
-                                             for n, ft in t.fields.items()]}
-        as_json = [f.name for f in t.decl.fields
-                   if f.type.__class__ is ast.NamedType and f.type.name.parts == ("json",)]
-        if as_json:
-            desc["json"] = as_json  # text fields whose JSON form is any JSON document
-        return desc
-    raise Unsupported(f"values of type `{t}` cannot cross the native boundary")
 
 
 _ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "rem"}

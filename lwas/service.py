@@ -38,6 +38,9 @@ from .source import Span
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 # System metrics a route may read (sampled by the host): name -> index of `metric$`.
 METRICS = {"cpu_percent": 0, "ram_used_gb": 1, "ram_total_gb": 2, "uptime_secs": 3}
+# What reads the host: available in route handlers, guards and timers only (rewritten to the
+# `$` built-ins there); unless the module declares an item of the same name.
+HOST_CALLS = frozenset({"now", "config", "config_int", "ledger_root", *METRICS})
 _PATH = re.compile(r"^(/([A-Za-z0-9._~!$&'()*+,;=:@-]+|\{[A-Za-z_][A-Za-z0-9_]*\}))+$|^/$")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -91,7 +94,7 @@ def expand(tree: ast.Module, sink: Sink, is_root: bool) -> tuple[ast.Module, lis
                        help="declare the service in the file you pass to `lwasc serve`; "
                             "import its records, rules and functions from here")
             continue
-        new, info = _Expander(it, sink, {"now", "config", "config_int", "ledger_root", *METRICS} - names).run()
+        new, info = _Expander(it, sink, HOST_CALLS - names).run()
         items.extend(new)
         infos.append(info)
     return replace(tree, items=tuple(items)), infos
@@ -400,7 +403,7 @@ def describe(program, checked, sink: Sink) -> list[dict]:
     """The root module's services as plain data for the artifact manifest, after checking what
     needs types: ledger entries are records keyed by a text or int field, a body is a record,
     path parameters are int, text or enum values."""
-    from .lower import type_desc
+    from .abi import type_desc
     from .types import INT, TEXT, EnumT, RecordT
 
     root = program.root

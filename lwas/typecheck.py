@@ -89,6 +89,7 @@ from .builtins import BUILTINS, Builtin
 from .diagnostics import Label, Sink
 from .resolve import ModuleInfo, Program
 from .source import Span
+from .service import HOST_CALLS
 from .types import (BOOL, CURRENCY_EXPONENTS, ERROR, FLOAT, INT, INT_MAX, INT_MIN, MONEY,
                     PRIMITIVE_NAMES, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MoneyT, MoneyValue,
                     RecordT, Signature, Type, TypeVar, money_t)
@@ -225,9 +226,6 @@ class Checked:
     @property
     def mutable_locals(self) -> list[Local]:
         return [l for l in self.locals if l.kind == "var"]
-
-
-_HOST_CALLS = {"now", "config", "config_int", "ledger_root", "cpu_percent", "ram_used_gb", "ram_total_gb", "uptime_secs"}
 
 
 def check_program(program: Program, sink: Sink) -> Checked:
@@ -423,6 +421,8 @@ class _Checker:
                 for f in it.fields:
                     if f.currency_field is not None:
                         self._currency_field(rt, f)
+                    if f.type.__class__ is ast.NamedType and f.type.name.parts == ("json",):
+                        rt.json_fields.append(f.name)
             elif c is ast.FnDecl or c is ast.RuleDecl:
                 self.cur_item = it
                 seen = {}
@@ -461,6 +461,8 @@ class _Checker:
             self.sink.error("E0321", f"currency field `{f.currency_field}` {what}", f.span,
                             label=f"`{f.name}` takes its currency from `{f.currency_field}`",
                             help=f"add `{f.currency_field}: text` to `{rt.name}` (ISO 4217 codes, e.g. \"USD\")")
+        else:
+            rt.currency_fields[f.name] = f.currency_field
 
     def _recursive_records(self) -> None:
         """E0319 for a record that contains itself by value (through records, not arrays)."""
@@ -1228,7 +1230,7 @@ class _Checker:
         notes = ()
         if name in PRIMITIVE_NAMES or name == "money":
             notes = (f"`{name}` is a type; it cannot be used as a value",)
-        if name in _HOST_CALLS:
+        if name in HOST_CALLS:
             sugg = None
             notes = (f"`{name}()` reads the host: it is available in a service's route handlers and "
                      "guards only (not in functions, rules or `on` blocks, which a ledger replay must "

@@ -107,6 +107,8 @@ class RecordT(Type):
     module: str  # the declaring module's name
     decl: Any  # syntax.RecordDecl
     fields: dict[str, Type] = field(default_factory=dict)
+    currency_fields: dict[str, str] = field(default_factory=dict)  # `amount: money in currency`
+    json_fields: list[str] = field(default_factory=list)  # fields declared `json`
 
     @property
     def qualified(self) -> str:

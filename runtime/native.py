@@ -56,7 +56,8 @@ class _SliceC(ctypes.Structure):
 _SCALARS = {"int": ctypes.c_int64, "time": ctypes.c_int64, "float": ctypes.c_double,
             "truth": ctypes.c_double, "bool": ctypes.c_int8}
 _records: dict = {}  # (name, fields as a tuple) -> ctypes Structure
-_by_id: dict = {}  # id(record desc) -> (desc, Structure, field names): skips repr() on hot calls
+_structs: dict = {}  # id(record desc) -> (desc, Structure): skips repr() on hot calls (see _by_type)
+_names: dict = {}  # id(record desc) -> (desc, its field names)
 
 # Arrays of these element types given as a list/tuple take the one-step path: the exact Python
 # types their elements may have (as in _Call.to_native: no bool for a number, no subclasses).
@@ -100,21 +101,21 @@ def ctype(desc):
         return _SliceC
     if "enum" in desc:
         return ctypes.c_int32
-    hit = _by_id.get(id(desc))
-    if hit is not None and hit[0] is desc:
-        return hit[1]
+    return _by_type(_structs, desc, _record_struct)
+
+
+def _record_struct(desc):
+    """One Structure per record layout (equal descs share it, whichever object they are)."""
     key = repr(desc)
     st = _records.get(key)
     if st is None:
         st = _records[key] = type(desc["record"], (ctypes.Structure,),
                                   {"_fields_": [(n, ctype(t)) for n, t in desc["fields"]]})
-    _by_id[id(desc)] = (desc, st, frozenset(n for n, _ in desc["fields"]))  # keeps desc alive
     return st
 
 
 def _field_names(desc) -> frozenset:
-    ctype(desc)
-    return _by_id[id(desc)][2]
+    return _by_type(_names, desc, lambda d: frozenset(n for n, _ in d["fields"]))
 
 
 class _Call:

@@ -145,6 +145,7 @@ def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: R
             if ledger.name in ledgers:
                 raise ValueError(f"two services declare a ledger named {ledger.name!r}")
             ledgers[ledger.name] = (svc, ledger)
+    who = _who(credentials)
     seen_routes = {}
     for svc in services:
         for route in svc.desc["routes"]:
@@ -153,17 +154,7 @@ def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: R
                 raise ValueError(f"route {route['method']} {route['path']} is declared by services "
                                  f"{seen_routes[k]} and {svc.name}")
             seen_routes[k] = svc.name
-            _add_route(app, svc, route, credentials, limiter, metrics)
-
-    async def who(request: Request, role: str):
-        """The principal, or an error response."""
-        try:
-            p = authenticate(credentials, request.headers.get("authorization"))
-            authorize(p, role)
-            return p, None
-        except AuthError as e:
-            headers = {"WWW-Authenticate": e.www_authenticate()} if e.status == 401 else None
-            return None, error(e.status, e.code, e.message, headers)
+            _add_route(app, svc, route, who, credentials, limiter, metrics)
 
     async def read_guard(request: Request):
         if credentials.read_requires_auth:
@@ -240,24 +231,32 @@ def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: R
         except ValueError as e:
             return error(422, "bad_range", str(e))
 
-    app.state.metrics = metrics
-    app.state.who = who
-    return _with_middleware(app, metrics)
-
-
-def _with_middleware(app: FastAPI, metrics: _Metrics) -> FastAPI:
     app.add_middleware(_Observe, metrics=metrics)
     return app
 
 
-def _add_route(app: FastAPI, svc, route: dict, credentials, limiter: RateLimiter, metrics: _Metrics) -> None:
+def _who(credentials):
+    """`await who(request, role)`: (the principal, None), or (None, the 401/403 response)."""
+
+    async def who(request: Request, role: str):
+        try:
+            p = authenticate(credentials, request.headers.get("authorization"))
+            authorize(p, role)
+            return p, None
+        except AuthError as e:
+            headers = {"WWW-Authenticate": e.www_authenticate()} if e.status == 401 else None
+            return None, error(e.status, e.code, e.message, headers)
+
+    return who
+
+
+def _add_route(app: FastAPI, svc, route: dict, who, credentials, limiter: RateLimiter, metrics: _Metrics) -> None:
     body = route["body"]
     path_params = route["path_params"]
     response_desc = route["response"]
     mutating = route["mutating"]
 
     async def endpoint(request: Request):
-        who = request.app.state.who
         principal = None
         if mutating or credentials.read_requires_auth:
             principal, bad = await who(request, "writer" if mutating else "reader")
