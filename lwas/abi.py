@@ -102,6 +102,18 @@ class AxiomEntry:
     effective: float
 
 
+@dataclass(frozen=True)
+class Extern:
+    """An `extern fn`: native code calls `lwas_rt_extern(index, args, out)`; the runtime runs
+    the connector named by `binding` (lwas.runtime.connectors)."""
+    name: str
+    binding: str
+    params: tuple[Param, ...]
+    result: TypeDesc
+    file: str = ""
+    line: int = 0
+
+
 @dataclass
 class NativeModule:
     """What the code generator hands to the artifact writer."""
@@ -112,6 +124,7 @@ class NativeModule:
     error_sites: list[ErrorSite] = field(default_factory=list)
     axioms: list[AxiomEntry] = field(default_factory=list)
     opt_level: int = 2
+    externs: list[Extern] = field(default_factory=list)
 
     def describe(self) -> dict:
         """Everything but the object code, as plain data (for the artifact manifest)."""
@@ -122,4 +135,5 @@ class NativeModule:
             "exports": [asdict(e) for e in self.exports],
             "error_sites": [asdict(s) for s in self.error_sites],
             "axioms": [asdict(a) for a in self.axioms],
+            "externs": [asdict(x) for x in self.externs],
         }

@@ -80,6 +80,7 @@ STACK_BUDGET = 1 << 20
 # What native code may call in the runtime that hosts it (lwas.runtime.native binds them).
 HOST_SYMBOLS = {
     "lwas_rt_append": L.FunctionType(I32, [I32, PTR]),
+    "lwas_rt_extern": L.FunctionType(I32, [I32, PTR, PTR]),
     "lwas_rt_now": L.FunctionType(I64, []),
     "lwas_rt_config": L.FunctionType(I32, [PTR, I64, PTR]),
     "lwas_rt_ledger_root": L.FunctionType(I32, [I32, PTR]),
@@ -156,7 +157,7 @@ def generate(program: ir.Program, opt_level: int = 2) -> NativeModule:
     tm, mod = _compile(program, opt_level)
     return NativeModule(object_code=tm.emit_object(mod), triple=llvm.get_process_triple(),
                         exports=list(program.exports), error_sites=list(program.error_sites),
-                        axioms=list(program.axioms), opt_level=opt_level)
+                        axioms=list(program.axioms), opt_level=opt_level, externs=list(program.externs))
 
 
 def llvm_ir(program: ir.Program, opt_level: int = 2) -> str:
@@ -940,6 +941,8 @@ class _FunctionBuilder:
             return x
         if op == "host_append":
             return self.host_append(e, args)
+        if op == "host_extern":
+            return self.host_extern(e, args)
         if op == "host_now":
             return b.call(self.mb.host("lwas_rt_now"), [])
         if op == "btext":
@@ -1078,6 +1081,24 @@ class _FunctionBuilder:
         self.check(b.icmp_unsigned("!=", status, L.Constant(I32, 2)), e.site)
         self.check(b.icmp_unsigned("<=", status, L.Constant(I32, 1)), e.arg)
         return b.icmp_unsigned("==", status, L.Constant(I32, 0))
+
+    def host_extern(self, e: ir.Prim, args):
+        """`i32 lwas_rt_extern(i32 index, ptr argv, ptr out)`: argv holds one pointer per
+        argument (each in its memory form); the host writes the result to out (text in it lives
+        until the native call returns). Non-zero: the connector failed (a "host" fault)."""
+        b = self.b
+        vals = args[1:]
+        n = max(len(vals), 1)
+        argv = self.entry_alloca(L.ArrayType(I64, n), "argv")  # addresses, as the host reads them
+        for i, (v, a) in enumerate(zip(vals, e.args[1:])):
+            slot = self.entry_alloca(mem_type(a.type), f"arg{i}")
+            b.store(self.to_mem(v, a.type), slot)
+            at = b.gep(b.bitcast(argv, I64.as_pointer()), [L.Constant(I64, i)], source_etype=I64)
+            b.store(b.ptrtoint(slot, I64), at)
+        out = self.entry_alloca(mem_type(e.type), "extern_out")
+        status = b.call(self.mb.host("lwas_rt_extern"), [b.trunc(args[0], I32), argv, out])
+        self.check(b.icmp_unsigned("==", status, L.Constant(I32, 0)), e.site)
+        return self.from_mem(b.load(out), e.type)
 
     def ramp(self, e: ir.Prim, x, lo, hi):
         b = self.b

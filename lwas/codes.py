@@ -267,6 +267,24 @@ may append to the service's ledgers (its `on` blocks then move the state) and re
     every "10s" {
       append samples(Sample(at: micros(now()), cpu: cpu_percent()))
     }"""),
+    ("E0407", "external call outside a route or timer", """
+An `extern fn` is provided by the runtime (a connector: Stripe, an HTTP call to another
+service), so its result depends on the world outside the program. It may be called only in a
+route handler or a timer (`every`), where the runtime runs the code off the ledger's writer and
+commits each `append` as it happens. Anywhere else the call is refused: in an `on` block it would
+make the state something a replay cannot rebuild; in a guard, a function, a rule or a test it
+would hide I/O behind what reads as a pure computation.
+
+    extern fn create_intent(amount: money, key: text, what: text) -> Intent = "stripe.create_payment_intent"
+
+    service payment {
+      post "/payments/intent" (req: IntentRequest) -> IntentReply {
+        let pi = create_intent(req.amount, req.key, "order")   // allowed: a route handler
+        ...
+      }
+    }
+
+Pass the result on as a value (to functions, or appended to a ledger) instead."""),
     # ------------------------------------------------------------------ warnings
     ("W0101", "unused item", """
 A private item (function, rule, constant, record, enum) of an imported module is declared

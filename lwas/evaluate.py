@@ -384,6 +384,13 @@ class MemoryHost:
         self.metrics: dict[int, float] = {}  # what cpu_percent() and friends read (lwas.service.METRICS)
         self.entries: dict = {}
         self.clock = now
+        self.externs: dict = {}  # binding ("stripe.create_payment_intent") -> callable(*args) -> value
+
+    def extern(self, binding: str, args: list):
+        f = self.externs.get(binding)
+        if f is None:
+            raise LookupError(f"no connector {binding!r} in this host")
+        return f(*args)
 
     def append(self, ledger: int, entry) -> int:
         book = self.entries.setdefault(ledger, {})
@@ -505,6 +512,11 @@ class Evaluator:
     def invoke(self, decl, args: list):
         """Runs a fn or rule body in a fresh frame; a rule's value is capped by its axioms."""
         sig = self.checked.signatures[decl]
+        if decl.__class__ is ast.FnDecl and decl.extern is not None:
+            try:
+                return self.host.extern(decl.extern, args)
+            except Exception as e:  # noqa: BLE001 - as native code sees a failed connector
+                raise LwasRuntimeError("host", f"the external call `{decl.name}` ({decl.extern}) failed: {e}") from None
         frame = _Frame({self.checked.bindings[p]: a for p, a in zip(decl.params, args)})
         saved, self.frame = self.frame, frame
         try:

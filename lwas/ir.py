@@ -224,3 +224,4 @@ class Program:
     exports: list = field(default_factory=list)  # [abi.Export], parallel to `functions`
     error_sites: list = field(default_factory=list)  # [abi.ErrorSite]
     axioms: list = field(default_factory=list)  # [abi.AxiomEntry]
+    externs: list = field(default_factory=list)  # [abi.Extern], by index of `host_extern`

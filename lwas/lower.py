@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from . import ir
 from . import syntax as ast
-from .abi import SYMBOL_PREFIX, AxiomEntry, ErrorSite, Export, Param, type_desc
+from .abi import SYMBOL_PREFIX, AxiomEntry, ErrorSite, Export, Extern, Param, type_desc
 from .errors import KINDS
 from .ir import Unsupported
 from .typecheck import BuiltinRef, FieldRef, ItemRef, Local, VariantRef
@@ -94,10 +94,13 @@ class _Lowerer:
         params = []
         for p, (_, t) in zip(d.params, sig.params):
             v = ir.Var(p.name, t)
-            self.vars[self.c.bindings[p]] = v
+            if p in self.c.bindings:  # an extern's parameters bind nothing (it has no body)
+                self.vars[self.c.bindings[p]] = v
             params.append(v)
         b = d.body
-        if b.__class__ is ast.Block:
+        if d.__class__ is ast.FnDecl and d.extern is not None:
+            body = [ir.Return(self.extern(d, name, params, sig.ret))]
+        elif b.__class__ is ast.Block:
             body = self.block(b)
         elif sig.ret is UNIT:
             body = self.stmt(ast.ExprStmt(b, b.span))
@@ -109,6 +112,14 @@ class _Lowerer:
         self.add(fn,
                  name, [Param(p.name, type_desc(v.type)) for p, v in zip(d.params, params)],
                  type_desc(sig.ret))
+
+    def extern(self, d, name: str, params: list, ret) -> ir.Prim:
+        """The body of an `extern fn`: one host call, numbered in `Program.externs`."""
+        index = len(self.out.externs)
+        self.out.externs.append(Extern(name, d.extern, tuple(Param(v.name, type_desc(v.type)) for v in params),
+                                       type_desc(ret), d.span.file, d.span.line))
+        site = self.site("host", d.span, f"the external call `{name}` ({d.extern}) failed")
+        return ir.Prim("host_extern", [ir.Const(INT, index)] + [ir.Load(v) for v in params], ret, site)
 
     def test(self, d, index: int) -> None:
         self.vars = {}

@@ -202,6 +202,12 @@ class _Builder(threading.local):
         s = self.span(c)
         return ast.FnDecl(name.value, self.sp(name), params, ret, body, self.doc(s), bool(public), s)
 
+    def extern_decl(self, c):
+        _, _, name, _, params, _, _, ret, _, binding = c
+        s = self.span(c)
+        return ast.FnDecl(name.value, self.sp(name), params, ret, ast.Block((), s), self.doc(s), False, s,
+                          _unquote(binding.value), self.sp(binding))
+
     def rule_expr_body(self, c):
         return c[1], (c[3] or ())
 
@@ -261,10 +267,11 @@ class _Builder(threading.local):
         return ast.OnDecl(c[1].value, self.sp(c[1]), c[3].value, self.sp(c[3]), c[5], self.span(c))
 
     def route_decl(self, c):
-        method, path, _, params, _, _, ret, _, guard, body = c
+        method, path, _, params, _, _, ret, _, signed, _, guard, body = c
         s = self.span(c)
         return ast.RouteDecl(method.value.upper(), _unquote(path.value), self.sp(path), params or (),
-                             ret, guard, body, self.doc(s), s)
+                             ret, guard, body, self.doc(s), s, _unquote(signed.value) if signed else None,
+                             self.sp(signed) if signed else None)
 
     def every_decl(self, c):
         return ast.EveryDecl(_unquote(c[1].value), self.sp(c[1]), c[2], self.span(c))

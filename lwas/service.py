@@ -40,7 +40,12 @@ MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 METRICS = {"cpu_percent": 0, "ram_used_gb": 1, "ram_total_gb": 2, "uptime_secs": 3}
 # What reads the host: available in route handlers, guards and timers only (rewritten to the
 # `$` built-ins there); unless the module declares an item of the same name.
-HOST_CALLS = frozenset({"now", "config", "config_int", "ledger_root", *METRICS})
+HOST_CALLS = frozenset({"now", "config", "config_int", "ledger_root", "idempotency_key", *METRICS})
+# `idempotency_key()`: the request's Idempotency-Key header (a fresh random key without one),
+# read through the configuration channel under a name no environment variable can have.
+REQUEST_KEY = "$request.idempotency_key"
+# `signed "NAME"` routes: webhooks whose raw body the runtime verifies (lwas.runtime.connectors).
+SIGNERS = ("stripe",)
 _PATH = re.compile(r"^(/([A-Za-z0-9._~!$&'()*+,;=:@-]+|\{[A-Za-z_][A-Za-z0-9_]*\}))+$|^/$")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -52,6 +57,7 @@ class RouteInfo:
     guards: list = field(default_factory=list)  # {"fn", "rule", "threshold", "strict"}, in order
     path_params: list[str] = field(default_factory=list)
     body: str | None = None  # the body parameter's name
+    external: bool = False  # it calls an `extern fn`: the runtime runs it off the writer
 
 
 @dataclass
@@ -62,7 +68,7 @@ class ServiceInfo:
     ledgers: list[ast.LedgerDecl] = field(default_factory=list)
     reducers: dict[str, str] = field(default_factory=dict)  # ledger -> fn name
     routes: list[RouteInfo] = field(default_factory=list)
-    timers: list[tuple[str, int, ast.EveryDecl]] = field(default_factory=list)  # (fn, µs, decl)
+    timers: list[tuple[str, int, ast.EveryDecl, bool]] = field(default_factory=list)  # (fn, µs, decl, external)
 
 
 _DURATION = re.compile(r"^([0-9]+)(ms|s|m|h)$")
@@ -79,6 +85,10 @@ def _type(n: str, span: Span) -> ast.NamedType:
 
 def expand(tree: ast.Module, sink: Sink, is_root: bool) -> tuple[ast.Module, list[ServiceInfo]]:
     """The module with each `service` replaced by its items (see the module docstring)."""
+    externs = {i.name: i for i in tree.items if isinstance(i, ast.FnDecl) and i.extern is not None}
+    for it in tree.items:
+        if externs and not isinstance(it, ast.ServiceDecl):
+            _no_externs(it, externs, sink, "outside a service")
     if not any(isinstance(i, ast.ServiceDecl) for i in tree.items):
         return tree, []
     items: list = []
@@ -88,21 +98,46 @@ def expand(tree: ast.Module, sink: Sink, is_root: bool) -> tuple[ast.Module, lis
         if not isinstance(it, ast.ServiceDecl):
             items.append(it)
             continue
+        for m in it.members:
+            if isinstance(m, ast.OnDecl):
+                _no_externs(m.body, externs, sink, "in an `on` block")
+            elif isinstance(m, (ast.StateDecl, ast.RouteDecl)):
+                what = "in a route guard" if isinstance(m, ast.RouteDecl) else "in a state's initial value"
+                _no_externs(m.guard if isinstance(m, ast.RouteDecl) else m.value, externs, sink, what)
         if not is_root:
             sink.error("E0403", f"service `{it.name}` is declared in an imported module", it.name_span,
                        label="services are served from the root file only",
                        help="declare the service in the file you pass to `lwasc serve`; "
                             "import its records, rules and functions from here")
             continue
-        new, info = _Expander(it, sink, HOST_CALLS - names).run()
+        new, info = _Expander(it, sink, HOST_CALLS - names, set(externs)).run()
         items.extend(new)
         infos.append(info)
     return replace(tree, items=tuple(items)), infos
 
 
+def _calls(n, names) -> list:
+    """The calls in n (a node, or None) of a function named in names, outermost first."""
+    if n is None:
+        return []
+    return [c for c in ast.walk(n) if c.__class__ is ast.Call and c.callee.__class__ is ast.Name
+            and c.callee.name in names]
+
+
+def _no_externs(n, externs: dict, sink: Sink, where: str) -> None:
+    """E0407 for each call of an `extern fn` in n: only route handlers and timers may call out."""
+    for c in _calls(n, externs):
+        d = externs[c.callee.name]
+        sink.error("E0407", f"external call `{d.name}` {where}", c.callee.span,
+                   label="calls out of the program", labels=(Label(d.name_span, "declared `extern` here"),),
+                   help="call it in a route handler or a timer (`every`); pass its result to "
+                        "functions as a value, or append it to a ledger")
+
+
 class _Expander:
-    def __init__(self, svc: ast.ServiceDecl, sink: Sink, host_calls: set[str]):
+    def __init__(self, svc: ast.ServiceDecl, sink: Sink, host_calls: set[str], externs: set[str] = frozenset()):
         self.svc = svc
+        self.externs = externs
         self.sink = sink
         self.host_calls = host_calls  # `now`, `config` unless the module defines an item so named
         self.p = svc.name
@@ -186,7 +221,7 @@ class _Expander:
     def route(self, m: ast.RouteDecl, index: int, state_name: str, info: ServiceInfo) -> list:
         s = m.span
         name = f"{self.p}$route${index}"
-        r = RouteInfo(m, name)
+        r = RouteInfo(m, name, external=bool(_calls(m.body, self.externs)))
         ok = self.check_route(m, r)
         if m.ret is None:
             self.sink.error("E0403", f"route `{m.method} {m.path}` has no response type", m.path_span,
@@ -236,7 +271,7 @@ class _Expander:
         body = self.rewrite(m.body, "post", reply, timer=True)
         done = ast.Return(ast.Call(_name(reply, s), (ast.Arg(_name("state", s), "state", s),), s), s)
         stmts = (ast.Let("state", s, True, None, _name("state$", s), s),) + body.stmts + (done,)
-        info.timers.append((name, us, m))
+        info.timers.append((name, us, m, bool(_calls(m.body, self.externs))))
         return [ast.RecordDecl(reply, m.interval_span, (ast.RecordField("state", _type(state_name, s), None, s),),
                                None, False, s),
                 ast.FnDecl(name, m.interval_span, (ast.Param("state$", _type(state_name, s), s),), _type(reply, s),
@@ -263,6 +298,13 @@ class _Expander:
                 self.sink.error("E0402", "a route parameter cannot be named `state`", p.span,
                                 label="`state` is the service's state here", help="rename the parameter")
                 ok = False
+        if m.signed is not None and (m.signed not in SIGNERS or m.method not in MUTATING):
+            what = f"`{m.signed}` is not a webhook signer" if m.signed not in SIGNERS else \
+                f"a `{m.method.lower()}` route has no body to verify"
+            self.sink.error("E0403", what, m.signed_span, label="after `signed`",
+                            help=f"`signed \"stripe\"` on a `post` route: the runtime checks the body's "
+                                 f"signature before the handler sees it (signers: {', '.join(SIGNERS)})")
+            ok = False
         if m.method not in MUTATING and rest:
             self.sink.error("E0403", f"`{m.method.lower()}` route `{m.path}` cannot take a request body",
                             rest[0].span, label=f"`{rest[0].name}` is not in the path",
@@ -338,6 +380,10 @@ class _Expander:
             if c is ast.Call and where != "on" and n.callee.__class__ is ast.Name \
                     and n.callee.name in METRICS and n.callee.name in self.host_calls and not n.args:
                 return self.metric(n)
+            if c is ast.Call and where != "on" and n.callee.__class__ is ast.Name \
+                    and n.callee.name == "idempotency_key" and "idempotency_key" in self.host_calls and not n.args:
+                return ast.Call(_name("config$", n.callee.span), (ast.Arg(ast.TextLit(REQUEST_KEY, n.span), None, n.span),),
+                                n.span)
             if c is ast.Call and where != "on" and n.callee.__class__ is ast.Name \
                     and n.callee.name in self.host_calls:
                 return replace(n, callee=_name(n.callee.name + "$", n.callee.span),
@@ -468,15 +514,24 @@ def describe(program, checked, sink: Sink) -> list[dict]:
                 "method": m.method, "path": m.path, "handler": r.handler, "guards": r.guards,
                 "path_params": [[n, type_desc(params[n])] for n in r.path_params if n in params],
                 "body": body, "response": type_desc(ret), "mutating": m.method in MUTATING,
+                "external": r.external, "signed": m.signed, "status_field": _status_field(ret),
                 "doc": m.doc, "file": m.span.file, "line": m.span.line,
             })
         if ok:
             state = checked.records[root.items[info.state]]
-            timers = [{"handler": fn, "every_us": us, "line": m.span.line} for fn, us, m in info.timers]
+            timers = [{"handler": fn, "every_us": us, "line": m.span.line, "external": ext}
+                      for fn, us, m, ext in info.timers]
             out.append({"name": svc.name, "doc": svc.doc, "file": svc.span.file, "line": svc.span.line,
                         "state": type_desc(state), "init": info.init, "ledgers": ledgers, "routes": routes,
                         "timers": timers})
     return out
+
+
+def _status_field(t) -> str | None:
+    """A response record's `http_status: int` field sets the HTTP status (and is not sent)."""
+    from .types import INT, RecordT
+
+    return "http_status" if t.__class__ is RecordT and t.fields.get("http_status") is INT else None
 
 
 def _map(n, f):

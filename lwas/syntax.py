@@ -338,6 +338,8 @@ class FnDecl:
     doc: str | None
     public: bool
     span: Span
+    extern: str | None = None  # `extern fn ... = "binding"`: the runtime's connector (empty body)
+    extern_span: Span | None = None
 
 
 @node
@@ -442,6 +444,8 @@ class RouteDecl:
     body: Block
     doc: str | None
     span: Span
+    signed: str | None = None  # `signed "stripe"`: the body is a webhook verified by the runtime
+    signed_span: Span | None = None
 
 
 @node

@@ -20,6 +20,13 @@ The state is a fold of the service's `on` blocks over its ledger entries (lwas.s
 
 Read-only routes run on the caller's thread against the committed state (an immutable
 snapshot: the writer replaces it, never mutates it).
+
+External routes and timers (those that call an `extern fn`: Stripe, another service) run on the
+caller's thread too, against the committed state, so a slow remote call never holds the writer.
+Each of their `append`s is a job of its own for the writer (`_Caller`): decided, folded into the
+state by its `on` block and committed before the handler goes on. What the outside world did
+cannot be undone, so neither is what the handler recorded about it: a fault later in the
+handler keeps the appends made before it.
 """
 from __future__ import annotations
 
@@ -28,12 +35,15 @@ import os
 import queue
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from lwas.errors import RuntimeError as LwasRuntimeError
+from lwas.service import REQUEST_KEY
 from lwas.runtime.ledger import Ledger, decode_entry, decode_value, encode_value
 from lwas.runtime.native import hosted, read_value
+from lwas.runtime.externs import bind_connectors
 
 log = logging.getLogger("lwas.service")
 
@@ -71,10 +81,11 @@ class _Reader:
     """The `Host` (lwas.runtime.native) of a read-only call: clock, configuration, ledger roots
     and system metrics; no appends."""
 
-    def __init__(self, service: "Service"):
+    def __init__(self, service: "Service", request: dict | None = None):
         self.s = service
         self.keep: list = []  # buffers handed to native code (config values, roots)
         self.failure: BaseException | None = None
+        self.request = request or {}  # what the request carries: "idempotency_key"
 
     def append(self, ledger: int, address: int) -> int:
         return 3  # unreachable: `get` routes cannot append (E0402)
@@ -83,6 +94,9 @@ class _Reader:
         return time.time_ns() // 1000
 
     def config(self, name: str) -> bytes | None:
+        if name == REQUEST_KEY:  # `idempotency_key()`
+            key = self.request.get("idempotency_key") or uuid.uuid4().hex
+            return key.encode("utf-8")
         return self.s.settings.get(name)
 
     def ledger_root(self, ledger: int) -> str:
@@ -92,6 +106,13 @@ class _Reader:
         from lwas.runtime.system import sampler
 
         return sampler().read(which)
+
+    @property
+    def externs(self) -> list:
+        return self.s.externs
+
+    def extern(self, index: int, args: list):
+        return self.s.call_extern(index, args)
 
 
 class _Recorder(_Reader):
@@ -124,6 +145,31 @@ class _Recorder(_Reader):
 
     def now(self) -> int:
         return self.s.clock()  # strictly after every entry so far: entry times order replays
+
+
+class _Caller(_Reader):
+    """The `Host` of an external route or timer: each append is committed by the writer at once."""
+
+    def __init__(self, service: "Service", request: dict | None = None):
+        super().__init__(service, request)
+        self.entries: list = []
+        self.retries = 0
+
+    def append(self, ledger: int, address: int) -> int:
+        spec = self.s.ledger_specs[ledger]
+        value = read_value(spec["entry"], address)
+        try:
+            out = self.s.call({"append": (ledger, value), "method": "APPEND", "path": spec["name"]}, ())
+        except LwasRuntimeError as e:  # its `on` block faulted: nothing was appended
+            self.failure = e
+            return 3
+        if out.ledger == "conflict":
+            return 2
+        if out.ledger == "exists":
+            self.retries += 1
+            return 1
+        self.entries.extend(out.entries)
+        return 0
 
 
 def settings_from_env(service: str, env=os.environ) -> dict[str, bytes]:
@@ -165,6 +211,8 @@ class Service:
         self.running = False
         self.stopping = threading.Event()
         self.replayed = 0
+        self.externs = program.described.get("externs", [])
+        self.connectors = bind_connectors(self.externs, desc) if self.externs else []
 
     # ------------------------------------------------------------ start and replay
     def start(self) -> None:
@@ -183,8 +231,16 @@ class Service:
             threading.Thread(target=self._timer, args=(t,), name=f"lwas-timer-{self.name}", daemon=True).start()
 
     def _timer(self, timer: dict) -> None:
-        """Submit the timer's handler every interval, like a request (never two queued at once)."""
+        """Submit the timer's handler every interval, like a request (never two queued at once).
+        An external timer runs here, on its own thread (see the module docstring)."""
         route = {"handler": timer["handler"], "guards": [], "method": "EVERY", "path": f"line {timer['line']}"}
+        if timer.get("external"):
+            while not self.stopping.wait(timer["every_us"] / 1e6):
+                try:
+                    self.run_external(route, ())
+                except Exception as e:  # noqa: BLE001 - a failed run is logged; the next one comes
+                    log.error("service %s: timer at line %s failed: %s", self.name, timer["line"], e)
+            return
         idle = threading.Event()
         idle.set()
 
@@ -239,6 +295,41 @@ class Service:
         """A read-only route, on the caller's thread, against the committed state."""
         with hosted(_Reader(self)):
             return self.program.call(route["handler"], self.state, *args)
+
+    def call_extern(self, index: int, args: list):
+        """Run connector `index` with the LwaS arguments (records as their JSON form); its result
+        cut to the fields the LwaS result record declares."""
+        return self.connectors[index](args)
+
+    def run_external(self, route: dict, args: tuple, request: dict | None = None):
+        """An external route or timer, on the caller's thread: the Outcome, or raises
+        GuardRefused / lwas.RuntimeError / Unavailable."""
+        if not self.running:
+            raise Unavailable(f"service {self.name} is not running")
+        host = _Caller(self, request)
+        state = self.state
+        with hosted(host):
+            guards = route["guards"]
+            try:
+                if guards:
+                    out = self.program.call_chain([g["fn"] for g in guards] + [route["handler"]],
+                                                  (state, *args), lambda i, t: _holds(guards[i], t))
+                    if len(out) <= len(guards):
+                        g = guards[len(out) - 1]
+                        raise GuardRefused(g["rule"], out[-1], g["threshold"], g["strict"])
+                    reply = out[-1]
+                else:
+                    reply = self.program.call(route["handler"], state, *args)
+            except LwasRuntimeError:
+                if host.failure is not None:
+                    log.error("service %s: host failure in %s %s: %r", self.name, route["method"],
+                              route["path"], host.failure)
+                    if isinstance(host.failure, Unavailable):
+                        raise host.failure from None
+                raise
+        verdict = "created" if host.entries else ("exists" if host.retries else "none")
+        response = reply.get("response") if route.get("mutating", True) else reply
+        return Outcome(response, verdict, host.entries)
 
     def submit(self, route: dict, args: tuple, done: Callable[[Any], None]) -> None:
         """Queue a mutating request; `done` gets its Outcome or exception on the writer thread."""
@@ -341,9 +432,29 @@ class Service:
         for job, r in zip(batch, results):
             job.done(r)
 
+    def _append(self, ledger: int, value, state):
+        """One append of an external handler (_Caller): (Outcome, the state after it)."""
+        spec = self.ledger_specs[ledger]
+        key = str(value[spec["key"]])
+        payload = encode_value(spec["entry"], value)
+        verdict = self.ledgers[ledger].check(key, payload)
+        if verdict != "new":
+            return Outcome(None, verdict), state
+        try:
+            if spec["apply"] is not None:
+                state = self.program.call(spec["apply"], state, value)
+        except LwasRuntimeError as e:
+            return e, state
+        t = self.clock()
+        self.last_time = t
+        seq, _ = self.ledgers[ledger].stage(key, payload, t, self.digest)
+        return Outcome(None, "created", [(spec["name"], seq, key)]), state
+
     def _run(self, job: _Job, state):
         """One request against `state`: (Outcome or exception, the state after it)."""
         route, args = job.route, job.args
+        if "append" in route:
+            return self._append(*route["append"], state)
         call = self.program.call
         rec = _Recorder(self)
         try:

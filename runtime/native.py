@@ -519,6 +519,11 @@ class Host:
         the native call returns (the native code copies what it keeps)."""
         raise NotImplementedError
 
+    def extern(self, index: int, args: list):  # pragma: no cover - interface
+        """Run `extern fn` number `index` (the manifest's "externs") with Python values; its
+        result as a Python value of the declared type."""
+        raise NotImplementedError
+
 
 class hosted:
     """`with hosted(host): native_call(...)` routes the call's I/O to host (this thread only)."""
@@ -600,6 +605,31 @@ def _rt_ledger_root(ledger, out):
         return 2
 
 
+@ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
+def _rt_extern(index, argv, out):
+    """argv: one pointer per argument (memory form); the result is written to out, its text and
+    arrays in buffers the host keeps until the native call returns."""
+    host = getattr(_hosting, "host", None)
+    if host is None:
+        return 1
+    try:
+        x = host.externs[index]
+        ptrs = (ctypes.c_void_p * max(len(x["params"]), 1)).from_address(argv)
+        args = [read_value(p["type"], ptrs[i]) for i, p in enumerate(x["params"])]
+        value = host.extern(index, args)
+        c = _Call()
+        c.keep = host.keep
+        v = c.to_native(x["result"], value)
+        if not isinstance(v, (ctypes.Structure, ctypes._SimpleCData)):
+            v = ctype(x["result"])(v)
+        ctypes.memmove(out, ctypes.addressof(v), ctypes.sizeof(v))
+        host.keep.append(v)
+        return 0
+    except BaseException as e:  # noqa: BLE001 - never unwind through native frames
+        host.failure = e
+        return 2
+
+
 @ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
 def _rt_config_int(name_ptr, name_len, default, out):
     host = getattr(_hosting, "host", None)
@@ -634,7 +664,7 @@ def _rt_metric(which):
 
 _HOST_FUNCTIONS = {"lwas_rt_append": _rt_append, "lwas_rt_now": _rt_now, "lwas_rt_config": _rt_config,
                    "lwas_rt_ledger_root": _rt_ledger_root, "lwas_rt_metric": _rt_metric,
-                   "lwas_rt_config_int": _rt_config_int}
+                   "lwas_rt_config_int": _rt_config_int, "lwas_rt_extern": _rt_extern}
 
 
 def _bind_host_symbols() -> None:

@@ -30,6 +30,7 @@ from lwas.errors import RuntimeError as LwasRuntimeError
 from lwas.runtime.auth import AuthError, RateLimiter, authenticate, authorize, retry_after
 from lwas.runtime.host import GuardRefused, Outcome, Unavailable
 from lwas.runtime.models import BodyError, dumps, json_schema, parse_body, parse_value, to_json
+from lwas.runtime.webhooks import WebhookRejected, WebhookUnavailable, webhook_reader
 
 log = logging.getLogger("lwas.http")
 
@@ -56,11 +57,18 @@ class ExactJSON(JSONResponse):
         return dumps(content)
 
 
-def reply(desc, value, headers: dict | None = None) -> JSONResponse:
+def reply(desc, value, headers: dict | None = None, status_field: str | None = None) -> JSONResponse:
     """A handler's result as JSON, or a 500 if it cannot be rendered (a flat money field whose
-    currency field disagrees: a bug in the handler, reported, not hidden)."""
+    currency field disagrees: a bug in the handler, reported, not hidden). A response record's
+    `http_status` field (status_field) is the HTTP status, not part of the body."""
     try:
-        return ExactJSON(to_json(desc, value), headers=headers)
+        out = to_json(desc, value)
+        status = 200
+        if status_field is not None:
+            status = out.pop(status_field)
+            if not 200 <= status <= 599:
+                raise ValueError(f"`{status_field}` is {status}, not an HTTP status (200..599)")
+        return ExactJSON(out, status, headers=headers)
     except ValueError as e:
         log.error("cannot render a response: %s", e)
         return error(500, "bad_response", f"the handler's response cannot be rendered: {e}")
@@ -255,9 +263,22 @@ def _add_route(app: FastAPI, svc, route: dict, who, credentials, limiter: RateLi
     path_params = route["path_params"]
     response_desc = route["response"]
     mutating = route["mutating"]
+    status_field = route.get("status_field")
+    signed = route.get("signed")
+    run = svc.run_external if route.get("external") else None
+    webhook = webhook_reader(signed, body[1]) if signed else None
 
     async def endpoint(request: Request):
         principal = None
+        if signed:  # a webhook: its signature is its credential
+            raw = await request.body()
+            try:
+                event = webhook(raw, request.headers)
+            except WebhookRejected as e:
+                return error(400, "bad_webhook", e.reason)
+            except WebhookUnavailable as e:
+                return error(503, "webhooks_unavailable", str(e))
+            return await finish(request, [event])
         if mutating or credentials.read_requires_auth:
             principal, bad = await who(request, "writer" if mutating else "reader")
             if bad is not None:
@@ -289,16 +310,24 @@ def _add_route(app: FastAPI, svc, route: dict, who, credentials, limiter: RateLi
         if problems:
             return error(422, "invalid_request", "the request does not match the route's types",
                          details=problems)
-        if not mutating:
+        return await finish(request, args)
+
+    async def finish(request: Request, args: list):
+        if run is not None:
+            key = request.headers.get("idempotency-key")
+            result = await run_in_threadpool(_outcome, run, route, tuple(args),
+                                             {"idempotency_key": key[:255]} if key else None)
+        elif not mutating:
             try:
                 value = await run_in_threadpool(svc.read, route, tuple(args))
             except LwasRuntimeError as e:
                 metrics.faults.labels(e.kind).inc()
                 return _fault(e)
-            return reply(response_desc, value)
-        result = await _submit(svc, route, tuple(args))
+            return reply(response_desc, value, status_field=status_field)
+        else:
+            result = await _submit(svc, route, tuple(args))
         if isinstance(result, Outcome):
-            return reply(response_desc, result.response, {"LwaS-Ledger": result.ledger})
+            return reply(response_desc, result.response, {"LwaS-Ledger": result.ledger}, status_field)
         if isinstance(result, GuardRefused):
             return error(422, "guard_refused", str(result), rule=result.rule, truth=result.truth,
                          threshold=result.threshold)
@@ -332,6 +361,14 @@ def _add_route(app: FastAPI, svc, route: dict, who, credentials, limiter: RateLi
 
 
 _MISSING = object()
+
+
+def _outcome(run, route: dict, args: tuple, request: dict | None):
+    """run(route, args)'s Outcome, or the exception it raised (as the writer hands them back)."""
+    try:
+        return run(route, args, request)
+    except (GuardRefused, LwasRuntimeError, Unavailable) as e:
+        return e
 
 
 async def _submit(svc, route: dict, args: tuple):

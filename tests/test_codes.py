@@ -73,6 +73,8 @@ PROGRAMS: dict[str, dict[str, str]] = {
                            "requires len(t.id) > 2 {\n    return 1\n  }\n}\n"},
     "E0405": {"main.lwas": "record T {\n  id: text\n}\nservice s {\n  ledger log: T by name\n}\n"},
     "E0406": {"main.lwas": "service s {\n  every \"soon\" {\n  }\n}\n"},
+    "E0407": {"main.lwas": "record R {\n  ok: bool\n}\nextern fn ping(url: text) -> R = \"http.post_json\"\n"
+                           "fn check() -> bool = ping(\"x\").ok\n"},
     "W0101": {"main.lwas": "import helpers\n", "helpers.lwas": "fn unused() -> int = 1\n"},
     "W0102": {"main.lwas": "import std.fuzzy\nfn f() -> int = 1\n"},
     "W0103": {"main.lwas": "fn f() -> int {\n  let spare = 2\n  return 1\n}\n"},

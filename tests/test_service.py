@@ -53,7 +53,7 @@ def compiled():
 class Server:
     """Services + app + uvicorn on a free loopback port, in a thread."""
 
-    def __init__(self, artifact: bytes, key, db: str, limiter=None, read_auth=False):
+    def __init__(self, artifact: bytes, key, db: str, limiter=None, read_auth=False, port: int | None = None):
         art, program = load_verified(artifact, [key.public_key()])
         self.store = open_store(db)
         digest = hashlib.sha512(artifact).digest()
@@ -67,9 +67,10 @@ class Server:
         creds.read_requires_auth = read_auth
         self.app = create_app(self.services, credentials=creds, public_key_pem=public_pem(key),
                               ready=self.store.ping, limiter=limiter)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        if port is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning",
                                                     access_log=False))
