@@ -87,8 +87,15 @@ def expand(tree: ast.Module, sink: Sink, is_root: bool) -> tuple[ast.Module, lis
     """The module with each `service` replaced by its items (see the module docstring)."""
     externs = {i.name: i for i in tree.items if isinstance(i, ast.FnDecl) and i.extern is not None}
     for it in tree.items:
-        if externs and not isinstance(it, ast.ServiceDecl):
+        if isinstance(it, ast.ServiceDecl):
+            continue
+        if externs:
             _no_externs(it, externs, sink, "outside a service")
+        for n in ast.walk(it):
+            if n.__class__ is ast.Append:
+                sink.error("E0402", f"`append` outside a service", n.span,
+                           label="ledgers belong to services",
+                           help="append in a service's post/put/patch/delete route or timer")
     if not any(isinstance(i, ast.ServiceDecl) for i in tree.items):
         return tree, []
     items: list = []

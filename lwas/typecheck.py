@@ -332,6 +332,7 @@ class _Checker:
             ast.While: self.s_while, ast.ForRange: self.s_for_range, ast.ForEach: self.s_for_each,
             ast.Return: self.s_return, ast.Break: self.s_break, ast.Continue: self.s_continue,
             ast.Assert: self.s_assert, ast.ExprStmt: self.s_expr,
+            ast.Append: lambda s: False,  # outside a service: E0402 (lwas.service) said so
         }
         self.binops = {
             "+": self.b_arith, "-": self.b_arith, "*": self.b_arith, "/": self.b_arith,

@@ -11,6 +11,7 @@ flattens the event into the few fields a handler needs.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import threading
@@ -70,15 +71,17 @@ def _redact(text: str, *secrets: str) -> str:
 # ---------------------------------------------------------------- stripe.create_payment_intent
 
 STRIPE_INTENT_RETURNS = {"ok": "bool", "id": "text", "client_secret": "text", "status": "text",
-                         "error": "text", "error_type": "text", "http_status": "int"}
+                         "error": "text", "error_type": "text", "http_status": "int", "created": "int"}
 
 
 def _intent_result(http_status: int, error: str = "", error_type: str = "", intent: Any = None) -> dict:
     if intent is None:
         return {"ok": False, "id": "", "client_secret": "", "status": "", "error": error,
-                "error_type": error_type, "http_status": http_status}
+                "error_type": error_type, "http_status": http_status, "created": 0}
+    created = getattr(intent, "created", None)
     return {"ok": True, "id": str(intent.id), "client_secret": str(intent.client_secret or ""),
-            "status": str(intent.status or ""), "error": "", "error_type": "", "http_status": 200}
+            "status": str(intent.status or ""), "error": "", "error_type": "", "http_status": 200,
+            "created": created if isinstance(created, int) and not isinstance(created, bool) else 0}
 
 
 def _stripe_client(api_key: str, base: str, retries: int):
@@ -86,6 +89,8 @@ def _stripe_client(api_key: str, base: str, retries: int):
     the client between threads is safe; the timeout bounds each attempt, not the retries."""
     import stripe
 
+    # The SDK logs whole response bodies at DEBUG (an error body may quote a key): never ours.
+    logging.getLogger("stripe").setLevel(logging.WARNING)
     kwargs: dict[str, Any] = {"max_network_retries": retries,
                               "http_client": stripe.RequestsClient(timeout=STRIPE_TIMEOUT_S)}
     if base:

@@ -56,7 +56,7 @@ def test_registry_declares_kinds():
     pi = c["stripe.create_payment_intent"]
     assert pi.params == ("money", "text", "text")
     assert pi.returns == {"ok": "bool", "id": "text", "client_secret": "text", "status": "text",
-                          "error": "text", "error_type": "text", "http_status": "int"}
+                          "error": "text", "error_type": "text", "http_status": "int", "created": "int"}
     pj = c["http.post_json"]
     assert pj.params == ("text", "text", "record")
     assert pj.returns == {"ok": "bool", "status": "int", "retry": "bool", "error": "text"}
@@ -67,6 +67,7 @@ def test_create_intent_success(stripe_api):
     assert r["ok"] is True and r["http_status"] == 200
     assert r["id"].startswith("pi_") and r["client_secret"].startswith(r["id"] + "_secret_")
     assert r["status"] == "requires_payment_method" and r["error"] == "" and r["error_type"] == ""
+    assert r["created"] == stripe_api.intents[r["id"]]["created"] > 0
     assert set(r) == set(connectors({})["stripe.create_payment_intent"].returns)
     [seen] = stripe_api.requests
     assert (seen.method, seen.path) == ("POST", "/v1/payment_intents")
@@ -130,7 +131,7 @@ def test_card_declined_is_not_retried(stripe_api):
                                          "message": "Your card was declined."}})
     r = create_intent(env_for(stripe_api))(Money(1250, "USD"), "order-6", "")
     assert r == {"ok": False, "id": "", "client_secret": "", "status": "", "error": "Your card was declined.",
-                 "error_type": "card_declined", "http_status": 402}
+                 "error_type": "card_declined", "http_status": 402, "created": 0}
     assert len(stripe_api.requests) == 1
 
 
