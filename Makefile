@@ -15,18 +15,27 @@ $(STAMP): pyproject.toml
 
 HOST ?= 127.0.0.1
 
-# The main job: check everything, then compile, sign and serve the services on localhost with
-# SQLite ledgers (kept in var/ between runs): economy on 8891, telemetry on 8890 (the payment
-# service joins them with issue 5). One development API key for both is printed, unless
-# LWAS_API_KEYS is set. Ctrl-C stops both.
+# The main job: check everything, then compile, sign and serve the three services on localhost
+# with SQLite ledgers (kept in var/ between runs): telemetry on 8890, economy on 8891, payment on
+# 8892 (its outbox delivers to the other two). One development API key for all three is printed,
+# unless LWAS_API_KEYS is set; likewise a development Stripe webhook secret unless
+# STRIPE_WEBHOOK_SECRET is set. Stripe API calls need STRIPE_SECRET_KEY (without it, intents
+# answer 503 "payments are not configured"). Ctrl-C stops all three.
 run: $(STAMP)
 	$(VENV)/bin/lwasc check examples/*.lwas stdlib/*.lwas services/*.lwas
 	@mkdir -p var
 	@KEYS="$${LWAS_API_KEYS:-lwas_dev_$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))'):admin}"; \
 	 [ -n "$$LWAS_API_KEYS" ] || echo "development API key (role admin): KEY=$${KEYS%:admin}"; \
-	 export LWAS_API_KEYS="$$KEYS"; \
+	 export LWAS_API_KEYS="$$KEYS"; FIRST="$${KEYS%%,*}"; FIRST="$${FIRST%:*}"; \
+	 export STRIPE_WEBHOOK_SECRET="$${STRIPE_WEBHOOK_SECRET:-whsec_dev_$$($(PY) -c 'import secrets; print(secrets.token_hex(16))')}"; \
+	 echo "Stripe webhook secret: WHSEC=$$STRIPE_WEBHOOK_SECRET"; \
+	 export LWAS_CONFIG_PAYMENT_ECONOMY_URL="$${LWAS_CONFIG_PAYMENT_ECONOMY_URL:-http://$(HOST):8891}"; \
+	 export LWAS_CONFIG_PAYMENT_TELEMETRY_URL="$${LWAS_CONFIG_PAYMENT_TELEMETRY_URL:-http://$(HOST):8890}"; \
+	 export LWAS_CONFIG_PAYMENT_ECONOMY_API_KEY="$${LWAS_CONFIG_PAYMENT_ECONOMY_API_KEY:-$$FIRST}"; \
+	 export LWAS_CONFIG_PAYMENT_TELEMETRY_API_KEY="$${LWAS_CONFIG_PAYMENT_TELEMETRY_API_KEY:-$$FIRST}"; \
 	 $(VENV)/bin/lwasc serve services/telemetry.lwas --host $(HOST) --port 8890 --db var/telemetry.db & TEL=$$!; \
-	 trap 'kill $$TEL 2>/dev/null' EXIT INT TERM; \
+	 $(VENV)/bin/lwasc serve services/payment.lwas --host $(HOST) --port 8892 --db var/payment.db & PAY=$$!; \
+	 trap 'kill $$TEL $$PAY 2>/dev/null' EXIT INT TERM; \
 	 $(VENV)/bin/lwasc serve services/economy.lwas --host $(HOST) --port 8891 --db var/economy.db
 
 test: $(STAMP)

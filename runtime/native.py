@@ -542,7 +542,8 @@ class hosted:
 
 def read_value(desc, address: int):
     """The Python value of the native value of type desc at address (valid during the call)."""
-    return to_python(desc, ctype(desc).from_address(address))
+    v = ctype(desc).from_address(address)
+    return to_python(desc, v.value if isinstance(v, ctypes._SimpleCData) else v)
 
 
 @ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)

@@ -92,7 +92,11 @@ def build(cfg: ServeConfig):
     except Exception as e:  # noqa: BLE001 - sqlite3/psycopg errors, bad URLs
         raise ServeError(f"cannot open the ledger store {_safe_url(cfg.db)}: {e}") from None
     digest = hashlib.sha512(data).digest()
-    services = [Service(program, d, store, key, digest) for d in described]
+    try:  # binding `extern fn`s to connectors can refuse the artifact (lwas.runtime.externs)
+        services = [Service(program, d, store, key, digest) for d in described]
+    except ValueError as e:
+        store.close()
+        raise ServeError(f"cannot serve {cfg.artifact}: {e}") from None
     started = []
     try:
         for s in services:
@@ -103,9 +107,14 @@ def build(cfg: ServeConfig):
             s.stop()
         store.close()
         raise ServeError(f"cannot start service: {e}") from None
-    app = create_app(services, credentials=credentials, public_key_pem=pub_pem, ready=store.ping,
-                     limiter=limiter,
-                     title=f"LwaS: {art.manifest.get('module', '')}")
+    try:
+        app = create_app(services, credentials=credentials, public_key_pem=pub_pem, ready=store.ping,
+                         limiter=limiter, title=f"LwaS: {art.manifest.get('module', '')}")
+    except ValueError as e:  # two services claim a route, a webhook body Stripe cannot fill, ...
+        for s in services:
+            s.stop()
+        store.close()
+        raise ServeError(f"cannot serve {cfg.artifact}: {e}") from None
 
     def shutdown():
         for s in services:
