@@ -344,12 +344,18 @@ def _add_route(app: FastAPI, svc, route: dict, who, credentials, limiter: RateLi
     if path_params:
         extra["parameters"] = [{"name": n, "in": "path", "required": True, "schema": json_schema(d)}
                                for n, d in path_params]
-    if body is not None:
+    if signed:  # the sender's own format, authenticated by its signature header
+        extra["requestBody"] = {"required": True, "description": f"a {signed} webhook event, signed",
+                                "content": {"application/json": {"schema": {"type": "object"}}}}
+    elif body is not None:
         extra["requestBody"] = {"required": True,
                                 "content": {"application/json": {"schema": json_schema(body[1])}}}
     responses = {"200": {"description": "OK", "content": {"application/json": {"schema": json_schema(response_desc)}}},
                  "400": {"description": "malformed JSON"}, "422": {"description": "invalid request or guard refused"}}
-    if mutating:
+    if signed:
+        responses.update({"400": {"description": "bad signature, timestamp outside the tolerance, or not an event"},
+                          "503": {"description": "webhooks not configured"}})
+    elif mutating:
         responses.update({"401": {"description": "missing or invalid credentials"},
                           "403": {"description": "insufficient role"},
                           "409": {"description": "the ledger key holds another entry"},

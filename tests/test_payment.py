@@ -325,3 +325,14 @@ def test_a_transfer_the_economy_refuses_for_good_becomes_a_dead_letter(flow):
     assert [d["transfer"]["id"] for d in box["dead_transfers"]] == ["pi_clash"]
     assert box["dead_transfers"][0]["last_error"].startswith("HTTP 409")
     assert box["pending_transfers"] == [] and flow.equity() == 1.00
+
+
+def test_openapi_describes_the_webhook_as_signed_and_the_intent_as_typed(flow):
+    spec = flow.payment.http.get("/openapi.json").json()
+    hook = spec["paths"]["/webhooks/stripe"]["post"]
+    assert "signed" in hook["requestBody"]["description"] and "400" in hook["responses"]
+    assert "401" not in hook["responses"]  # its credential is the signature
+    intent = spec["paths"]["/payments/intent"]["post"]
+    assert "401" in intent["responses"]
+    schema = json.dumps(intent["requestBody"]["content"]["application/json"]["schema"])
+    assert "amount" in schema and "currency" in schema
