@@ -98,5 +98,7 @@ BUILTINS: dict[str, Builtin] = {b.name: b for b in [
        "A configuration value as an int, `default` when unset (a runtime error if malformed)."),
     _b("metric$", "which", [((INT,), FLOAT)], "A system metric sampled by the host (see lwas.service)."),
     _b("ledger_root$", "ledger", [((INT,), TEXT)], "The committed Merkle root (hex) of the service's ledger number `ledger`."),
+    _b("ledger_has$", "ledger, key", [((INT, TEXT), BOOL)],
+       "Whether the service's ledger number `ledger` holds an entry under `key` (committed or being committed)."),
 ]}
 

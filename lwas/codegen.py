@@ -84,6 +84,7 @@ HOST_SYMBOLS = {
     "lwas_rt_now": L.FunctionType(I64, []),
     "lwas_rt_config": L.FunctionType(I32, [PTR, I64, PTR]),
     "lwas_rt_ledger_root": L.FunctionType(I32, [I32, PTR]),
+    "lwas_rt_ledger_has": L.FunctionType(I32, [I32, PTR, I64]),
     "lwas_rt_metric": L.FunctionType(F64, [I32]),
     "lwas_rt_config_int": L.FunctionType(I32, [PTR, I64, I64, PTR]),
 }
@@ -956,6 +957,12 @@ class _FunctionBuilder:
                             [b.extract_value(name, 0), b.extract_value(name, 1), args[1], out])
             self.check(b.icmp_unsigned("==", status, L.Constant(I32, 0)), e.site)
             return b.load(out)
+        if op == "host_has":  # 0: no, 1: yes, else a host failure
+            key = args[1]
+            status = b.call(self.mb.host("lwas_rt_ledger_has"),
+                            [b.trunc(args[0], I32), b.extract_value(key, 0), b.extract_value(key, 1)])
+            self.check(b.icmp_unsigned("<=", status, L.Constant(I32, 1)), e.site)
+            return b.icmp_unsigned("==", status, L.Constant(I32, 1))
         if op == "host_metric":
             return b.call(self.mb.host("lwas_rt_metric"), [b.trunc(args[0], I32)])
         if op in ("host_config", "host_root"):  # text written by the host into *out

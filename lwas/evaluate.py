@@ -407,6 +407,11 @@ class MemoryHost:
     def metric(self, which: int) -> float:
         return self.metrics.get(which, 0.0)
 
+    def ledger_has(self, ledger: int, key) -> bool:
+        field = self.keys.get(ledger)
+        return any(str(e[field] if field is not None else next(iter(e.values()))) == key
+                   for e in self.entries.get(ledger, {}).values())
+
     def ledger_root(self, ledger: int) -> str:
         """The RFC 6962 root over the entries' reprs (the evaluator has no entry encoding)."""
         from .runtime.merkle import MerkleTree, leaf_hash
@@ -673,6 +678,8 @@ class Evaluator:
                 return float(self.host.metric(args[0]))
             if name == "ledger_root$":
                 return self.host.ledger_root(args[0])
+            if name == "ledger_has$":
+                return self.host.ledger_has(args[0], args[1])
             if name == "config$":
                 v = self.host.config(args[0])
                 if v is None:

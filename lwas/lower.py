@@ -549,6 +549,8 @@ class _Lowerer:
             return ir.Prim("host_metric", args, FLOAT)
         if name == "config_int$":
             return ir.Prim("host_config_int", args, INT, self.site("host", e.span, "this configuration value is not an int"))
+        if name == "ledger_has$":
+            return ir.Prim("host_has", args, BOOL, self.site("host", e.span, "the ledger could not be read"))
         if name == "ledger_root$":
             return ir.Prim("host_root", args, TEXT, self.site("host", e.span, "the ledger root is not available"))
         if name == "config$":

@@ -40,7 +40,7 @@ MUTATING = ("POST", "PUT", "PATCH", "DELETE")
 METRICS = {"cpu_percent": 0, "ram_used_gb": 1, "ram_total_gb": 2, "uptime_secs": 3}
 # What reads the host: available in route handlers, guards and timers only (rewritten to the
 # `$` built-ins there); unless the module declares an item of the same name.
-HOST_CALLS = frozenset({"now", "config", "config_int", "ledger_root", "idempotency_key", *METRICS})
+HOST_CALLS = frozenset({"now", "config", "config_int", "ledger_root", "ledger_has", "idempotency_key", *METRICS})
 # `idempotency_key()`: the request's Idempotency-Key header (a fresh random key without one),
 # read through the configuration channel under a name no environment variable can have.
 REQUEST_KEY = "$request.idempotency_key"
@@ -349,19 +349,25 @@ class _Expander:
         return read
 
     def ledger_root(self, call: ast.Call):
-        """`ledger_root(transactions)` → `ledger_root$(k)`: a ledger is named, not passed."""
-        arg = call.args[0].value if len(call.args) == 1 else None
+        """`ledger_root(transactions)` → `ledger_root$(k)`, `ledger_has(transactions, id)` →
+        `ledger_has$(k, id)`: a ledger is named, not passed."""
+        fn = call.callee.name
+        n_args = 1 if fn == "ledger_root" else 2
+        usage = "ledger_root(LEDGER)" if fn == "ledger_root" else "ledger_has(LEDGER, key)"
+        arg = call.args[0].value if len(call.args) == n_args else None
+        rest = tuple(call.args[1:]) if len(call.args) == n_args else ()
         if arg.__class__ is not ast.Name or arg.name not in self.ledgers:
             if arg.__class__ is ast.Name:
                 self.unknown_ledger(arg.name, arg.span)
             else:
-                self.sink.error("E0401", "`ledger_root` takes the name of one of the service's ledgers",
-                                call.span, label="expected `ledger_root(LEDGER)`",
-                                help="e.g. `ledger_root(transactions)`")
-            return ast.Call(_name("ledger_root$", call.span), (ast.Arg(ast.IntLit(0, call.span), None, call.span),),
+                self.sink.error("E0401", f"`{fn}` takes the name of one of the service's ledgers",
+                                call.span, label=f"expected `{usage}`",
+                                help=f"e.g. `{usage.replace('LEDGER', 'transactions').replace('key', 'tx.id')}`")
+            rest = (ast.Arg(ast.TextLit("", call.span), None, call.span),) if fn == "ledger_has" else ()
+            return ast.Call(_name(fn + "$", call.span), (ast.Arg(ast.IntLit(0, call.span), None, call.span),) + rest,
                             call.span)
         k = self.ledgers[arg.name][0]
-        return ast.Call(_name("ledger_root$", call.callee.span), (ast.Arg(ast.IntLit(k, arg.span), None, arg.span),),
+        return ast.Call(_name(fn + "$", call.callee.span), (ast.Arg(ast.IntLit(k, arg.span), None, arg.span),) + rest,
                         call.span)
 
     def unknown_ledger(self, name: str, span: Span) -> None:
@@ -382,8 +388,8 @@ class _Expander:
                     stmts.extend(stmt(st))
                 return ast.Block(tuple(stmts), n.span)
             if c is ast.Call and where != "on" and n.callee.__class__ is ast.Name \
-                    and n.callee.name == "ledger_root" and "ledger_root" in self.host_calls:
-                return self.ledger_root(n)
+                    and n.callee.name in ("ledger_root", "ledger_has") and n.callee.name in self.host_calls:
+                return self.ledger_root(_map(n, visit))
             if c is ast.Call and where != "on" and n.callee.__class__ is ast.Name \
                     and n.callee.name in METRICS and n.callee.name in self.host_calls and not n.args:
                 return self.metric(n)

@@ -102,6 +102,9 @@ class _Reader:
     def ledger_root(self, ledger: int) -> str:
         return self.s.root(ledger)
 
+    def ledger_has(self, ledger: int, key: str) -> bool:
+        return self.s.ledgers[ledger].seq_of(key) is not None
+
     def metric(self, which: int) -> float:
         from lwas.runtime.system import sampler
 
@@ -145,6 +148,9 @@ class _Recorder(_Reader):
 
     def now(self) -> int:
         return self.s.clock()  # strictly after every entry so far: entry times order replays
+
+    def ledger_has(self, ledger: int, key: str) -> bool:
+        return (ledger, key) in self.pending or super().ledger_has(ledger, key)
 
 
 class _Caller(_Reader):

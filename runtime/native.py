@@ -510,6 +510,10 @@ class Host:
         """System metric number `which` (lwas.service.METRICS)."""
         raise NotImplementedError
 
+    def ledger_has(self, ledger: int, key: str) -> bool:  # pragma: no cover - interface
+        """Whether ledger number `ledger` holds an entry under key (as this call sees it)."""
+        raise NotImplementedError
+
     def ledger_root(self, ledger: int) -> str:  # pragma: no cover - interface
         """The committed Merkle root of ledger number `ledger`, as hex."""
         raise NotImplementedError
@@ -631,6 +635,19 @@ def _rt_extern(index, argv, out):
         return 2
 
 
+@ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64)
+def _rt_ledger_has(ledger, key_ptr, key_len):
+    host = getattr(_hosting, "host", None)
+    if host is None:
+        return 2
+    try:
+        key = ctypes.string_at(key_ptr, key_len).decode("utf-8") if key_len else ""
+        return 1 if host.ledger_has(ledger, key) else 0
+    except BaseException as e:  # noqa: BLE001 - never unwind through native frames
+        host.failure = e
+        return 2
+
+
 @ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
 def _rt_config_int(name_ptr, name_len, default, out):
     host = getattr(_hosting, "host", None)
@@ -664,7 +681,7 @@ def _rt_metric(which):
 
 
 _HOST_FUNCTIONS = {"lwas_rt_append": _rt_append, "lwas_rt_now": _rt_now, "lwas_rt_config": _rt_config,
-                   "lwas_rt_ledger_root": _rt_ledger_root, "lwas_rt_metric": _rt_metric,
+                   "lwas_rt_ledger_root": _rt_ledger_root, "lwas_rt_ledger_has": _rt_ledger_has, "lwas_rt_metric": _rt_metric,
                    "lwas_rt_config_int": _rt_config_int, "lwas_rt_extern": _rt_extern}
 
 

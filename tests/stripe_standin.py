@@ -81,6 +81,7 @@ class StripeStandIn:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else headers and body wait out a delayed ACK (~40 ms)
 
             def do_GET(self):
                 standin._handle(self)

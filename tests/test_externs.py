@@ -271,3 +271,47 @@ service s {
         svc.stop()
         store.close()
         httpd.shutdown()
+
+
+def test_ledger_has_asks_the_ledger_natively_and_in_the_evaluator(tmp_path):
+    src = """
+record Note {
+  id: text
+  n: int
+}
+record Seen {
+  before: bool
+  after: bool
+}
+service s {
+  ledger notes: Note by id
+  post "/n" (x: Note) -> Seen {
+    let before = ledger_has(notes, x.id)
+    append notes(x)
+    return Seen(before: before, after: ledger_has(notes, x.id))
+  }
+}
+"""
+    key = generate()
+    c = compile_source(src, "has.lwas", key)
+    assert c.ok, c.diagnostics
+    _, program = load_verified(c.artifact, [key.public_key()])
+    store = open_store(str(tmp_path / "has.db"))
+    svc = Service(program, c.services[0], store, key, hashlib.sha512(c.artifact).digest(), settings={})
+    svc.start()
+    try:
+        route = c.services[0]["routes"][0]
+        assert svc.call(route, ({"id": "a", "n": 1},)).response == {"before": False, "after": True}
+        assert svc.call(route, ({"id": "a", "n": 1},)).response == {"before": True, "after": True}
+    finally:
+        svc.stop()
+        store.close()
+    from lwas.evaluate import MemoryHost, evaluator_for
+
+    ev = evaluator_for(src, "has.lwas")
+    ev.host = MemoryHost({0: "id"})
+    state = ev.call("s$init")
+    assert ev.call("s$route$0", state, {"id": "a", "n": 1})["response"] == {"before": False, "after": True}
+    assert ev.call("s$route$0", state, {"id": "a", "n": 1})["response"] == {"before": True, "after": True}
+    bad = src.replace("ledger_has(notes, x.id)", "ledger_has(nowhere, x.id)", 1)
+    assert codes(bad) == ["E0401"]
