@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--key", metavar="KEY", help="PEM private key (default: $LWAS_SIGNING_KEY, else the dev key)")
     b.add_argument("-O", dest="opt", choices=["0", "2"], default="2", help="-O0 or -O2 (default)")
     b.add_argument("--emit", choices=["artifact", "ir", "asm", "obj", "shared"], default="artifact")
+    b.add_argument("--no-contracts", action="store_true",
+                   help="release build: leave out the `requires`/`ensures` checks of functions and rules")
     b.add_argument("--timings", action="store_true", help="print the time of each compiler stage")
     b.add_argument("--color", choices=["auto", "always", "never"], default="auto")
 
@@ -79,12 +81,35 @@ def _parser() -> argparse.ArgumentParser:
                    help="also trust this public key for the artifact (repeatable)")
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
+    t = sub.add_parser("test", help="run the `test` blocks of .lwas files (and generated tests)")
+    t.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: .)")
+    t.add_argument("-k", dest="pattern", metavar="PATTERN", help="only tests whose FILE::NAME contains PATTERN")
+    t.add_argument("--format", choices=["human", "json"], default="human")
+    t.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report")
+    t.add_argument("--generate", action="store_true",
+                   help="also test every function and rule on inputs generated from its types")
+    t.add_argument("--examples", type=int, default=200, metavar="N", help="inputs per function (--generate)")
+    t.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+
     lg = sub.add_parser("ledger", help="audit a service ledger")
     lsub = lg.add_subparsers(dest="ledger_command", metavar="COMMAND", parser_class=_Parser, required=True)
     lv = lsub.add_parser("verify", help="recompute the hash chain, Merkle roots and checkpoint signatures")
     lv.add_argument("db", metavar="DB|URL")
     lv.add_argument("--pubkey", metavar="PUB", required=True, help="the service's public key (PEM)")
     lv.add_argument("--format", choices=["human", "json"], default="human")
+    le = lsub.add_parser("export", help="write a self-verifying backup archive of every ledger")
+    le.add_argument("db", metavar="DB|URL")
+    le.add_argument("-o", "--output", required=True, metavar="FILE", help="the archive to write")
+    le.add_argument("--pubkey", metavar="PUB", required=True, help="the service's public key (PEM)")
+    le.add_argument("--since", metavar="ARCHIVE",
+                    help="incremental: only what follows this previous archive, with a consistency proof")
+    li = lsub.add_parser("import", help="restore a full archive and its incrementals into an empty store")
+    li.add_argument("archives", nargs="+", metavar="ARCHIVE")
+    li.add_argument("--db", required=True, metavar="URL", help="empty SQLite file or postgresql://... URL")
+    li.add_argument("--pubkey", metavar="PUB", help="require the archives to be signed by this key (PEM)")
+    lc = lsub.add_parser("compare", help="check that, per ledger, one store is a prefix of the other")
+    lc.add_argument("a", metavar="A")
+    lc.add_argument("b", metavar="B")
     return p
 
 
@@ -269,7 +294,7 @@ def cmd_build(args) -> int:
     stages = {"artifact": BUILD, "obj": BUILD[:2], "shared": BUILD[:2],
               "ir": BUILD[:1] + [("emit-ir", _emit_stage("ir", box), True)],
               "asm": BUILD[:1] + [("emit-asm", _emit_stage("asm", box), True)]}[args.emit]
-    c = compile_source(text, args.file, key, opt, stages=stages)
+    c = compile_source(text, args.file, key, opt, stages=stages, contracts=not args.no_contracts)
     _report(c, args)
     if args.timings:
         print(format_timings(c, text.count("\n") + 1), file=sys.stderr)
@@ -499,13 +524,42 @@ def cmd_serve(args) -> int:
     return EXIT_OK
 
 
+def cmd_ledger_export(args) -> int:
+    from .runtime.backup import export_command
+
+    return export_command(args.db, args.output, args.pubkey, args.since)
+
+
+def cmd_ledger_import(args) -> int:
+    from .runtime.backup import import_command
+
+    return import_command(args.archives, args.db, args.pubkey)
+
+
+def cmd_ledger_compare(args) -> int:
+    from .runtime.backup import compare_command
+
+    return compare_command(args.a, args.b)
+
+
 def cmd_ledger(args) -> int:
     from .runtime.verify import verify_command
+
+    sub = {"export": cmd_ledger_export, "import": cmd_ledger_import, "compare": cmd_ledger_compare}
+    if args.ledger_command in sub:
+        return sub[args.ledger_command](args)
 
     return verify_command(args.db, args.pubkey, "json" if args.format == "json" else "text")
 
 
-_COMMANDS = {"check": cmd_check, "explain": cmd_explain, "graph": cmd_graph, "keygen": cmd_keygen,
+def cmd_test(args) -> int:
+    from .testing import main as run_tests
+
+    return run_tests(args.paths, args.pattern, args.format, args.junit, _colour(args),
+                     generate=args.generate, examples=args.examples)
+
+
+_COMMANDS = {"test": cmd_test, "check": cmd_check, "explain": cmd_explain, "graph": cmd_graph, "keygen": cmd_keygen,
              "build": cmd_build, "verify": cmd_verify, "run": cmd_run, "serve": cmd_serve,
              "ledger": cmd_ledger}
 

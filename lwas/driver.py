@@ -25,6 +25,7 @@ class Compilation:
     checked: Any = None  # check.Checked
     truth: Any = None  # truth.TruthResult
     opt_level: int = 2
+    contracts: bool = True  # check `requires`/`ensures` at run time (lwas.contracts)
     key: Any = None  # the Ed25519 private key the artifact stage signs with
     services: list = field(default_factory=list)  # plain-data service descriptions (describe)
     ir: Any = None  # ir.Program (lower)
@@ -50,6 +51,13 @@ def _parse(c: Compilation) -> None:
 
     loader = Loader(parse=parse_module, stdlib_dir=c.stdlib_dir or default_stdlib_dir())
     c.program = load(c.root, loader, c.sink)
+
+
+def _contracts(c: Compilation) -> None:
+    from .contracts import expand
+
+    for m in c.program.modules:
+        m.tree = expand(m.tree, c.sink, c.sources[m.path].text, c.contracts)
 
 
 def _service(c: Compilation) -> None:
@@ -88,6 +96,7 @@ Stage = tuple[str, Callable[[Compilation], None], bool]
 
 FRONT_END: list[Stage] = [
     ("parse", _parse, False),
+    ("contracts", _contracts, True),  # contracts become asserts around the function
     ("service", _service, True),   # services become ordinary items (a file with syntax errors
     ("resolve", _resolve, True),   # is not resolved: it would only cascade)
     ("check", _check, False),      # duplicates and missing modules are reported without cascades
@@ -171,13 +180,15 @@ def check_file(path: str | Path) -> Compilation:
 
 
 def compile_source(text: str, path: str = "<string>", key: Any = None, opt_level: int = 2,
-                   stdlib_dir: Path | None = None, stages: list[Stage] | None = None) -> Compilation:
+                   stdlib_dir: Path | None = None, stages: list[Stage] | None = None,
+                   contracts: bool = True) -> Compilation:
     """Front end and back end: on success `c.artifact` holds the signed artifact.
 
     `key` is an Ed25519 private key; None signs with the per-user development key.
     `stages` replaces the back-end list (e.g. BUILD[:2] to stop after codegen).
+    `contracts=False` drops `requires`/`ensures` checks (`lwasc build --no-contracts`).
     """
-    c = Compilation(SourceFile(path, text), stdlib_dir, opt_level=opt_level, key=key)
+    c = Compilation(SourceFile(path, text), stdlib_dir, opt_level=opt_level, key=key, contracts=contracts)
     return run(c, FRONT_END + (BUILD if stages is None else stages))
 
 

@@ -810,7 +810,11 @@ class Evaluator:
 
     def s_assert(self, s):
         if not self.expr(s.cond):
-            raise fault("assert", s.message if s.message is not None else "assertion failed", s)
+            err = fault(s.kind, s.message if s.message is not None else "assertion failed", s)
+            c = s.cond
+            if c.__class__ is ast.Binary and c.op in ("==", "!=", "<", "<=", ">", ">="):
+                err.operands = (self.expr(c.left), self.expr(c.right))  # pure: safe to compute again
+            raise err
 
     def s_expr(self, s):
         if s.expr.__class__ is ast.Match:

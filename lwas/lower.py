@@ -213,7 +213,7 @@ class _Lowerer:
         if c is ast.Continue:
             return [ir.Continue()]
         if c is ast.Assert:
-            site = self.site("assert", s.span, s.message if s.message is not None else "assertion failed")
+            site = self.site(s.kind, s.span, s.message if s.message is not None else "assertion failed")
             return [ir.If(self.expr(s.cond), [], [ir.Fail(site)])]
         e = s.expr
         if e.__class__ is ast.Match and (self.c.types.get(e) is UNIT

@@ -198,9 +198,16 @@ class _Builder(threading.local):
         return c[1]
 
     def fn_decl(self, c):
-        public, _, name, _, params, _, _, ret, body = c
+        public, _, name, _, params, _, _, ret, *contracts, body = c
         s = self.span(c)
-        return ast.FnDecl(name.value, self.sp(name), params, ret, body, self.doc(s), bool(public), s)
+        return ast.FnDecl(name.value, self.sp(name), params, ret, body, self.doc(s), bool(public), s,
+                          contracts=tuple(contracts))
+
+    def contract(self, c):
+        return c[0] if isinstance(c[0], tuple) else ("requires", c[1])
+
+    def ensures(self, c):
+        return ("ensures", c[1])
 
     def extern_decl(self, c):
         _, _, name, _, params, _, _, ret, _, binding = c
@@ -215,9 +222,10 @@ class _Builder(threading.local):
         return c[2], (c[1] or ())
 
     def rule_decl(self, c):
-        public, _, name, _, params, _, _, ret, (body, requires) = c
+        public, _, name, _, params, _, _, ret, *contracts, (body, requires) = c
         s = self.span(c)
-        return ast.RuleDecl(name.value, self.sp(name), params, ret, body, requires, self.doc(s), bool(public), s)
+        return ast.RuleDecl(name.value, self.sp(name), params, ret, body, requires, self.doc(s), bool(public), s,
+                            tuple(contracts))
 
     def named_type(self, c):
         return ast.NamedType(c[0], self.span(c))

@@ -252,6 +252,7 @@ class Assert:
     cond: Expr
     message: str | None
     span: Span
+    kind: str = "assert"  # "contract" for the checks lwas.contracts writes
 
 
 @node
@@ -340,6 +341,7 @@ class FnDecl:
     span: Span
     extern: str | None = None  # `extern fn ... = "binding"`: the runtime's connector (empty body)
     extern_span: Span | None = None
+    contracts: tuple = ()  # (("requires" | "ensures"), Expr), in order (lwas.contracts)
 
 
 @node
@@ -353,6 +355,7 @@ class RuleDecl:
     doc: str | None
     public: bool
     span: Span
+    contracts: tuple = ()  # (("ensures"), Expr): a rule's `requires` names axioms (lwas.contracts)
 
 
 @node

@@ -208,6 +208,7 @@ class Service:
         self.ledger_specs = desc["ledgers"]
         prefix = origin or f"lwas/{self.name}"
         self.ledgers = [Ledger(l["name"], f"{prefix}/{l['name']}", private_key) for l in self.ledger_specs]
+        self.public_key = private_key.public_key()
         self.by_name = {l.name: l for l in self.ledgers}
         self.state = None  # the committed state (replaced, never mutated)
         self.last_time = 0  # the greatest entry time seen: new entries go after it
@@ -227,6 +228,7 @@ class Service:
         self.state = self.program.call(self.desc["init"])
         with self.store.transaction() as tx:  # a consistent snapshot, other writers paused
             self.catch_up(tx)
+        self._same_key()
         self.replayed = sum(l.size for l in self.ledgers)
         log.info("service %s: replayed %d entries in %.3f s", self.name, self.replayed,
                  time.perf_counter() - t0)
@@ -235,6 +237,21 @@ class Service:
         self.thread.start()
         for t in self.desc.get("timers", []):
             threading.Thread(target=self._timer, args=(t,), name=f"lwas-timer-{self.name}", daemon=True).start()
+
+    def _same_key(self) -> None:
+        """Refuse to extend a ledger whose checkpoints another key signed: a second key would
+        leave a log that verifies under neither (rotate by starting new ledgers, docs/operations.md)."""
+        from lwas.runtime.checkpoint import key_name_for, parse_checkpoint
+
+        for ledger in self.ledgers:
+            marks = self.store.checkpoints(ledger.name) if ledger.size else []
+            if not marks:
+                continue
+            try:
+                parse_checkpoint(marks[-1][1], self.public_key)
+            except ValueError:
+                raise ValueError(f"ledger {ledger.name!r} is signed by another key than this one "
+                                 f"({key_name_for(self.public_key)}); serve it with the key that signed it") from None
 
     def _timer(self, timer: dict) -> None:
         """Submit the timer's handler every interval, like a request (never two queued at once).

@@ -70,6 +70,7 @@ def _load(cfg: ServeConfig):
 
 def build(cfg: ServeConfig):
     """(app, services, store) with the services started (ledgers replayed)."""
+    from lwas.keys import KeyFileError
     from lwas.runtime.auth import load_credentials
     from lwas.runtime.host import Service
     from lwas.runtime.server import create_app
@@ -82,7 +83,7 @@ def build(cfg: ServeConfig):
         raise ServeError(f"bad credentials configuration: {e}") from None
     try:
         data, art, program, key, pub_pem = _load(cfg)
-    except (OSError, ArtifactError) as e:
+    except (OSError, ArtifactError, KeyFileError) as e:
         raise ServeError(f"cannot serve {cfg.artifact}: {e}") from None
     described = art.manifest.get("services") or []
     if not described:

@@ -724,3 +724,22 @@ def test_config_int_reads_a_number_or_the_default(tmp_path):
             svc.read(desc["routes"][0], ())
     finally:
         store.close()
+
+
+def test_a_ledger_signed_by_another_key_is_refused_at_start(compiled, tmp_path):
+    """Extending a ledger under a second key would leave a log that verifies under neither."""
+    db = str(tmp_path / "ledger.db")
+    s = Server(*compiled, db)
+    assert s.http.post("/transfers", json=transfer("k1"), headers=AUTH).status_code == 200
+    s.close()
+    art, _ = compiled
+    other = generate()
+    _, program = load_verified(art, [compiled[1].public_key()])
+    store = open_store(db)
+    try:
+        desc = next(d for d in load_verified(art, [compiled[1].public_key()])[0].manifest["services"])
+        svc = Service(program, desc, store, other, hashlib.sha512(art).digest())
+        with pytest.raises(ValueError, match="signed by another key"):
+            svc.start()
+    finally:
+        store.close()
