@@ -40,6 +40,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+	$(VENV)/bin/lwasc test stdlib services examples
 
 test-long: $(STAMP)
 	LWAS_LONG=1 $(PY) -m pytest -q
