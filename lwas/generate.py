@@ -17,6 +17,7 @@ child out of time is reported as a failure naming the budget: bound the argument
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import resource
@@ -62,7 +63,25 @@ def strategy(desc):
         return st.lists(strategy(desc["array"]), max_size=8)
     if "enum" in desc:
         return st.sampled_from(desc["variants"])
-    return st.fixed_dictionaries({n: strategy(t) for n, t in desc["fields"]})
+    as_json = set(desc.get("json", ()))
+    fields = {n: (_JSON if n in as_json else strategy(t)) for n, t in desc["fields"]}
+    flat = [(n, t["in"]) for n, t in desc["fields"] if isinstance(t, dict) and "in" in t]
+    if not flat:
+        return st.fixed_dictionaries(fields)
+    return st.fixed_dictionaries(fields).map(lambda v: _same_currency(v, flat))
+
+
+# a `json` field holds a JSON document (text)
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-10 ** 6, 10 ** 6) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                     max_leaves=6).map(lambda v: json.dumps(v, sort_keys=True))
+
+
+def _same_currency(v: dict, flat: list) -> dict:
+    """`amount: money in currency`: the record's currency field names the money's currency."""
+    for money_field, currency_field in flat:
+        v[currency_field] = v[money_field].currency
+    return v
 
 
 def literal(v, desc) -> str:
@@ -204,3 +223,109 @@ def report(file: str, findings: list[Finding]) -> str:
         else:
             lines += [f"{file}::{f.name} FAILED: {f.kind}: {f.message}", "minimal input, as a test:", f.test_block]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- services
+
+@dataclass
+class RouteFinding:
+    route: str  # "POST /transaction"
+    ok: bool
+    requests: int
+    status: int = 0
+    request: str = ""  # the minimal failing request (method, path, JSON body)
+    answer: str = ""
+
+
+def _request(route: dict, values: tuple):
+    """(path, JSON body or None) for generated path parameters and body values."""
+    from urllib.parse import quote
+
+    from lwas.runtime.models import dumps, to_json
+
+    path = route["path"]
+    n = len(route["path_params"])
+    for (name, desc), v in zip(route["path_params"], values[:n]):
+        text = v if isinstance(v, str) else json.dumps(to_json(desc, v))
+        path = path.replace("{" + name + "}", quote(str(text).strip('"'), safe=""))
+    body = None
+    if route["body"] is not None:
+        body = dumps(to_json(route["body"][1], values[n]))
+    return path, body
+
+
+def generate_services(artifact: bytes, key, examples: int = 100) -> list[RouteFinding]:
+    """Every route that neither calls out (`extern fn`) nor is a signed webhook, on generated
+    path parameters and bodies, against the services in this process (a fresh SQLite ledger):
+    each answer must be 2xx or a documented 4xx, never 5xx. Found: the minimal request."""
+    import tempfile
+
+    import warnings
+
+    with warnings.catch_warnings():  # starlette's note about httpx, not ours
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    from lwas.runtime.auth import Credentials, RateLimiter
+    from lwas.runtime.host import Service
+    from lwas.runtime.loader import load_verified
+    from lwas.runtime.server import create_app
+    from lwas.runtime.store import open_store
+    from lwas.keys import public_pem
+
+    import hashlib
+
+    art, program = load_verified(artifact, [key.public_key()])
+    out: list[RouteFinding] = []
+    logging.getLogger("lwas").setLevel(logging.WARNING)  # one access-log line per generated request
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(f"{tmp}/generated.db")
+        services = [Service(program, d, store, key, hashlib.sha512(artifact).digest(), settings={})
+                    for d in art.manifest["services"]]
+        for s in services:
+            s.start()
+        creds = Credentials()
+        token = "generated-" + hashlib.sha256(artifact).hexdigest()[:32]
+        creds.add_key(token, "admin", "generate")
+        app = create_app(services, credentials=creds, public_key_pem=public_pem(key), ready=store.ping,
+                         limiter=RateLimiter(rate_per_s=1e9, burst=1e9))
+        headers = {"Authorization": f"Bearer {token}", "content-type": "application/json"}
+        try:
+            with TestClient(app) as client:
+                for s in services:
+                    for route in s.desc["routes"]:
+                        if route.get("external") or route.get("signed"):
+                            continue
+                        out.append(_search_route(client, route, headers, examples))
+        finally:
+            for s in services:
+                s.stop()
+            store.close()
+    return out
+
+
+def _search_route(client, route: dict, headers: dict, examples: int) -> RouteFinding:
+    descs = [d for _, d in route["path_params"]] + ([route["body"][1]] if route["body"] is not None else [])
+    name = f"{route['method']} {route['path']}"
+    seen = [0]
+
+    def send(values):
+        try:
+            path, body = _request(route, values)
+        except (ValueError, TypeError):
+            return None  # a value with no JSON form (a flat money field in another currency)
+        seen[0] += 1
+        return path, body, client.request(route["method"], path, content=body, headers=headers)
+
+    def fails(values) -> bool:
+        r = send(values)
+        return r is not None and r[2].status_code >= 500
+
+    cfg = settings(max_examples=examples, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    try:
+        values = find(st.tuples(*[strategy(d) for d in descs]), fails, settings=cfg)
+    except NoSuchExample:
+        return RouteFinding(name, True, seen[0])
+    path, body, r = send(values)
+    req = f"{route['method']} {path}" + (f"\n{body.decode()}" if body else "")
+    return RouteFinding(name, False, seen[0], r.status_code, req, r.text[:500])

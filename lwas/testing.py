@@ -123,7 +123,22 @@ def run_file(path: Path, pattern: str | None = None, generate: bool = False, exa
 
         report.generated = [f for f in gen(program, c.native.describe(), examples)
                             if matches(pattern, shown, f.name)]
+        if c.services:
+            report.generated += [f for f in _services(text, shown, examples) if matches(pattern, shown, f.name)]
     return report
+
+
+def _services(text: str, shown: str, examples: int) -> list:
+    """Generated requests for the file's services, as findings (lwas.generate.generate_services)."""
+    from lwas.driver import compile_source
+    from lwas.generate import Finding, generate_services
+    from lwas.keys import generate as new_key
+
+    key = new_key()  # a throwaway key: the artifact lives only for this run
+    c = compile_source(text, shown, key)
+    return [Finding(r.route, r.ok, r.requests, (), f"HTTP {r.status}" if not r.ok else "", r.answer,
+                    f"the minimal request:\n{r.request}" if not r.ok else "")
+            for r in generate_services(c.artifact, key, examples)]
 
 
 def _reference(text: str, path: str):
@@ -209,7 +224,8 @@ def human(reports: list[FileReport], seconds: float, colour: bool = False) -> st
         for g in f.generated:
             if not g.ok:
                 lines += ["", f"=== {f.file}: {g.name} fails on a generated input ({g.kind})",
-                          f"error: {g.message}", "minimal input, as a test to paste:", g.test_block]
+                          f"error: {g.message}"]
+                lines += [g.test_block] if g.kind.startswith("HTTP") else ["minimal input, as a test to paste:", g.test_block]
     s = summary(reports, seconds)
     tail = f"{s['passed']} passed, {s['failed']} failed"
     if s["errors"]:

@@ -315,9 +315,19 @@ class Service:
 
     # ------------------------------------------------------------ requests
     def read(self, route: dict, args: tuple):
-        """A read-only route, on the caller's thread, against the committed state."""
+        """A read-only route, on the caller's thread, against the committed state (its guards
+        first: GuardRefused when one is below its threshold)."""
+        state = self.state
         with hosted(_Reader(self)):
-            return self.program.call(route["handler"], self.state, *args)
+            guards = route["guards"]
+            if not guards:
+                return self.program.call(route["handler"], state, *args)
+            out = self.program.call_chain([g["fn"] for g in guards] + [route["handler"]],
+                                          (state, *args), lambda i, t: _holds(guards[i], t))
+            if len(out) <= len(guards):
+                g = guards[len(out) - 1]
+                raise GuardRefused(g["rule"], out[-1], g["threshold"], g["strict"])
+            return out[-1]
 
     def call_extern(self, index: int, args: list):
         """Run connector `index` with the LwaS arguments (records as their JSON form); its result

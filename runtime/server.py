@@ -78,6 +78,10 @@ def error(status: int, code: str, message: str, headers: dict | None = None, **m
     return JSONResponse({"error": {"code": code, "message": message, **more}}, status, headers=headers)
 
 
+def _refused(g: GuardRefused) -> JSONResponse:
+    return error(422, "guard_refused", str(g), rule=g.rule, truth=g.truth, threshold=g.threshold)
+
+
 def _fault(e: LwasRuntimeError) -> JSONResponse:
     p = e.position
     pos = {"file": p.file, "line": p.line, "col": p.col} if p is not None else None
@@ -323,14 +327,15 @@ def _add_route(app: FastAPI, svc, route: dict, who, credentials, limiter: RateLi
             except LwasRuntimeError as e:
                 metrics.faults.labels(e.kind).inc()
                 return _fault(e)
+            except GuardRefused as e:
+                return _refused(e)
             return reply(response_desc, value, status_field=status_field)
         else:
             result = await _submit(svc, route, tuple(args))
         if isinstance(result, Outcome):
             return reply(response_desc, result.response, {"LwaS-Ledger": result.ledger}, status_field)
         if isinstance(result, GuardRefused):
-            return error(422, "guard_refused", str(result), rule=result.rule, truth=result.truth,
-                         threshold=result.threshold)
+            return _refused(result)
         if isinstance(result, LwasRuntimeError):
             metrics.faults.labels(result.kind).inc()
             return _fault(result)

@@ -100,7 +100,7 @@ def test_growth_rate_compares_periods(economy):
     week = economy.http.get("/metrics/7").json()
     assert week["period_days"] == 7 and week["profitability"] == 150.00 and week["previous_profitability"] == 0.0
     assert week["growth_rate"] == 0.0
-    assert economy.http.get("/metrics/0").status_code == 500  # a period is at least one day
+    assert economy.http.get("/metrics/0").status_code == 422  # a period is at least one day
 
 
 def test_the_period_is_configurable(compiled, tmp_path, monkeypatch):
@@ -133,3 +133,11 @@ def test_books_survive_a_restart_exactly(compiled, tmp_path):
         assert s.http.get("/metrics").json() == before
     finally:
         s.close()
+
+
+def test_a_period_outside_the_books_is_refused_not_a_fault(economy):
+    """Found by `lwasc test --generate`: GET /metrics/0 used to fault (500)."""
+    for bad in (0, -3, 36501):
+        r = economy.http.get(f"/metrics/{bad}")
+        assert r.status_code == 422 and r.json()["error"]["rule"] == "valid_period"
+    assert economy.http.get("/metrics/7").status_code == 200

@@ -243,3 +243,23 @@ def test_generate_covers_records_enums_money_and_bounds_time():
     assert not found["spin"].ok and found["spin"].kind == "timeout"
     bad = found["too_sure"]
     assert not bad.ok and bad.kind == "truth_range" and "too_sure(" in bad.test_block
+
+
+def test_generated_requests_find_the_route_that_answers_500():
+    """bank.lwas's GET /average/{n} divides by n (a documented fault route); the generator finds
+    it with the smallest request, and every other route answers 2xx or a documented 4xx."""
+    from lwas.driver import compile_file
+    from lwas.generate import generate_services
+    from lwas.keys import generate as new_key
+
+    root = Path(__file__).parent.parent
+    key = new_key()
+    found = {}
+    for f in ("examples/bank.lwas", "services/economy.lwas", "services/telemetry.lwas"):
+        c = compile_file(root / f, key=key)
+        found.update({(f, r.route): r for r in generate_services(c.artifact, key, examples=40)})
+    avg = found[("examples/bank.lwas", "GET /average/{n}")]
+    assert not avg.ok and avg.status == 500 and avg.request == "GET /average/0" and "div_zero" in avg.answer
+    bad = [k for k, r in found.items() if not r.ok and k[1] != "GET /average/{n}"]
+    assert bad == []
+    assert found[("services/economy.lwas", "POST /transaction")].requests >= 20  # bodies were sent
