@@ -34,6 +34,7 @@ run: $(STAMP)
 	 export LWAS_CONFIG_PAYMENT_ECONOMY_API_KEY="$${LWAS_CONFIG_PAYMENT_ECONOMY_API_KEY:-$$FIRST}"; \
 	 export LWAS_CONFIG_PAYMENT_TELEMETRY_API_KEY="$${LWAS_CONFIG_PAYMENT_TELEMETRY_API_KEY:-$$FIRST}"; \
 	 $(VENV)/bin/lwasc serve services/telemetry.lwas --host $(HOST) --port 8890 --db var/telemetry.db & TEL=$$!; \
+	 export LWAS_REPORT_URL="$${LWAS_REPORT_URL:-http://$(HOST):8890}" LWAS_REPORT_API_KEY="$${LWAS_REPORT_API_KEY:-$$FIRST}"; \
 	 $(VENV)/bin/lwasc serve services/payment.lwas --host $(HOST) --port 8892 --db var/payment.db & PAY=$$!; \
 	 trap 'kill $$TEL $$PAY 2>/dev/null' EXIT INT TERM; \
 	 $(VENV)/bin/lwasc serve services/economy.lwas --host $(HOST) --port 8891 --db var/economy.db

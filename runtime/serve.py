@@ -108,9 +108,12 @@ def build(cfg: ServeConfig):
             s.stop()
         store.close()
         raise ServeError(f"cannot start service: {e}") from None
+    from lwas.runtime.report import reporter_from_env
+
+    reporter = reporter_from_env("+".join(s.name for s in services))
     try:
         app = create_app(services, credentials=credentials, public_key_pem=pub_pem, ready=store.ping,
-                         limiter=limiter, title=f"LwaS: {art.manifest.get('module', '')}")
+                         limiter=limiter, title=f"LwaS: {art.manifest.get('module', '')}", reporter=reporter)
     except ValueError as e:  # two services claim a route, a webhook body Stripe cannot fill, ...
         for s in services:
             s.stop()
@@ -118,10 +121,14 @@ def build(cfg: ServeConfig):
         raise ServeError(f"cannot serve {cfg.artifact}: {e}") from None
 
     def shutdown():
+        if reporter is not None:
+            reporter.stop()  # sends the last window
         for s in services:
             s.stop()
         store.close()
 
+    if reporter is not None:
+        app.router.add_event_handler("startup", reporter.start)
     app.router.add_event_handler("shutdown", shutdown)
     return app, services, store
 

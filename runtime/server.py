@@ -108,9 +108,11 @@ class _Observe:
     """Pure ASGI middleware: request id, JSON access log, per-route metrics (no BaseHTTPMiddleware:
     it costs a task and a stream per request)."""
 
-    def __init__(self, app, metrics: _Metrics):
+    def __init__(self, app, metrics: _Metrics, reporter=None, routes: frozenset = frozenset()):
         self.app = app
         self.m = metrics
+        self.reporter = reporter  # lwas.runtime.report: service routes' outcomes for telemetry
+        self.routes = routes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -139,6 +141,8 @@ class _Observe:
             template = getattr(route, "path", None) or "(unmatched)"
             method = scope["method"]
             self.m.requests.labels(method, template, str(status[0])).inc()
+            if self.reporter is not None and (method, template) in self.routes:
+                self.reporter.count(status[0])
             self.m.latency.labels(method, template).observe(dt)
             if log.isEnabledFor(logging.INFO):
                 log.info("request", extra={"request_id": rid, "method": method, "path": scope["path"],
@@ -146,7 +150,7 @@ class _Observe:
 
 
 def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: RateLimiter | None = None,
-               ready=lambda: True, title: str = "LwaS services") -> FastAPI:
+               ready=lambda: True, title: str = "LwaS services", reporter=None) -> FastAPI:
     """The ASGI app for started `host.Service`s (the caller starts and stops them)."""
     metrics = _Metrics()
     app = FastAPI(title=title, version="1", docs_url="/docs", openapi_url="/openapi.json")
@@ -243,7 +247,7 @@ def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: R
         except ValueError as e:
             return error(422, "bad_range", str(e))
 
-    app.add_middleware(_Observe, metrics=metrics)
+    app.add_middleware(_Observe, metrics=metrics, reporter=reporter, routes=frozenset(seen_routes))
     return app
 
 

@@ -53,7 +53,8 @@ def compiled():
 class Server:
     """Services + app + uvicorn on a free loopback port, in a thread."""
 
-    def __init__(self, artifact: bytes, key, db: str, limiter=None, read_auth=False, port: int | None = None):
+    def __init__(self, artifact: bytes, key, db: str, limiter=None, read_auth=False, port: int | None = None,
+                 reporter=None):
         art, program = load_verified(artifact, [key.public_key()])
         self.store = open_store(db)
         digest = hashlib.sha512(artifact).digest()
@@ -66,7 +67,7 @@ class Server:
         creds.hs256_secret = HS.encode()
         creds.read_requires_auth = read_auth
         self.app = create_app(self.services, credentials=creds, public_key_pem=public_pem(key),
-                              ready=self.store.ping, limiter=limiter)
+                              ready=self.store.ping, limiter=limiter, reporter=reporter)
         if port is None:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))

@@ -148,3 +148,60 @@ def test_error_and_payment_failure_rates_alert_after_their_durations(telemetry):
     assert "payment_failures" in names()
     assert event(telemetry, "p0", "Payment", False, 1000).headers["lwas-ledger"] == "exists"
     assert event(telemetry, "p0", "Payment", True, 1000).status_code == 409
+
+
+def window(i: int, ok: int, failed: int, until: datetime) -> dict:
+    stamp = lambda t: t.isoformat().replace("+00:00", "Z")  # noqa: E731
+    return {"id": f"economy-{i}", "service": "economy", "ok": ok, "failed": failed,
+            "since": stamp(until - timedelta(seconds=10)), "until": stamp(until)}
+
+
+def test_request_windows_from_runtimes_drive_critical_errors(telemetry):
+    """A runtime reports a window of requests as one entry; more than 1 % failed for a minute
+    (by the windows' own times) raises critical_errors."""
+    t0 = datetime.now(timezone.utc) - timedelta(minutes=5)
+    post = lambda body: telemetry.http.post("/requests", json=body, headers=AUTH)  # noqa: E731
+    for i in range(6):  # 1 minute of healthy traffic
+        assert post(window(i, 1000, 1, t0 + timedelta(seconds=10 * i))).status_code == 200
+    names = lambda: [a["name"] for a in telemetry.http.get("/alerts").json()]  # noqa: E731
+    assert "critical_errors" not in names()
+    for i in range(6, 14):  # then 5 % failing, for 80 s
+        post(window(i, 950, 50, t0 + timedelta(seconds=10 * i)))
+    assert "critical_errors" in names()
+    r = post(window(99, -1, 0, t0))
+    assert r.status_code == 422 and r.json()["error"]["rule"] == "valid_window"
+
+
+def test_a_runtime_reports_its_requests_to_telemetry(telemetry, tmp_path):
+    from lwas.runtime.report import RequestReporter
+    from test_service import BANK, transfer
+
+    from lwas.driver import compile_file
+
+    key = generate()
+    c = compile_file(BANK, key=key)
+    reporter = RequestReporter(telemetry.url, "bank", api_key=AUTH["Authorization"].split()[1], every=3600)
+    bank = Server(c.artifact, key, str(tmp_path / "bank.db"), reporter=reporter)
+    try:
+        for i in range(4):
+            assert bank.http.post("/transfers", json=transfer(f"r{i}"), headers=AUTH).status_code == 200
+        assert bank.http.get("/average/0").status_code == 500  # a fault: counted as failed
+        bank.http.get("/healthz")  # operations endpoints are not service routes: not counted
+        assert reporter.flush() and reporter.sent == 1
+        rate = telemetry.http.get("/requests").json()
+        assert (rate["total"], rate["failed"]) == (5, 1)
+        assert reporter.flush()  # nothing new: nothing sent
+        assert reporter.sent == 1
+    finally:
+        bank.close()
+
+
+def test_a_window_telemetry_did_not_take_is_merged_into_the_next(tmp_path):
+    from lwas.runtime.report import RequestReporter
+
+    r = RequestReporter("http://127.0.0.1:9", "x", every=3600)  # nothing listens on port 9
+    r.count(200)
+    r.count(503)
+    assert not r.flush() and (r.ok, r.failed) == (1, 1)
+    r.count(200)
+    assert (r.ok, r.failed) == (2, 1)
