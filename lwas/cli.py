@@ -91,6 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--examples", type=int, default=200, metavar="N", help="inputs per function (--generate)")
     t.add_argument("--color", choices=["auto", "always", "never"], default="auto")
 
+    rp = sub.add_parser("repl", help="an interactive session: each entry compiled natively and run")
+    rp.add_argument("--history", metavar="FILE", help="history file (default: $LWAS_HISTORY, else ~/.lwas_history)")
+    rp.add_argument("--load", metavar="FILE", action="append", default=[], help="load a file's items first")
+    rp.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+
     lg = sub.add_parser("ledger", help="audit a service ledger")
     lsub = lg.add_subparsers(dest="ledger_command", metavar="COMMAND", parser_class=_Parser, required=True)
     lv = lsub.add_parser("verify", help="recompute the hash chain, Merkle roots and checkpoint signatures")
@@ -552,6 +557,14 @@ def cmd_ledger(args) -> int:
     return verify_command(args.db, args.pubkey, "json" if args.format == "json" else "text")
 
 
+def cmd_repl(args) -> int:
+    from .repl import main as repl
+
+    argv = (["--history", args.history] if args.history else []) + \
+        [x for f in args.load for x in ("--load", f)] + ["--color", args.color]
+    return repl(argv)
+
+
 def cmd_test(args) -> int:
     from .testing import main as run_tests
 
@@ -559,7 +572,7 @@ def cmd_test(args) -> int:
                      generate=args.generate, examples=args.examples)
 
 
-_COMMANDS = {"test": cmd_test, "check": cmd_check, "explain": cmd_explain, "graph": cmd_graph, "keygen": cmd_keygen,
+_COMMANDS = {"test": cmd_test, "repl": cmd_repl, "check": cmd_check, "explain": cmd_explain, "graph": cmd_graph, "keygen": cmd_keygen,
              "build": cmd_build, "verify": cmd_verify, "run": cmd_run, "serve": cmd_serve,
              "ledger": cmd_ledger}
 
