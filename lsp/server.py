@@ -1,0 +1,904 @@
+"""`lwas-lsp`: the LwaS language server (pygls 2), built on the compiler's own front end.
+
+Every answer comes from `lwas.driver`'s Compilation of the document: diagnostics are the
+ones `lwasc check` prints (same codes, messages and spans, the axiom chains as related
+information), and hover, definitions, references, completion, rename, semantic tokens and
+inlay hints read the type checker's side tables (`Checked.refs`, `bindings`, `let_types`,
+`signatures`) and the truth phase's effective truths. Positions are UTF-16 code units.
+
+Usage: lwas-lsp            (stdio)
+       lwas-lsp --tcp HOST PORT
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from pathlib import Path
+
+from lsprotocol import types as T
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
+
+from lwas import syntax as ast
+from lwas.source import SourceFile, Span
+
+from .analysis import (Analysis, Occ, build_index, definition_span, lsp_pos, name_span, offset_of,
+                       span_range, target_key, utf16_len)
+from .incremental import IncrementalParser
+
+log = logging.getLogger("lwas.lsp")
+
+KEYWORDS = ("module import pub axiom requires contradicts const fn rule record enum test let var if "
+            "else while for in return break continue assert match and or not true false extern").split()
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+TOKEN_TYPES = ["namespace", "type", "enum", "enumMember", "function", "variable", "parameter",
+               "property", "macro"]
+TOKEN_MODIFIERS = ["declaration", "readonly", "defaultLibrary"]
+
+
+def _num(x: float) -> str:
+    from lwas.truth import _num as num
+
+    return num(x)
+
+
+# ---------------------------------------------------------------- the server
+
+class LwasServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("lwas-lsp", "0.1.0")
+        self.analyses: dict[str, Analysis] = {}
+        self.last_clean: dict[str, Analysis] = {}  # the last analysis without syntax errors
+        self.parser = IncrementalParser()
+        self.published: dict[str, set[str]] = {}  # root uri -> other uris it published to
+        self.service_memo: dict[str, dict[int, object]] = {}
+
+    # -- paths
+    def path_of(self, uri: str) -> str:
+        p = to_fs_path(uri) if uri.startswith("file:") else None
+        return p or uri
+
+    def uri_of(self, a: Analysis, path: str) -> str:
+        if path == a.path:
+            return a.uri
+        if path.startswith("<") or not Path(path).is_absolute():
+            return a.uri
+        return from_fs_path(path) or a.uri
+
+    def open_text(self, path: str) -> str | None:
+        for a in self.analyses.values():
+            if a.path == path:
+                return self.workspace.get_text_document(a.uri).source
+        return None
+
+    # -- analysis
+    def analyse(self, uri: str) -> Analysis:
+        from lwas.driver import FRONT_END, Compilation, run
+        from lwas.resolve import Loader, default_stdlib_dir, load
+
+        doc = self.workspace.get_text_document(uri)
+        path = self.path_of(uri)
+        c = Compilation(SourceFile(path, doc.source))
+
+        def read(p: Path) -> str:
+            text = self.open_text(str(p))
+            return text if text is not None else p.read_text(encoding="utf-8")
+
+        def parse(cc) -> None:
+            loader = Loader(parse=self.parser.parse, stdlib_dir=cc.stdlib_dir or default_stdlib_dir(), read=read)
+            cc.program = load(cc.root, loader, cc.sink)
+            cc.parsed_tree = cc.program.root.tree  # before services are expanded (outline)
+
+        stages = [("parse", parse, False)] + [
+            (name, self._service_stage(uri) if name == "service" else fn, clean) for name, fn, clean in FRONT_END[1:]]
+        run(c, stages)
+        a = Analysis(uri, path, doc.version, c)
+        self.analyses[uri] = a
+        if not any(d.code == "E0001" or d.code.startswith("E00") for d in c.sink.items):
+            self.last_clean[uri] = a
+        return a
+
+    def _service_stage(self, uri: str):
+        """`lwas.driver`'s service stage, remembering the items it found nothing wrong with.
+
+        For a module without services or extern functions, `service.expand` leaves the tree as
+        it is and only looks inside each item (for `append` outside a service), so it is run
+        item by item and an item that was clean, and is the same object (the incremental
+        parser reuses unchanged items), is not walked again.
+        """
+        from lwas.diagnostics import Sink
+        from lwas.service import expand
+
+        memo = self.service_memo.setdefault(uri, {})
+
+        def stage(c) -> None:
+            fresh: dict[int, object] = {}
+            for m in c.program.modules:
+                items = m.tree.items
+                if any(i.__class__ is ast.ServiceDecl or (i.__class__ is ast.FnDecl and i.extern is not None)
+                       for i in items):
+                    m.tree, m.services = expand(m.tree, c.sink, m.is_root)
+                    continue
+                for it in items:
+                    if memo.get(id(it)) is it:
+                        fresh[id(it)] = it
+                        continue
+                    tmp = Sink()
+                    expand(ast.Module(m.path, (it,), m.tree.span), tmp, m.is_root)
+                    if tmp.items:
+                        c.sink.items.extend(tmp.items)
+                    else:
+                        fresh[id(it)] = it
+                m.services = []
+            memo.clear()
+            memo.update(fresh)
+
+        return stage
+
+    def get(self, uri: str) -> Analysis:
+        a = self.analyses.get(uri)
+        doc = self.workspace.get_text_document(uri)
+        if a is None or a.version != doc.version or a.c.root.text != doc.source:
+            a = self.analyse(uri)
+        if not a.occs and a.c.program is not None:
+            build_index(a)
+        return a
+
+    def publish(self, a: Analysis) -> None:
+        by_uri: dict[str, list[T.Diagnostic]] = {a.uri: []}
+        for d in a.c.diagnostics:
+            uri = self.uri_of(a, d.span.file)
+            by_uri.setdefault(uri, []).append(to_lsp_diagnostic(self, a, d))
+        others = set(by_uri) - {a.uri}
+        for stale in self.published.get(a.uri, set()) - others:
+            by_uri[stale] = []
+        self.published[a.uri] = others
+        for uri, items in by_uri.items():
+            self.text_document_publish_diagnostics(
+                T.PublishDiagnosticsParams(uri=uri, diagnostics=items,
+                                           version=a.version if uri == a.uri else None))
+
+
+server = LwasServer()
+
+
+def to_lsp_diagnostic(ls: LwasServer, a: Analysis, d) -> T.Diagnostic:
+    src = a.source(d.span.file)
+    (l0, c0), (l1, c1) = span_range(src, d.span)
+    related = []
+    for lab in d.labels:
+        lsrc = a.source(lab.span.file)
+        (m0, n0), (m1, n1) = span_range(lsrc, lab.span)
+        related.append(T.DiagnosticRelatedInformation(
+            location=T.Location(uri=ls.uri_of(a, lab.span.file),
+                                range=T.Range(start=T.Position(line=m0, character=n0),
+                                              end=T.Position(line=m1, character=n1))),
+            message=lab.message or d.message))
+    message = d.message
+    extra = [f"note: {n}" for n in d.notes] + ([f"help: {d.help}"] if d.help else [])
+    if extra:
+        message += "\n" + "\n".join(extra)
+    return T.Diagnostic(
+        range=T.Range(start=T.Position(line=l0, character=c0), end=T.Position(line=l1, character=c1)),
+        message=message,
+        severity=T.DiagnosticSeverity.Error if d.is_error else T.DiagnosticSeverity.Warning,
+        code=d.code or None,
+        source="lwasc",
+        related_information=related or None,
+        data={"label": d.label, "help": d.help},
+    )
+
+
+# ---------------------------------------------------------------- document sync and diagnostics
+
+@server.feature(T.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: LwasServer, params: T.DidOpenTextDocumentParams) -> None:
+    ls.publish(ls.analyse(params.text_document.uri))
+
+
+@server.feature(T.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: LwasServer, params: T.DidChangeTextDocumentParams) -> None:
+    ls.publish(ls.analyse(params.text_document.uri))
+
+
+@server.feature(T.TEXT_DOCUMENT_DID_SAVE)
+def did_save(ls: LwasServer, params: T.DidSaveTextDocumentParams) -> None:
+    ls.publish(ls.get(params.text_document.uri))
+
+
+@server.feature(T.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: LwasServer, params: T.DidCloseTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    ls.analyses.pop(uri, None)
+    ls.last_clean.pop(uri, None)
+    for other in ls.published.pop(uri, set()) | {uri}:
+        ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=other, diagnostics=[]))
+
+
+@server.feature(T.TEXT_DOCUMENT_DIAGNOSTIC,
+                T.DiagnosticOptions(identifier="lwasc", inter_file_dependencies=True,
+                                    workspace_diagnostics=False))
+def pull_diagnostics(ls: LwasServer, params: T.DocumentDiagnosticParams):
+    a = ls.get(params.text_document.uri)
+    items = [to_lsp_diagnostic(ls, a, d) for d in a.c.diagnostics if ls.uri_of(a, d.span.file) == a.uri]
+    return T.FullDocumentDiagnosticReport(items=items)
+
+
+# ---------------------------------------------------------------- helpers
+
+def _pos(a: Analysis, p: T.Position) -> tuple[int, int]:
+    return offset_of(a.src, p.line, p.character)
+
+
+def _range(a: Analysis, path: str, span: Span) -> T.Range:
+    (l0, c0), (l1, c1) = span_range(a.source(path), span)
+    return T.Range(start=T.Position(line=l0, character=c0), end=T.Position(line=l1, character=c1))
+
+
+def _occ_at(a: Analysis, p: T.Position) -> Occ | None:
+    line, col = _pos(a, p)
+    o = a.occ_at(a.path, line, col)
+    if o is None and col > 1:  # the cursor just after a name
+        o = a.occ_at(a.path, line, col - 1)
+    return o
+
+
+def _truth_text(decl: ast.AxiomDecl) -> str:
+    v = decl.value
+    if v is None:
+        return "no value: holds its weakest premise"
+    return _num(v.lo) if v.lo == v.hi else f"{_num(v.lo)}..{_num(v.hi)}"
+
+
+def axiom_chain(a: Analysis, i: int) -> tuple[list[int], list[int]]:
+    """(bound chain: premises down to the axiom whose upper end is what i's premises allow,
+        effective chain: for a valueless axiom, the weakest premise down to a valued one)."""
+    prog, tr = a.program, a.c.truth
+    axioms, req = prog.axioms, prog.requires
+
+    def hi(j):
+        v = axioms[j].value
+        return 1.0 if v is None else v.hi
+
+    bound = tr.upper[i]
+    path, j = [i], i
+    while hi(j) != bound and len(path) <= len(axioms):
+        nxt = next((d for d in (req[j] if j < len(req) else []) if d >= 0 and tr.upper[d] == bound), None)
+        if nxt is None or nxt in path:
+            break
+        path.append(nxt)
+        j = nxt
+    eff_path, j = [i], i
+    while axioms[j].value is None and len(eff_path) <= len(axioms):
+        prem = [d for d in (req[j] if j < len(req) else []) if d >= 0]
+        if not prem:
+            break
+        nxt = min(prem, key=lambda d: tr.effective[d])
+        if nxt in eff_path:
+            break
+        eff_path.append(nxt)
+        j = nxt
+    return path, eff_path
+
+
+def _steps(a: Analysis, path: list[int], eff: bool = False) -> str:
+    prog, tr = a.program, a.c.truth
+    out = []
+    for j in path:
+        v = _num(tr.effective[j]) if eff else _truth_text(prog.axioms[j])
+        out.append(f"{prog.axiom_names[j]} ({v})")
+    return " -> ".join(out)
+
+
+def axiom_hover(a: Analysis, decl) -> list[str]:
+    i = a.axiom_index.get(id(decl))
+    lines = [f"```lwas\naxiom {decl.name} = {_truth_text(decl)}\n```"]
+    tr = a.c.truth
+    if i is None or tr is None or i >= len(tr.effective):
+        return lines
+    path, eff_path = axiom_chain(a, i)
+    lines.append(f"declared truth: {_truth_text(decl)}  \neffective truth: {_num(tr.effective[i])}  \n"
+                 f"premises allow at most: {_num(tr.upper[i])}")
+    if len(path) > 1:
+        lines.append(f"bounded by the chain: {_steps(a, path)}")
+    if len(eff_path) > 1:
+        lines.append(f"holds its weakest premise: {_steps(a, eff_path, eff=True)}")
+    return lines
+
+
+def rule_hover(a: Analysis, decl) -> list[str]:
+    sig = a.checked.signatures.get(decl) if a.checked else None
+    lines = [f"```lwas\nrule {decl.name}{sig if sig is not None else '(...)'}\n```"]
+    k = a.rule_index.get(id(decl))
+    tr = a.c.truth
+    if k is None or tr is None or k >= len(tr.caps):
+        return lines
+    lines.append(f"capped at: {_num(tr.caps[k])} (the weakest effective truth it requires)")
+    prog = a.program
+    targets = prog.rule_requires[k] if k < len(prog.rule_requires) else []
+    good = [t for t in targets if t >= 0]
+    if good:
+        weakest = min(good, key=lambda t: tr.effective[t])
+        _, eff_path = axiom_chain(a, weakest)
+        chain = f"{decl.name} -> " + _steps(a, eff_path, eff=True)
+        lines.append(f"bounded by the chain: {chain}")
+    return lines
+
+
+def describe(a: Analysis, occ: Occ) -> tuple[str, str | None, str | None]:
+    """(markdown hover, a one-line detail, doc) for what an occurrence denotes."""
+    t = occ.target
+    cls = type(t).__name__
+    chk = a.checked
+    doc = None
+    if cls == "Local":
+        kind = {"let": "let", "var": "var", "param": "param", "for": "for"}.get(t.kind, t.kind)
+        detail = f"{kind} {t.name}: {t.type}"
+        return f"```lwas\n{detail}\n```", detail, None
+    if cls == "ItemRef":
+        d = t.decl
+        doc = getattr(d, "doc", None)
+        if t.kind == "axiom":
+            parts = axiom_hover(a, d)
+            detail = f"axiom {d.name} = {_truth_text(d)}"
+        elif t.kind == "rule":
+            parts = rule_hover(a, d)
+            sig = chk.signatures.get(d)
+            detail = f"rule {d.name}{sig}"
+        elif t.kind == "fn":
+            sig = chk.signatures.get(d)
+            detail = f"fn {d.name}{sig if sig is not None else '(...)'}"
+            parts = [f"```lwas\n{detail}\n```"]
+        elif t.kind == "const":
+            ty = chk.const_types.get(d)
+            val = chk.const_values.get(d)
+            detail = f"const {d.name}: {ty}" + (f" = {_num(val) if isinstance(val, float) else val}" if val is not None else "")
+            parts = [f"```lwas\n{detail}\n```"]
+        elif t.kind == "record":
+            rt = chk.records.get(d)
+            fields = "; ".join(f"{k}: {v}" for k, v in (rt.fields.items() if rt else ()))
+            detail = f"record {d.name} {{ {fields} }}"
+            parts = [f"```lwas\n{detail}\n```"]
+        elif t.kind == "enum":
+            detail = f"enum {d.name} {{ {', '.join(v.name for v in d.variants)} }}"
+            parts = [f"```lwas\n{detail}\n```"]
+        else:
+            detail = f"{t.kind} {getattr(d, 'name', '')}"
+            parts = [f"```lwas\n{detail}\n```"]
+        if t.module is not None and not t.module.is_root:
+            parts.insert(1, f"from module `{t.module.name}`")
+    elif cls == "FieldRef":
+        rt = t.record
+        f = rt.decl.fields[t.index]
+        doc = f.doc
+        detail = f"{rt.name}.{f.name}: {rt.fields.get(f.name)}"
+        parts = [f"```lwas\n{detail}\n```"]
+    elif cls == "VariantRef":
+        v = t.enum.decl.variants[t.index]
+        doc = v.doc
+        detail = f"{t.enum.name}.{v.name}"
+        parts = [f"```lwas\n{detail}\n```", f"variant of enum `{t.enum.name}`"]
+    elif cls == "ModuleRef":
+        m = t.module
+        detail = f"module {m.name}"
+        first = m.tree.items[0] if m.tree.items else None
+        doc = first.doc if isinstance(first, ast.ModuleDecl) else None
+        parts = [f"```lwas\n{detail}\n```"]
+    elif cls == "BuiltinRef":
+        b = t.builtin
+        detail = b.signature_text()
+        doc = b.doc
+        parts = [f"```lwas\n{detail}\n```", "built-in"]
+    else:
+        return "", None, None
+    if occ.node is not None and chk is not None and not occ.decl:
+        ty = chk.types.get(occ.node)
+        conv = chk.coercions.get(occ.node)
+        if ty is not None and cls not in ("Local",):
+            parts.append(f"type here: `{ty}`" + (f" (converted to `{conv}`)" if conv is not None else ""))
+    if doc:
+        parts.append(doc)
+    return "\n\n---\n\n".join([parts[0], "\n\n".join(parts[1:])]) if len(parts) > 1 else parts[0], detail, doc
+
+
+# ---------------------------------------------------------------- hover, definition, references
+
+@server.feature(T.TEXT_DOCUMENT_HOVER)
+def hover(ls: LwasServer, params: T.HoverParams):
+    a = ls.get(params.text_document.uri)
+    o = _occ_at(a, params.position)
+    if o is None:
+        return None
+    text, _, _ = describe(a, o)
+    if not text:
+        return None
+    return T.Hover(contents=T.MarkupContent(kind=T.MarkupKind.Markdown, value=text),
+                   range=_range(a, o.span.file, o.span))
+
+
+@server.feature(T.TEXT_DOCUMENT_DEFINITION)
+def definition(ls: LwasServer, params: T.DefinitionParams):
+    a = ls.get(params.text_document.uri)
+    o = _occ_at(a, params.position)
+    if o is None:
+        return None
+    where = definition_span(o.target)
+    if where is None:
+        return None
+    path, span = where
+    return [T.Location(uri=ls.uri_of(a, path), range=_range(a, path, span))]
+
+
+@server.feature(T.TEXT_DOCUMENT_REFERENCES)
+def references(ls: LwasServer, params: T.ReferenceParams):
+    a = ls.get(params.text_document.uri)
+    o = _occ_at(a, params.position)
+    if o is None:
+        return None
+    out = []
+    for r in a.occurrences_of(o.key):
+        if r.decl and not params.context.include_declaration:
+            continue
+        out.append(T.Location(uri=ls.uri_of(a, r.span.file), range=_range(a, r.span.file, r.span)))
+    return out
+
+
+@server.feature(T.TEXT_DOCUMENT_DOCUMENT_HIGHLIGHT)
+def highlight(ls: LwasServer, params: T.DocumentHighlightParams):
+    a = ls.get(params.text_document.uri)
+    o = _occ_at(a, params.position)
+    if o is None:
+        return None
+    return [T.DocumentHighlight(range=_range(a, r.span.file, r.span),
+                                kind=T.DocumentHighlightKind.Write if r.decl else T.DocumentHighlightKind.Read)
+            for r in a.occurrences_of(o.key) if r.span.file == a.path]
+
+
+# ---------------------------------------------------------------- outline
+
+_SYMBOL_KINDS = {
+    ast.AxiomDecl: T.SymbolKind.Constant, ast.ConstDecl: T.SymbolKind.Constant,
+    ast.FnDecl: T.SymbolKind.Function, ast.RuleDecl: T.SymbolKind.Function,
+    ast.RecordDecl: T.SymbolKind.Struct, ast.EnumDecl: T.SymbolKind.Enum,
+    ast.ServiceDecl: T.SymbolKind.Class, ast.TestDecl: T.SymbolKind.Method,
+    ast.ModuleDecl: T.SymbolKind.Module,
+}
+
+
+def _symbol(a: Analysis, item) -> T.DocumentSymbol | None:
+    kind = _SYMBOL_KINDS.get(type(item))
+    if kind is None:
+        return None
+    path = a.path
+    if isinstance(item, ast.ModuleDecl):
+        name, sel = item.name.text, item.name.span
+    elif isinstance(item, ast.TestDecl):
+        name, sel = f"test {item.name}", item.span
+    else:
+        name, sel = item.name, item.name_span
+    children = []
+    detail = None
+    if isinstance(item, ast.RecordDecl):
+        for f in item.fields:
+            children.append(T.DocumentSymbol(name=f.name, kind=T.SymbolKind.Field, range=_range(a, path, f.span),
+                                             selection_range=_range(a, path, name_span(f.span, f.name))))
+    elif isinstance(item, ast.EnumDecl):
+        for v in item.variants:
+            children.append(T.DocumentSymbol(name=v.name, kind=T.SymbolKind.EnumMember,
+                                             range=_range(a, path, v.span),
+                                             selection_range=_range(a, path, name_span(v.span, v.name))))
+    elif isinstance(item, ast.ServiceDecl):
+        for m in item.members:
+            nm = getattr(m, "name", None)
+            if nm is None:
+                nm = f"{m.method} {m.path}" if isinstance(m, ast.RouteDecl) else \
+                    (f"on {m.ledger}" if isinstance(m, ast.OnDecl) else f"every {getattr(m, 'interval', '')}")
+            children.append(T.DocumentSymbol(name=nm, kind=T.SymbolKind.Method, range=_range(a, path, m.span),
+                                             selection_range=_range(a, path, getattr(m, "name_span", m.span))))
+    elif isinstance(item, ast.AxiomDecl):
+        detail = _truth_text(item)
+    elif isinstance(item, (ast.FnDecl, ast.RuleDecl)) and a.checked is not None:
+        sig = a.checked.signatures.get(item)
+        detail = str(sig) if sig is not None else None
+    rng = _range(a, path, item.span)
+    sel_rng = _range(a, path, sel)
+    return T.DocumentSymbol(name=name, kind=kind, range=rng, selection_range=sel_rng, detail=detail,
+                            children=children or None)
+
+
+@server.feature(T.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+def document_symbols(ls: LwasServer, params: T.DocumentSymbolParams):
+    a = ls.get(params.text_document.uri)
+    tree = getattr(a.c, "parsed_tree", None)
+    if tree is None:
+        return []
+    return [s for s in (_symbol(a, it) for it in tree.items) if s is not None]
+
+
+# ---------------------------------------------------------------- completion
+
+_QUALIFIED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_0-9]*)$")
+_PARTIAL = re.compile(r"[A-Za-z_0-9]*$")
+
+
+def _item_completion(a: Analysis, name: str, decl, module) -> T.CompletionItem:
+    ref = a.item_refs.get(id(decl))
+    kinds = {"fn": T.CompletionItemKind.Function, "rule": T.CompletionItemKind.Function,
+             "axiom": T.CompletionItemKind.Constant, "const": T.CompletionItemKind.Constant,
+             "record": T.CompletionItemKind.Struct, "enum": T.CompletionItemKind.Enum}
+    detail = doc = None
+    kind = T.CompletionItemKind.Value
+    if ref is not None:
+        _, detail, doc = describe(a, Occ(decl.name_span, ref, target_key(ref), decl=True, node=decl))
+        kind = kinds.get(ref.kind, kind)
+    return T.CompletionItem(label=name, kind=kind, detail=detail,
+                            documentation=T.MarkupContent(kind=T.MarkupKind.Markdown, value=doc) if doc else None)
+
+
+def _locals_at(a: Analysis, line: int, col: int):
+    from .analysis import contains
+
+    if a.checked is None:
+        return []
+    every = {id(l): l for l in a.checked.locals}
+    for l in a.checked.bindings.values():  # parameters are bound but not all listed in `locals`
+        every.setdefault(id(l), l)
+    out = [l for l in every.values() if l.span.file == a.path and contains(l.scope, line, col)
+           and (l.span.line, l.span.col) <= (line, col)]
+    out.sort(key=lambda l: (l.span.line, l.span.col))
+    return out
+
+
+@server.feature(T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=["."]))
+def completion(ls: LwasServer, params: T.CompletionParams):
+    a = ls.get(params.text_document.uri)
+    line, col = _pos(a, params.position)
+    before = a.src.line_text(line)[:col - 1]
+    # an analysis where the names around the cursor exist (the line being typed may not parse)
+    good = a if a.checked is not None and a is ls.last_clean.get(a.uri) else ls.last_clean.get(a.uri, a)
+    if good is not a and not good.occs:
+        build_index(good)
+    items: list[T.CompletionItem] = []
+    m = _QUALIFIED.search(before)
+    if m:
+        q = m.group(1)
+        for ana in ((good, a) if good is not a else (a,)):
+            prog = ana.program
+            if prog is None:
+                continue
+            root = prog.root
+            mod = root.imports.get(q)
+            if mod is not None:
+                members = mod.items or {getattr(i, "name", None): i for i in mod.tree.items
+                                        if hasattr(i, "name_span")}
+                for name, decl in members.items():
+                    if name and (mod.is_root or getattr(decl, "public", False)):
+                        items.append(_item_completion(ana, name, decl, mod))
+                return T.CompletionList(is_incomplete=False, items=items)
+            decl = root.items.get(q)
+            if isinstance(decl, ast.EnumDecl):
+                for v in decl.variants:
+                    items.append(T.CompletionItem(label=v.name, kind=T.CompletionItemKind.EnumMember,
+                                                  detail=f"{decl.name}.{v.name}", documentation=v.doc))
+                return T.CompletionList(is_incomplete=False, items=items)
+            # a value: a local (or const) of a record type
+            ty = None
+            locs = [l for l in _locals_at(ana, line, col) if l.name == q]
+            if locs:
+                ty = locs[-1].type
+            elif isinstance(decl, ast.ConstDecl) and ana.checked is not None:
+                ty = ana.checked.const_types.get(decl)
+            if ty is not None and type(ty).__name__ == "RecordT":
+                for k, (fname, fty) in enumerate(ty.fields.items()):
+                    f = ty.decl.fields[k] if k < len(ty.decl.fields) else None
+                    items.append(T.CompletionItem(label=fname, kind=T.CompletionItemKind.Field,
+                                                  detail=f"{fname}: {fty}", documentation=f.doc if f else None))
+                return T.CompletionList(is_incomplete=False, items=items)
+        return T.CompletionList(is_incomplete=False, items=[])
+    seen: set[str] = set()
+    for kw in KEYWORDS:
+        items.append(T.CompletionItem(label=kw, kind=T.CompletionItemKind.Keyword))
+        seen.add(kw)
+    prog = good.program
+    if prog is not None:
+        for l in reversed(_locals_at(good, line, col)):
+            if l.name not in seen:
+                seen.add(l.name)
+                items.append(T.CompletionItem(label=l.name, kind=T.CompletionItemKind.Variable,
+                                              detail=f"{l.kind} {l.name}: {l.type}"))
+        for name, decl in prog.root.items.items():
+            if name not in seen and hasattr(decl, "name_span"):
+                seen.add(name)
+                items.append(_item_completion(good, name, decl, prog.root))
+        for name, mod in prog.root.imports.items():
+            if name not in seen:
+                seen.add(name)
+                items.append(T.CompletionItem(label=name, kind=T.CompletionItemKind.Module, detail=f"module {mod.name}"))
+    from lwas.builtins import BUILTINS
+
+    for name, b in BUILTINS.items():
+        if name not in seen:
+            items.append(T.CompletionItem(label=name, kind=T.CompletionItemKind.Function,
+                                          detail=b.signature_text(), documentation=b.doc))
+    return T.CompletionList(is_incomplete=False, items=items)
+
+
+# ---------------------------------------------------------------- rename
+
+def _rename_edits(ls: LwasServer, a: Analysis, params_pos: T.Position, new: str) -> dict[str, list[T.TextEdit]]:
+    from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
+
+    o = _occ_at(a, params_pos)
+    if o is None:
+        raise JsonRpcInvalidRequest("nothing to rename here")
+    t = o.target
+    cls = type(t).__name__
+    if cls in ("BuiltinRef", "ModuleRef"):
+        raise JsonRpcInvalidRequest("built-ins and modules cannot be renamed")
+    if not _IDENT.match(new) or new in KEYWORDS:
+        raise JsonRpcInvalidParams(f"`{new}` is not a valid name")
+    occs = a.occurrences_of(o.key)
+    if any(r.span.file != a.path for r in occs if r.decl):
+        raise JsonRpcInvalidRequest("declared in another module: rename it there")
+    prog = a.program
+    old = a.src.text[o.span.start:o.span.end] if o.span.end > o.span.start else None
+    if new == old:
+        return {}
+    clash = None
+    if cls == "Local":
+        for l in {id(x): x for x in (*a.checked.locals, *a.checked.bindings.values())}.values():
+            if l is not t and l.name == new and l.span.file == t.span.file and _overlap(l.scope, t.scope):
+                clash = f"{l.kind} `{new}` at line {l.span.line}"
+        if new in prog.root.items or new in prog.root.imports:
+            clash = clash or f"`{new}`, declared at the top level"
+    elif cls == "ItemRef":
+        if new in prog.root.items or new in prog.root.imports:
+            clash = f"`{new}`, already declared in this module"
+        else:
+            for l in a.checked.locals:
+                if l.name == new and l.span.file == a.path:
+                    clash = f"{l.kind} `{new}` at line {l.span.line}"
+                    break
+    elif cls == "FieldRef":
+        if new in t.record.fields:
+            clash = f"field `{new}` of `{t.record.name}`"
+    elif cls == "VariantRef":
+        if new in t.enum.variants:
+            clash = f"variant `{new}` of `{t.enum.name}`"
+    if clash:
+        raise JsonRpcInvalidRequest(f"cannot rename to `{new}`: it clashes with {clash}")
+    edits: dict[str, list[T.TextEdit]] = {}
+    for r in occs:
+        edits.setdefault(ls.uri_of(a, r.span.file), []).append(
+            T.TextEdit(range=_range(a, r.span.file, r.span), new_text=new))
+    return edits
+
+
+def _overlap(s1: Span, s2: Span) -> bool:
+    return not ((s1.end_line, s1.end_col) < (s2.line, s2.col) or (s2.end_line, s2.end_col) < (s1.line, s1.col))
+
+
+@server.feature(T.TEXT_DOCUMENT_PREPARE_RENAME)
+def prepare_rename(ls: LwasServer, params: T.PrepareRenameParams):
+    a = ls.get(params.text_document.uri)
+    o = _occ_at(a, params.position)
+    if o is None or type(o.target).__name__ in ("BuiltinRef", "ModuleRef"):
+        return None
+    return _range(a, o.span.file, o.span)
+
+
+@server.feature(T.TEXT_DOCUMENT_RENAME, T.RenameOptions(prepare_provider=True))
+def rename(ls: LwasServer, params: T.RenameParams):
+    a = ls.get(params.text_document.uri)
+    return T.WorkspaceEdit(changes=_rename_edits(ls, a, params.position, params.new_name))
+
+
+# ---------------------------------------------------------------- semantic tokens
+
+def _token_type(t) -> tuple[int, int]:
+    cls = type(t).__name__
+    ty = {"namespace": 0, "type": 1, "enum": 2, "enumMember": 3, "function": 4, "variable": 5,
+          "parameter": 6, "property": 7, "macro": 8}
+    if cls == "Local":
+        return (ty["parameter"] if t.kind == "param" else ty["variable"]), (0 if t.kind == "var" else 2)
+    if cls == "ItemRef":
+        k = t.kind
+        mod = 4 if (t.module is not None and not t.module.is_root) else 0
+        if k in ("fn", "rule"):
+            return ty["function"], mod
+        if k == "record":
+            return ty["type"], mod
+        if k == "enum":
+            return ty["enum"], mod
+        if k == "axiom":
+            return ty["macro"], 2 | mod
+        return ty["variable"], 2 | mod
+    if cls == "FieldRef":
+        return ty["property"], 0
+    if cls == "VariantRef":
+        return ty["enumMember"], 2
+    if cls == "ModuleRef":
+        return ty["namespace"], 0
+    if cls == "BuiltinRef":
+        return ty["function"], 4
+    return ty["variable"], 0
+
+
+@server.feature(T.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL,
+                T.SemanticTokensLegend(token_types=TOKEN_TYPES, token_modifiers=TOKEN_MODIFIERS))
+def semantic_tokens(ls: LwasServer, params: T.SemanticTokensParams):
+    a = ls.get(params.text_document.uri)
+    toks = []
+    for o in a.occs.get(a.path, ()):
+        s = o.span
+        if s.line != s.end_line or s.line <= 0:
+            continue
+        tt, mods = _token_type(o.target)
+        if o.decl:
+            mods |= 1
+        (l0, c0), (_, c1) = span_range(a.src, s)
+        toks.append((l0, c0, c1 - c0, tt, mods))
+    toks.sort()
+    data: list[int] = []
+    pl = pc = 0
+    last = None
+    for l0, c0, n, tt, mods in toks:
+        if (l0, c0) == last:
+            continue
+        last = (l0, c0)
+        data += [l0 - pl, c0 - pc if l0 == pl else c0, n, tt, mods]
+        pl, pc = l0, c0
+    return T.SemanticTokens(data=data)
+
+
+# ---------------------------------------------------------------- folding
+
+@server.feature(T.TEXT_DOCUMENT_FOLDING_RANGE)
+def folding(ls: LwasServer, params: T.FoldingRangeParams):
+    a = ls.get(params.text_document.uri)
+    tree = getattr(a.c, "parsed_tree", None)
+    out: list[T.FoldingRange] = []
+    seen = set()
+    if tree is not None:
+        for n in ast.walk(tree):
+            if isinstance(n, (ast.Module, ast.QualName)):
+                continue
+            s = getattr(n, "span", None)
+            if isinstance(s, Span) and s.end_line > s.line and isinstance(n, (
+                    ast.FnDecl, ast.RuleDecl, ast.RecordDecl, ast.EnumDecl, ast.ServiceDecl, ast.TestDecl,
+                    ast.Block, ast.Match, ast.RouteDecl, ast.OnDecl, ast.EveryDecl, ast.ArrayLit, ast.Call)):
+                key = (s.line, s.end_line)
+                if key not in seen:
+                    seen.add(key)
+                    out.append(T.FoldingRange(start_line=s.line - 1, end_line=s.end_line - 1))
+    # runs of comment lines
+    lines = a.src.text.split("\n")
+    start = None
+    for i, text in enumerate(lines + [""]):
+        if text.lstrip().startswith("//"):
+            if start is None:
+                start = i
+        else:
+            if start is not None and i - 1 > start:
+                out.append(T.FoldingRange(start_line=start, end_line=i - 1, kind=T.FoldingRangeKind.Comment))
+            start = None
+    return out
+
+
+# ---------------------------------------------------------------- inlay hints
+
+def _axiom_end(ax) -> Span:
+    """Where an axiom declaration ends (after its `requires`/`contradicts` names)."""
+    end = ax.span
+    for q in (*ax.requires, *ax.contradicts):
+        if (q.span.end_line, q.span.end_col) > (end.end_line, end.end_col):
+            end = q.span
+    return end
+
+
+@server.feature(T.TEXT_DOCUMENT_INLAY_HINT)
+def inlay_hints(ls: LwasServer, params: T.InlayHintParams):
+    a = ls.get(params.text_document.uri)
+    r = params.range
+    lo, hi = r.start.line + 1, r.end.line + 1
+    out: list[T.InlayHint] = []
+    prog, tr, chk = a.program, a.c.truth, a.checked
+    if prog is None:
+        return out
+    if tr is not None and len(tr.effective) == len(prog.axioms):
+        for i, ax in enumerate(prog.axioms):
+            s = _axiom_end(ax)
+            if s.file != a.path or not lo <= s.end_line <= hi:
+                continue
+            l0, c0 = lsp_pos(a.src, s.end_line, s.end_col)
+            out.append(T.InlayHint(position=T.Position(line=l0, character=c0),
+                                   label=f"effective {_num(tr.effective[i])}", padding_left=True,
+                                   tooltip=f"the truth the program guarantees for `{prog.axiom_names[i]}`"))
+    if chk is not None:
+        for let, ty in chk.let_types.items():
+            s = let.name_span
+            if let.type is not None or s.file != a.path or not lo <= s.line <= hi:
+                continue
+            l0, c0 = lsp_pos(a.src, s.end_line, s.end_col)
+            out.append(T.InlayHint(position=T.Position(line=l0, character=c0), label=f": {ty}",
+                                   kind=T.InlayHintKind.Type))
+    out.sort(key=lambda h: (h.position.line, h.position.character))
+    return out
+
+
+# ---------------------------------------------------------------- code actions
+
+@server.feature(T.TEXT_DOCUMENT_CODE_ACTION,
+                T.CodeActionOptions(code_action_kinds=[T.CodeActionKind.QuickFix]))
+def code_actions(ls: LwasServer, params: T.CodeActionParams):
+    a = ls.get(params.text_document.uri)
+    prog, tr = a.program, a.c.truth
+    out = []
+    if prog is None or tr is None or len(tr.upper) != len(prog.axioms):
+        return out
+    for d in params.context.diagnostics:
+        if d.code != "E0203":
+            continue
+        line, col = _pos(a, d.range.start)
+        for i, ax in enumerate(prog.axioms):
+            if ax.span.file == a.path and ax.name_span.line == line and ax.name_span.col == col and ax.value:
+                bound = tr.upper[i]
+                v = ax.value
+                new = _num(bound) if v.lo == v.hi or v.hi <= bound else f"{_num(bound)}..{_num(v.hi)}"
+                edit = T.TextEdit(range=_range(a, a.path, v.span), new_text=new)
+                out.append(T.CodeAction(title=f"Lower `{ax.name}` to {new} (what its premises allow)",
+                                        kind=T.CodeActionKind.QuickFix, diagnostics=[d], is_preferred=True,
+                                        edit=T.WorkspaceEdit(changes={a.uri: [edit]})))
+    return out
+
+
+# ---------------------------------------------------------------- formatting
+
+def _formatter():
+    try:
+        from lwas.format import FormatError, format_source
+    except ImportError:
+        return None
+    return format_source, FormatError
+
+
+@server.feature(T.TEXT_DOCUMENT_FORMATTING)
+def formatting(ls: LwasServer, params: T.DocumentFormattingParams):
+    f = _formatter()
+    if f is None:
+        return None
+    format_source, FormatError = f
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    try:
+        new = format_source(doc.source, ls.path_of(doc.uri))
+    except FormatError:
+        return None
+    if new == doc.source:
+        return []
+    lines = doc.source.split("\n")
+    end = T.Position(line=len(lines) - 1, character=utf16_len(lines[-1]))
+    return [T.TextEdit(range=T.Range(start=T.Position(line=0, character=0), end=end), new_text=new)]
+
+
+# ---------------------------------------------------------------- entry point
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lwas-lsp", description="The LwaS language server (stdio by default).")
+    p.add_argument("--tcp", nargs=2, metavar=("HOST", "PORT"), help="listen on a TCP socket instead of stdio")
+    p.add_argument("--log-file", help="write the server's log here (never stdout)")
+    args = p.parse_args(argv)
+    if args.log_file:
+        logging.basicConfig(filename=args.log_file, level=logging.INFO)
+    if args.tcp:
+        host, port = args.tcp
+        server.start_tcp(host, int(port))
+    else:
+        server.start_io()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,415 @@
+"""End-to-end tests of the language server (lwas.lsp.server), driving the real process over
+stdio with pytest-lsp. Positions are checked in UTF-16 code units, as LSP counts them."""
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types as T
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+WORK = Path(tempfile.mkdtemp(prefix="lwas-lsp-"))
+STDLIB = Path(__file__).resolve().parent.parent / "stdlib"
+
+CHAIN = """\
+axiom truth = 1.0
+axiom decree = 0.4 requires truth
+axiom law = 0.6 requires decree
+axiom justice = 0.9 requires law, truth
+"""
+
+UNICODE = 'const G: text = "héllo 🌍"; const B: int = nope\n'
+
+FEATURES = """\
+import std.stats
+
+/// The root of all axioms.
+axiom truth = 1.0
+axiom freedom = 0.8 requires truth
+axiom hope = 0.5..0.9 requires truth
+axiom care requires freedom, hope
+
+enum Kind { Payment, Refund }
+
+/// A transaction.
+record Tx {
+  /// How much.
+  amount: money
+  kind: Kind
+}
+
+/// Whether it is valid.
+rule valid(tx: Tx) -> truth =
+  tx.amount > 0.00 USD requires care
+
+fn average(xs: [float]) -> float {
+  let m = stats.mean(xs)
+  let label = "héllo 🌍"
+  assert label != ""
+  return m
+}
+"""
+
+
+def uri(name: str) -> str:
+    return (WORK / name).as_uri()
+
+
+def pos(text: str, needle: str, nth: int = 0, delta: int = 0) -> T.Position:
+    """The LSP position (UTF-16) of the nth occurrence of needle (+delta code points)."""
+    i = -1
+    for _ in range(nth + 1):
+        i = text.index(needle, i + 1)
+    i += delta
+    line = text.count("\n", 0, i)
+    start = text.rfind("\n", 0, i) + 1
+    return T.Position(line=line, character=len(text[start:i].encode("utf-16-le")) // 2)
+
+
+async def wait_diagnostics(client: LanguageClient, u: str, timeout: float = 30.0):
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while u not in client.diagnostics:
+        if loop.time() > end:
+            raise TimeoutError(f"no diagnostics for {u}")
+        await asyncio.sleep(0.01)
+    return client.diagnostics[u]
+
+
+async def open_doc(client: LanguageClient, name: str, text: str):
+    (WORK / name).write_text(text, encoding="utf-8")
+    u = uri(name)
+    client.diagnostics.pop(u, None)
+    client.text_document_did_open(T.DidOpenTextDocumentParams(
+        text_document=T.TextDocumentItem(uri=u, language_id="lwas", version=1, text=text)))
+    return await wait_diagnostics(client, u)
+
+
+@pytest_lsp.fixture(scope="module", loop_scope="module",
+                    config=ClientServerConfig(server_command=[sys.executable, "-m", "lwas.lsp.server"]))
+async def client(lsp_client: LanguageClient):
+    result = await lsp_client.initialize_session(T.InitializeParams(
+        capabilities=T.ClientCapabilities(), root_uri=WORK.as_uri()))
+    lsp_client.init_result = result
+    await open_doc(lsp_client, "chain.lwas", CHAIN)
+    await open_doc(lsp_client, "unicode.lwas", UNICODE)
+    await open_doc(lsp_client, "features.lwas", FEATURES)
+    yield lsp_client
+    await lsp_client.shutdown_session()
+
+
+def cli_json(name: str) -> list[dict]:
+    out = subprocess.run([sys.executable, "-m", "lwas", "check", "--format", "json", str(WORK / name)],
+                         capture_output=True, text=True, check=False).stdout
+    return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+
+def utf16_col(text: str, line: int, col: int) -> int:
+    """1-based (line, code-point col) -> 0-based UTF-16 col."""
+    s = text.split("\n")[line - 1][:col - 1]
+    return len(s.encode("utf-16-le")) // 2
+
+
+# ---------------------------------------------------------------- diagnostics
+
+async def test_diagnostics_match_lwasc_check(client: LanguageClient):
+    diags = client.diagnostics[uri("chain.lwas")]
+    expected = cli_json("chain.lwas")
+    assert [d.code for d in diags] == [e["code"] for e in expected] == ["E0203", "E0203"]
+    for d, e in zip(diags, expected):
+        assert d.message.splitlines()[0] == e["message"]
+        assert d.source == "lwasc"
+        assert d.severity == T.DiagnosticSeverity.Error
+        assert (d.range.start.line, d.range.start.character) == (e["line"] - 1, e["column"] - 1)
+        assert (d.range.end.line, d.range.end.character) == (e["end_line"] - 1, e["end_column"] - 1)
+        assert f"help: {e['help']}" in d.message
+    # the chain: justice -> law -> decree, each axiom as related information
+    justice = diags[1]
+    assert justice.message.startswith("axiom `justice` (0.9) is more certain than its premises allow (at most 0.4)")
+    rel = [(r.location.uri, r.location.range.start.line, r.location.range.start.character, r.message)
+           for r in justice.related_information]
+    assert rel == [(uri("chain.lwas"), 2, 6, "law = 0.6"), (uri("chain.lwas"), 1, 6, "decree = 0.4")]
+
+
+async def test_diagnostic_positions_are_utf16(client: LanguageClient):
+    (d,) = client.diagnostics[uri("unicode.lwas")]
+    (e,) = cli_json("unicode.lwas")
+    assert d.code == e["code"] == "E0101"
+    assert e["column"] == 43  # code points
+    assert d.range.start == T.Position(line=0, character=43)  # é is 1 unit, 🌍 is 2: one more
+    assert d.range.end == T.Position(line=0, character=47)
+    assert d.range.start == pos(UNICODE, "nope")
+
+
+async def test_pull_diagnostics(client: LanguageClient):
+    report = await client.text_document_diagnostic_async(
+        T.DocumentDiagnosticParams(text_document=T.TextDocumentIdentifier(uri=uri("chain.lwas"))))
+    assert report.kind == "full"
+    assert [d.code for d in report.items] == ["E0203", "E0203"]
+    clean = await client.text_document_diagnostic_async(
+        T.DocumentDiagnosticParams(text_document=T.TextDocumentIdentifier(uri=uri("features.lwas"))))
+    assert list(clean.items) == []
+
+
+async def test_diagnostics_follow_edits(client: LanguageClient):
+    name = "edit.lwas"
+    assert await open_doc(client, name, UNICODE) != []
+    u = uri(name)
+    client.diagnostics.pop(u, None)
+    fixed = UNICODE.replace("nope", "7")
+    client.text_document_did_change(T.DidChangeTextDocumentParams(
+        text_document=T.VersionedTextDocumentIdentifier(uri=u, version=2),
+        content_changes=[T.TextDocumentContentChangeWholeDocument(text=fixed)]))
+    assert list(await wait_diagnostics(client, u)) == []
+    # an incremental change (UTF-16 range) that breaks it again
+    client.diagnostics.pop(u, None)
+    p = pos(fixed, "7")
+    client.text_document_did_change(T.DidChangeTextDocumentParams(
+        text_document=T.VersionedTextDocumentIdentifier(uri=u, version=3),
+        content_changes=[T.TextDocumentContentChangePartial(
+            range=T.Range(start=p, end=T.Position(line=p.line, character=p.character + 1)), text="gone")]))
+    (d,) = await wait_diagnostics(client, u)
+    assert d.message.startswith("cannot find `gone`")
+    assert d.range.start == p
+
+
+# ---------------------------------------------------------------- hover
+
+async def hover_text(client, name: str, text: str, needle: str, nth: int = 0, delta: int = 0) -> str:
+    h = await client.text_document_hover_async(T.HoverParams(
+        text_document=T.TextDocumentIdentifier(uri=uri(name)), position=pos(text, needle, nth, delta)))
+    assert h is not None, needle
+    return h.contents.value
+
+
+async def test_hover_axiom_truths_and_chain(client: LanguageClient):
+    text = await hover_text(client, "chain.lwas", CHAIN, "law", 0)
+    assert "axiom law = 0.6" in text
+    assert "declared truth: 0.6" in text
+    assert "premises allow at most: 0.4" in text
+    assert "bounded by the chain: law (0.6) -> decree (0.4)" in text
+    care = await hover_text(client, "features.lwas", FEATURES, "care", 0)
+    assert "effective truth: 0.5" in care
+    assert "holds its weakest premise: care (0.5) -> hope (0.5)" in care
+    root = await hover_text(client, "features.lwas", FEATURES, "truth", 1)  # the declaration
+    assert "effective truth: 1.0" in root and "The root of all axioms." in root
+
+
+async def test_hover_rule_types_and_docs(client: LanguageClient):
+    rule = await hover_text(client, "features.lwas", FEATURES, "valid(")
+    assert "rule valid(tx: Tx) -> truth" in rule
+    assert "capped at: 0.5" in rule and "Whether it is valid." in rule
+    assert "bounded by the chain: valid -> care (0.5) -> hope (0.5)" in rule
+    m = await hover_text(client, "features.lwas", FEATURES, "return m", 0, 7)
+    assert "let m: float" in m
+    label = await hover_text(client, "features.lwas", FEATURES, "label !=")
+    assert "let label: text" in label
+    field = await hover_text(client, "features.lwas", FEATURES, "tx.amount", 0, 3)
+    assert "Tx.amount: money" in field and "How much." in field
+    mean = await hover_text(client, "features.lwas", FEATURES, "mean(xs)")
+    assert "fn mean(xs: [float]) -> float" in mean and "std.stats" in mean
+    ty = await hover_text(client, "features.lwas", FEATURES, "Tx) ->")
+    assert "record Tx" in ty and "A transaction." in ty
+
+
+# ---------------------------------------------------------------- navigation
+
+async def test_definition_local_and_stdlib(client: LanguageClient):
+    (loc,) = await client.text_document_definition_async(T.DefinitionParams(
+        text_document=T.TextDocumentIdentifier(uri=uri("features.lwas")), position=pos(FEATURES, "Tx) ->")))
+    assert loc.uri == uri("features.lwas") and loc.range.start == pos(FEATURES, "Tx {")
+    (loc,) = await client.text_document_definition_async(T.DefinitionParams(
+        text_document=T.TextDocumentIdentifier(uri=uri("features.lwas")), position=pos(FEATURES, "mean(xs)", 0, 2)))
+    stats = (STDLIB / "stats.lwas").resolve()
+    assert Path(T.Location(uri=loc.uri, range=loc.range).uri.removeprefix("file://")).resolve() == stats
+    line = stats.read_text(encoding="utf-8").split("\n")[loc.range.start.line]
+    assert line[loc.range.start.character:loc.range.end.character] == "mean"
+    assert "fn mean(" in line
+    # `stats` itself goes to the module file
+    (loc,) = await client.text_document_definition_async(T.DefinitionParams(
+        text_document=T.TextDocumentIdentifier(uri=uri("features.lwas")), position=pos(FEATURES, "stats.mean")))
+    assert Path(loc.uri.removeprefix("file://")).resolve() == stats
+
+
+async def test_references(client: LanguageClient):
+    refs = await client.text_document_references_async(T.ReferenceParams(
+        text_document=T.TextDocumentIdentifier(uri=uri("features.lwas")), position=pos(FEATURES, "truth", 1),
+        context=T.ReferenceContext(include_declaration=True)))
+    got = sorted((r.range.start.line, r.range.start.character) for r in refs)
+    assert got == [(3, 6), (4, 29), (5, 31)]
+    refs = await client.text_document_references_async(T.ReferenceParams(
+        text_document=T.TextDocumentIdentifier(uri=uri("features.lwas")), position=pos(FEATURES, "m = stats"),
+        context=T.ReferenceContext(include_declaration=False)))
+    assert [(r.range.start.line, r.range.start.character) for r in refs] == [(25, 9)]
+
+
+async def test_document_symbols(client: LanguageClient):
+    syms = await client.text_document_document_symbol_async(T.DocumentSymbolParams(
+        text_document=T.TextDocumentIdentifier(uri=uri("features.lwas"))))
+    assert [s.name for s in syms] == ["truth", "freedom", "hope", "care", "Kind", "Tx", "valid", "average"]
+    tx = syms[5]
+    assert tx.kind == T.SymbolKind.Struct and [c.name for c in tx.children] == ["amount", "kind"]
+    assert tx.range.start.line == 11 and tx.range.end.line == 15
+    assert syms[2].detail == "0.5..0.9"
+
+
+# ---------------------------------------------------------------- completion
+
+async def complete(client, name: str, text: str, line: int, character: int) -> dict:
+    res = await client.text_document_completion_async(T.CompletionParams(
+        text_document=T.TextDocumentIdentifier(uri=uri(name)), position=T.Position(line=line, character=character)))
+    items = res.items if isinstance(res, T.CompletionList) else res
+    return {i.label: i for i in items}
+
+
+async def change(client, name: str, text: str, version: int) -> None:
+    u = uri(name)
+    client.diagnostics.pop(u, None)
+    client.text_document_did_change(T.DidChangeTextDocumentParams(
+        text_document=T.VersionedTextDocumentIdentifier(uri=u, version=version),
+        content_changes=[T.TextDocumentContentChangeWholeDocument(text=text)]))
+    await wait_diagnostics(client, u)
+
+
+async def test_completion(client: LanguageClient):
+    name = "complete.lwas"
+    await open_doc(client, name, FEATURES)
+    # after `stats.`: the module's members, with signatures and docs
+    typed = FEATURES.replace("  return m\n", "  let s = stats.\n  return m\n")
+    await change(client, name, typed, 2)
+    p = pos(typed, "stats.\n", 0, 6)
+    items = await complete(client, name, typed, p.line, p.character)
+    assert "mean" in items and "median" in items and "valid" not in items
+    assert items["mean"].detail == "fn mean(xs: [float]) -> float"
+    # after `tx.`: the record's fields
+    typed = FEATURES.replace("tx.amount > 0.00 USD", "tx. > 0.00 USD")
+    await change(client, name, typed, 3)
+    p = pos(typed, "tx. ", 0, 3)
+    items = await complete(client, name, typed, p.line, p.character)
+    assert set(items) == {"amount", "kind"}
+    assert items["amount"].detail == "amount: money"
+    # a plain name: keywords, items, locals in scope, imports, built-ins
+    p = pos(FEATURES, "return m", 0, 7)
+    items = await complete(client, "features.lwas", FEATURES, p.line, p.character)
+    for label in ("let", "match", "average", "valid", "Tx", "stats", "m", "xs", "label", "len"):
+        assert label in items, label
+    assert items["m"].detail == "let m: float"
+    assert "fn average(xs: [float]) -> float" == items["average"].detail
+    # Kind. -> variants
+    typed = FEATURES.replace("  return m\n", "  let k = Kind.\n  return m\n")
+    await change(client, name, typed, 4)
+    p = pos(typed, "Kind.\n", 0, 5)
+    items = await complete(client, name, typed, p.line, p.character)
+    assert set(items) == {"Payment", "Refund"}
+
+
+# ---------------------------------------------------------------- rename
+
+async def test_rename_and_clash(client: LanguageClient):
+    edit = await client.text_document_rename_async(T.RenameParams(
+        text_document=T.TextDocumentIdentifier(uri=uri("features.lwas")), position=pos(FEATURES, "m = stats"),
+        new_name="avg"))
+    edits = edit.changes[uri("features.lwas")]
+    assert sorted((e.range.start.line, e.range.start.character, e.new_text) for e in edits) == \
+        [(22, 6, "avg"), (25, 9, "avg")]
+    edit = await client.text_document_rename_async(T.RenameParams(
+        text_document=T.TextDocumentIdentifier(uri=uri("features.lwas")), position=pos(FEATURES, "hope", 0),
+        new_name="faith"))
+    assert len(edit.changes[uri("features.lwas")]) == 2
+    with pytest.raises(Exception, match="clashes with let `label`"):
+        await client.text_document_rename_async(T.RenameParams(
+            text_document=T.TextDocumentIdentifier(uri=uri("features.lwas")), position=pos(FEATURES, "m = stats"),
+            new_name="label"))
+    with pytest.raises(Exception, match="clashes with `freedom`"):
+        await client.text_document_rename_async(T.RenameParams(
+            text_document=T.TextDocumentIdentifier(uri=uri("features.lwas")), position=pos(FEATURES, "hope", 0),
+            new_name="freedom"))
+    with pytest.raises(Exception, match="another module"):
+        await client.text_document_rename_async(T.RenameParams(
+            text_document=T.TextDocumentIdentifier(uri=uri("features.lwas")), position=pos(FEATURES, "mean(xs)"),
+            new_name="average2"))
+
+
+# ---------------------------------------------------------------- tokens, folding, hints
+
+async def test_semantic_tokens(client: LanguageClient):
+    res = await client.text_document_semantic_tokens_full_async(T.SemanticTokensParams(
+        text_document=T.TextDocumentIdentifier(uri=uri("features.lwas"))))
+    data = list(res.data)
+    legend = client.init_result.capabilities.semantic_tokens_provider.legend
+    toks, line, col = [], 0, 0
+    for k in range(0, len(data), 5):
+        dl, dc, n, tt, mods = data[k:k + 5]
+        line, col = line + dl, (col + dc if dl == 0 else dc)
+        toks.append((line, col, n, legend.token_types[tt]))
+    lines = FEATURES.split("\n")
+    words = {(lines[l][c:c + n], ty) for l, c, n, ty in toks}
+    assert ("stats", "namespace") in words
+    assert ("Tx", "type") in words and ("valid", "function") in words and ("mean", "function") in words
+    assert ("amount", "property") in words and ("xs", "parameter") in words and ("label", "variable") in words
+    # on the line after the emoji, columns are UTF-16: `label` in `assert label` is at 9
+    assert (24, 9, 5, "variable") in toks
+
+
+async def test_folding_ranges(client: LanguageClient):
+    res = await client.text_document_folding_range_async(T.FoldingRangeParams(
+        text_document=T.TextDocumentIdentifier(uri=uri("features.lwas"))))
+    spans = {(r.start_line, r.end_line) for r in res}
+    assert (11, 15) in spans  # record Tx
+    assert (21, 26) in spans  # fn average
+
+
+async def test_inlay_hints(client: LanguageClient):
+    res = await client.text_document_inlay_hint_async(T.InlayHintParams(
+        text_document=T.TextDocumentIdentifier(uri=uri("features.lwas")),
+        range=T.Range(start=T.Position(line=0, character=0), end=T.Position(line=40, character=0))))
+    hints = [(h.position.line, h.position.character, h.label) for h in res]
+    assert (6, 33, "effective 0.5") in hints  # care, after `requires freedom, hope`
+    assert (3, 17, "effective 1.0") in hints
+    assert (22, 7, ": float") in hints and (23, 11, ": text") in hints
+
+
+# ---------------------------------------------------------------- code actions and formatting
+
+async def test_quick_fix_lowers_the_axiom(client: LanguageClient):
+    diags = client.diagnostics[uri("chain.lwas")]
+    law = diags[0]
+    actions = await client.text_document_code_action_async(T.CodeActionParams(
+        text_document=T.TextDocumentIdentifier(uri=uri("chain.lwas")), range=law.range,
+        context=T.CodeActionContext(diagnostics=[law])))
+    (act,) = actions
+    assert act.kind == T.CodeActionKind.QuickFix and "0.4" in act.title
+    (e,) = act.edit.changes[uri("chain.lwas")]
+    assert e.new_text == "0.4" and e.range.start == pos(CHAIN, "0.6") and e.range.end == pos(CHAIN, "0.6", 0, 3)
+    # applying it leaves justice (which rests on law) to fix next
+    fixed = CHAIN.replace("law = 0.6", "law = 0.4")
+    await change(client, "chain.lwas", fixed, 2)
+    assert [d.message.splitlines()[0] for d in client.diagnostics[uri("chain.lwas")]] == [
+        "axiom `justice` (0.9) is more certain than its premises allow (at most 0.4)"]
+    await change(client, "chain.lwas", CHAIN, 3)
+
+
+async def test_formatting(client: LanguageClient):
+    try:
+        from lwas.format import format_source
+    except ImportError:
+        pytest.skip("lwas.format is not there yet")
+    messy = "axiom   truth=1.0\n"
+    await open_doc(client, "fmt.lwas", messy)
+    edits = await client.text_document_formatting_async(T.DocumentFormattingParams(
+        text_document=T.TextDocumentIdentifier(uri=uri("fmt.lwas")),
+        options=T.FormattingOptions(tab_size=2, insert_spaces=True)))
+    expected = format_source(messy, str(WORK / "fmt.lwas"))
+    if expected == messy:
+        assert not edits
+    else:
+        (e,) = edits
+        assert e.new_text == expected
