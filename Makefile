@@ -20,7 +20,8 @@ HOST ?= 127.0.0.1
 # 8892 (its outbox delivers to the other two). One development API key for all three is printed,
 # unless LWAS_API_KEYS is set; likewise a development Stripe webhook secret unless
 # STRIPE_WEBHOOK_SECRET is set. Stripe API calls need STRIPE_SECRET_KEY (without it, intents
-# answer 503 "payments are not configured"). Ctrl-C stops all three.
+# answer 503 "payments are not configured"). The dashboard (a live page over the three) is on
+# 8893. Ctrl-C stops them all.
 run: $(STAMP)
 	$(VENV)/bin/lwasc check examples/*.lwas stdlib/*.lwas services/*.lwas
 	@mkdir -p var
@@ -36,7 +37,10 @@ run: $(STAMP)
 	 $(VENV)/bin/lwasc serve services/telemetry.lwas --host $(HOST) --port 8890 --db var/telemetry.db & TEL=$$!; \
 	 export LWAS_REPORT_URL="$${LWAS_REPORT_URL:-http://$(HOST):8890}" LWAS_REPORT_API_KEY="$${LWAS_REPORT_API_KEY:-$$FIRST}"; \
 	 $(VENV)/bin/lwasc serve services/payment.lwas --host $(HOST) --port 8892 --db var/payment.db & PAY=$$!; \
-	 trap 'kill $$TEL $$PAY 2>/dev/null' EXIT INT TERM; \
+	 $(VENV)/bin/lwasc dashboard --economy http://$(HOST):8891 --payment http://$(HOST):8892 \
+	   --telemetry http://$(HOST):8890 --host $(HOST) --port 8893 & DASH=$$!; \
+	 echo "dashboard: http://$(HOST):8893/"; \
+	 trap 'kill $$TEL $$PAY $$DASH 2>/dev/null' EXIT INT TERM; \
 	 $(VENV)/bin/lwasc serve services/economy.lwas --host $(HOST) --port 8891 --db var/economy.db
 
 test: $(STAMP)

@@ -91,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--examples", type=int, default=200, metavar="N", help="inputs per function (--generate)")
     t.add_argument("--color", choices=["auto", "always", "never"], default="auto")
 
+    db = sub.add_parser("dashboard", help="a live web page for the economy, payment and telemetry services",
+                        add_help=False)
+    db.add_argument("args", nargs=argparse.REMAINDER)
+
     rp = sub.add_parser("repl", help="an interactive session: each entry compiled natively and run")
     rp.add_argument("--history", metavar="FILE", help="history file (default: $LWAS_HISTORY, else ~/.lwas_history)")
     rp.add_argument("--load", metavar="FILE", action="append", default=[], help="load a file's items first")
@@ -121,6 +125,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "dashboard":  # its own parser reads every option
+        args.args, extra = extra + args.args, []
     if extra:  # `run FILE --entry f 1 2`: arguments after an option belong to the program
         cut = extra.index("--") if "--" in extra else len(extra)
         head, tail = extra[:cut], extra[cut + 1:]
@@ -557,6 +563,12 @@ def cmd_ledger(args) -> int:
     return verify_command(args.db, args.pubkey, "json" if args.format == "json" else "text")
 
 
+def cmd_dashboard(args) -> int:
+    from .runtime.dashboard import main as dashboard
+
+    return dashboard(args.args)
+
+
 def cmd_repl(args) -> int:
     from .repl import main as repl
 
@@ -572,7 +584,7 @@ def cmd_test(args) -> int:
                      generate=args.generate, examples=args.examples)
 
 
-_COMMANDS = {"test": cmd_test, "repl": cmd_repl, "check": cmd_check, "explain": cmd_explain, "graph": cmd_graph, "keygen": cmd_keygen,
+_COMMANDS = {"test": cmd_test, "repl": cmd_repl, "dashboard": cmd_dashboard, "check": cmd_check, "explain": cmd_explain, "graph": cmd_graph, "keygen": cmd_keygen,
              "build": cmd_build, "verify": cmd_verify, "run": cmd_run, "serve": cmd_serve,
              "ledger": cmd_ledger}
 
