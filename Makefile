@@ -43,7 +43,11 @@ run: $(STAMP)
 	 trap 'kill $$TEL $$PAY $$DASH 2>/dev/null' EXIT INT TERM; \
 	 $(VENV)/bin/lwasc serve services/economy.lwas --host $(HOST) --port 8891 --db var/economy.db
 
+# Every .lwas file is in the one style (the VS Code grammar's scope fixtures are columns, not code).
+LWAS_SOURCES = $(shell find examples stdlib services bench tests -name '*.lwas' -not -path '*/node_modules/*')
+
 test: $(STAMP)
+	$(VENV)/bin/lwasc fmt --check $(LWAS_SOURCES)
 	$(PY) -m pytest -q
 	$(VENV)/bin/lwasc test stdlib services examples
 

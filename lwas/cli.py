@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--examples", type=int, default=200, metavar="N", help="inputs per function (--generate)")
     t.add_argument("--color", choices=["auto", "always", "never"], default="auto")
 
+    fm = sub.add_parser("fmt", help="format .lwas files in the one LwaS style (--check, --diff)", add_help=False)
+    fm.add_argument("args", nargs=argparse.REMAINDER)
+
     db = sub.add_parser("dashboard", help="a live web page for the economy, payment and telemetry services",
                         add_help=False)
     db.add_argument("args", nargs=argparse.REMAINDER)
@@ -125,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command == "dashboard":  # its own parser reads every option
+    if extra and args.command in ("dashboard", "fmt"):  # their own parsers read every option
         args.args, extra = extra + args.args, []
     if extra:  # `run FILE --entry f 1 2`: arguments after an option belong to the program
         cut = extra.index("--") if "--" in extra else len(extra)
@@ -563,6 +566,12 @@ def cmd_ledger(args) -> int:
     return verify_command(args.db, args.pubkey, "json" if args.format == "json" else "text")
 
 
+def cmd_fmt(args) -> int:
+    from .format import main as fmt
+
+    return fmt(args.args)
+
+
 def cmd_dashboard(args) -> int:
     from .runtime.dashboard import main as dashboard
 
@@ -584,7 +593,7 @@ def cmd_test(args) -> int:
                      generate=args.generate, examples=args.examples)
 
 
-_COMMANDS = {"test": cmd_test, "repl": cmd_repl, "dashboard": cmd_dashboard, "check": cmd_check, "explain": cmd_explain, "graph": cmd_graph, "keygen": cmd_keygen,
+_COMMANDS = {"test": cmd_test, "repl": cmd_repl, "dashboard": cmd_dashboard, "fmt": cmd_fmt, "check": cmd_check, "explain": cmd_explain, "graph": cmd_graph, "keygen": cmd_keygen,
              "build": cmd_build, "verify": cmd_verify, "run": cmd_run, "serve": cmd_serve,
              "ledger": cmd_ledger}
 
