@@ -518,6 +518,29 @@ def document_symbols(ls: LwasServer, params: T.DocumentSymbolParams):
     return [s for s in (_symbol(a, it) for it in tree.items) if s is not None]
 
 
+@server.feature(T.WORKSPACE_SYMBOL)
+def workspace_symbols(ls: LwasServer, params: T.WorkspaceSymbolParams):
+    """The top-level items (and their members) of every open document whose name contains the
+    query, case-insensitively (an empty query lists them all)."""
+    q = params.query.lower()
+    out: list[T.WorkspaceSymbol] = []
+
+    def visit(a, sym: T.DocumentSymbol, container: str | None):
+        if q in sym.name.lower():
+            out.append(T.WorkspaceSymbol(name=sym.name, kind=sym.kind, container_name=container,
+                                         location=T.Location(uri=a.uri, range=sym.selection_range)))
+        for child in sym.children or ():
+            visit(a, child, sym.name)
+
+    for a in list(ls.analyses.values()):
+        tree = getattr(a.c, "parsed_tree", None)
+        for it in (tree.items if tree is not None else ()):
+            sym = _symbol(a, it)
+            if sym is not None:
+                visit(a, sym, None)
+    return out
+
+
 # ---------------------------------------------------------------- completion
 
 _QUALIFIED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_0-9]*)$")
@@ -838,8 +861,13 @@ def code_actions(ls: LwasServer, params: T.CodeActionParams):
     prog, tr = a.program, a.c.truth
     out = []
     if prog is None or tr is None or len(tr.upper) != len(prog.axioms):
-        return out
+        return [x for d in params.context.diagnostics if d.code in ("E0101", "E0305")
+                for x in (_import_fix(a, d) if d.code == "E0101" else _match_arms_fix(a, d))]
     for d in params.context.diagnostics:
+        if d.code == "E0101":
+            out.extend(_import_fix(a, d))
+        elif d.code == "E0305":
+            out.extend(_match_arms_fix(a, d))
         if d.code != "E0203":
             continue
         line, col = _pos(a, d.range.start)
@@ -853,6 +881,67 @@ def code_actions(ls: LwasServer, params: T.CodeActionParams):
                                         kind=T.CodeActionKind.QuickFix, diagnostics=[d], is_preferred=True,
                                         edit=T.WorkspaceEdit(changes={a.uri: [edit]})))
     return out
+
+
+_NOT_FOUND = re.compile(r"cannot find `([A-Za-z_][A-Za-z0-9_]*)`")
+_UNCOVERED = re.compile(r"non-exhaustive match: variants? (.*) not covered")
+
+
+def _stdlib_modules() -> list[str]:
+    from lwas.resolve import default_stdlib_dir
+
+    return sorted(p.stem for p in default_stdlib_dir().glob("*.lwas"))
+
+
+def _import_fix(a: Analysis, d: T.Diagnostic) -> list[T.CodeAction]:
+    """`stats.mean(xs)` without `import std.stats`: add the import (after the last one, else
+    after the `module` line, else at the top)."""
+    m = _NOT_FOUND.match(d.message)
+    if m is None or m.group(1) not in _stdlib_modules() or a.src is None:
+        return []
+    name = m.group(1)
+    tree = getattr(a.c, "parsed_tree", None)
+    line = 0  # 0-based line to insert before
+    for it in (tree.items if tree is not None else ()):
+        if isinstance(it, (ast.Import, ast.ModuleDecl)):
+            line = it.span.end_line  # the line after it (1-based end == 0-based next)
+    edit = T.TextEdit(range=T.Range(start=T.Position(line=line, character=0), end=T.Position(line=line, character=0)),
+                      new_text=f"import std.{name}\n")
+    return [T.CodeAction(title=f"Add `import std.{name}`", kind=T.CodeActionKind.QuickFix, diagnostics=[d],
+                         is_preferred=True, edit=T.WorkspaceEdit(changes={a.uri: [edit]}))]
+
+
+def _match_arms_fix(a: Analysis, d: T.Diagnostic) -> list[T.CodeAction]:
+    """Add an arm per uncovered variant, each giving the first arm's result for now (so the
+    program compiles again; the arm is there to be edited)."""
+    m = _UNCOVERED.match(d.message)
+    tree = getattr(a.c, "parsed_tree", None)
+    if m is None or tree is None:
+        return []
+    missing = re.findall(r"`([^`]+)`", m.group(1))
+    line, col = _pos(a, d.range.start)
+    match = None
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Match) and n.subject.span.line == line and n.subject.span.col == col:
+            match = n
+    if match is None or not match.arms or not missing:
+        return []
+    text = a.src.text
+    first = match.arms[0]
+    body = text[first.body.span.start:first.body.span.end]
+    last = match.arms[-1]
+    if match.span.line == match.span.end_line:  # one line: `match e { A => 1 }`
+        at = last.span
+        new = "".join(f", {v} => {body}" for v in missing)
+        pos = T.Position(*lsp_pos(a.src, at.end_line, at.end_col))
+    else:  # one arm per line, before the closing brace's line
+        indent = " " * (first.span.col - 1)
+        new = "".join(f"{indent}{v} => {body}\n" for v in missing)
+        pos = T.Position(line=match.span.end_line - 1, character=0)
+    edit = T.TextEdit(range=T.Range(start=pos, end=pos), new_text=new)
+    names = ", ".join(f"`{v}`" for v in missing)
+    return [T.CodeAction(title=f"Add the missing arm{'s' if len(missing) > 1 else ''} {names}",
+                         kind=T.CodeActionKind.QuickFix, diagnostics=[d], edit=T.WorkspaceEdit(changes={a.uri: [edit]}))]
 
 
 # ---------------------------------------------------------------- formatting

@@ -413,3 +413,66 @@ async def test_formatting(client: LanguageClient):
     else:
         (e,) = edits
         assert e.new_text == expected
+
+
+def apply_edit(text: str, e: T.TextEdit) -> str:
+    """text with one LSP edit applied (UTF-16 positions; ASCII here)."""
+    lines = text.split("\n")
+    off = lambda p: sum(len(l) + 1 for l in lines[:p.line]) + p.character  # noqa: E731
+    return text[:off(e.range.start)] + e.new_text + text[off(e.range.end):]
+
+
+async def fixes(client, name: str, code: str):
+    d = next(d for d in client.diagnostics[uri(name)] if d.code == code)
+    return await client.text_document_code_action_async(T.CodeActionParams(
+        text_document=T.TextDocumentIdentifier(uri=uri(name)), range=d.range,
+        context=T.CodeActionContext(diagnostics=[d])))
+
+
+MISSING = """module demo
+import std.time
+
+enum Light { Red, Amber, Green }
+
+fn go(l: Light) -> int = match l {
+  Red => 0
+}
+
+fn wait(l: Light) -> int = match l { Red => 2 }
+
+fn avg(xs: [float]) -> float = stats.mean(xs)
+
+fn soon() -> int = time.seconds(1)
+"""
+
+
+async def test_quick_fixes_add_the_missing_import_and_match_arms(client: LanguageClient):
+    diags = await open_doc(client, "missing.lwas", MISSING)
+    assert sorted(d.code for d in diags) == ["E0101", "E0305", "E0305"]
+    (imp,) = await fixes(client, "missing.lwas", "E0101")
+    assert imp.title == "Add `import std.stats`"
+    arms = [imp.edit.changes[uri("missing.lwas")][0]]
+    for d in [d for d in diags if d.code == "E0305"]:
+        acts = await client.text_document_code_action_async(T.CodeActionParams(
+            text_document=T.TextDocumentIdentifier(uri=uri("missing.lwas")), range=d.range,
+            context=T.CodeActionContext(diagnostics=[d])))
+        (act,) = acts
+        assert act.title == "Add the missing arms `Amber`, `Green`"
+        arms.append(act.edit.changes[uri("missing.lwas")][0])
+    text = MISSING
+    for e in sorted(arms, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
+        text = apply_edit(text, e)  # bottom up: each edit's position is in the original text
+    assert text.splitlines()[:3] == ["module demo", "import std.time", "import std.stats"]
+    assert "  Red => 0\n  Amber => 0\n  Green => 0\n}" in text
+    assert "match l { Red => 2, Amber => 2, Green => 2 }" in text
+    await change(client, "missing.lwas", text, 2)
+    assert list(client.diagnostics[uri("missing.lwas")]) == []  # every fix applied: the file compiles
+
+
+async def test_workspace_symbols(client: LanguageClient):
+    syms = await client.workspace_symbol_async(T.WorkspaceSymbolParams(query="just"))
+    names = {(s.name, s.location.uri) for s in syms}
+    assert ("justice", uri("chain.lwas")) in names
+    assert all("just" in s.name.lower() for s in syms)
+    everything = await client.workspace_symbol_async(T.WorkspaceSymbolParams(query=""))
+    assert len(everything) > len(syms)
