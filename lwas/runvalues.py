@@ -3,6 +3,7 @@
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import datetime, timezone
@@ -77,8 +78,9 @@ def _money(text: str, currency: str | None):
     return Money(-minor if sign else minor, code)
 
 
-def format_value(v) -> str:
-    """A result as LwaS would write it."""
+def format_value(v, quote_text: bool = False) -> str:
+    """A result as LwaS would write it (`quote_text`: text as a quoted literal, where values are
+    shown beside source, as in test failures)."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
@@ -86,9 +88,9 @@ def format_value(v) -> str:
     if isinstance(v, datetime):
         return v.isoformat().replace("+00:00", "Z")
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(format_value(x) for x in v) + "]"
+        return "[" + ", ".join(format_value(x, quote_text) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{k}: {format_value(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{k}: {format_value(x, quote_text)}" for k, x in v.items()) + "}"
     if isinstance(v, str):
-        return v
+        return json.dumps(v, ensure_ascii=False) if quote_text else v
     return str(v)

@@ -13,13 +13,11 @@ failure rendered like a compile error, then `N passed, M failed`; or `--format j
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", "build", "dist", ".hypothesis"}
@@ -62,23 +60,9 @@ def discover(paths: list[str]) -> list[Path]:
 
 def show(v) -> str:
     """A value as LwaS would write it (text quoted), for failure reports."""
-    from lwas.runtime.values import Money
+    from lwas.runvalues import format_value
 
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else str(v)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    if isinstance(v, Money):
-        return str(v)
-    if isinstance(v, datetime):
-        return v.isoformat().replace("+00:00", "Z")
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(show(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k}: {show(x)}" for k, x in v.items()) + "}"
-    return str(v)
+    return format_value(v, quote_text=True)
 
 
 def matches(pattern: str | None, file: str, name: str) -> bool:

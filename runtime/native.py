@@ -550,16 +550,32 @@ def read_value(desc, address: int):
     return to_python(desc, v.value if isinstance(v, ctypes._SimpleCData) else v)
 
 
+def _host_call(no_host: int, failed: int = 2):
+    """The shape every host callback shares: without a host it answers no_host; a Python error
+    is kept on the host (`host.failure`, logged by the runtime) and answers `failed`, since it
+    must never unwind through native frames."""
+    def wrap(f):
+        def call(*args):
+            host = getattr(_hosting, "host", None)
+            if host is None:
+                return no_host
+            try:
+                return f(host, *args)
+            except BaseException as e:  # noqa: BLE001 - see the docstring
+                host.failure = e
+                return failed
+        return call
+    return wrap
+
+
+def _utf8(ptr, n: int) -> str:
+    return ctypes.string_at(ptr, n).decode("utf-8") if n else ""
+
+
 @ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)
-def _rt_append(ledger, address):
-    host = getattr(_hosting, "host", None)
-    if host is None:
-        return 3
-    try:
-        return host.append(ledger, address)
-    except BaseException as e:  # a Python error must not unwind through native frames
-        host.failure = e
-        return 3
+@_host_call(no_host=3, failed=3)
+def _rt_append(host, ledger, address):
+    return host.append(ledger, address)
 
 
 @ctypes.CFUNCTYPE(ctypes.c_int64)
@@ -574,20 +590,13 @@ def _rt_now():
 
 
 @ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)
-def _rt_config(name_ptr, name_len, out):
-    host = getattr(_hosting, "host", None)
-    if host is None:
+@_host_call(no_host=1)
+def _rt_config(host, name_ptr, name_len, out):
+    value = host.config(_utf8(name_ptr, name_len))
+    if value is None:
         return 1
-    try:
-        name = ctypes.string_at(name_ptr, name_len).decode("utf-8") if name_len else ""
-        value = host.config(name)
-        if value is None:
-            return 1
-        _give_text(host, value, out)
-        return 0
-    except BaseException as e:
-        host.failure = e
-        return 2
+    _give_text(host, value, out)
+    return 0
 
 
 def _give_text(host, value: bytes, out) -> None:
@@ -598,62 +607,42 @@ def _give_text(host, value: bytes, out) -> None:
 
 
 @ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p)
-def _rt_ledger_root(ledger, out):
-    host = getattr(_hosting, "host", None)
-    if host is None:
-        return 1
-    try:
-        _give_text(host, host.ledger_root(ledger).encode("ascii"), out)
-        return 0
-    except BaseException as e:
-        host.failure = e
-        return 2
+@_host_call(no_host=1)
+def _rt_ledger_root(host, ledger, out):
+    _give_text(host, host.ledger_root(ledger).encode("ascii"), out)
+    return 0
 
 
 @ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
-def _rt_extern(index, argv, out):
+@_host_call(no_host=1)
+def _rt_extern(host, index, argv, out):
     """argv: one pointer per argument (memory form); the result is written to out, its text and
     arrays in buffers the host keeps until the native call returns."""
-    host = getattr(_hosting, "host", None)
-    if host is None:
-        return 1
-    try:
-        x = host.externs[index]
-        ptrs = (ctypes.c_void_p * max(len(x["params"]), 1)).from_address(argv)
-        args = [read_value(p["type"], ptrs[i]) for i, p in enumerate(x["params"])]
-        value = host.extern(index, args)
-        c = _Call()
-        c.keep = host.keep
-        v = c.to_native(x["result"], value)
-        if not isinstance(v, (ctypes.Structure, ctypes._SimpleCData)):
-            v = ctype(x["result"])(v)
-        ctypes.memmove(out, ctypes.addressof(v), ctypes.sizeof(v))
-        host.keep.append(v)
-        return 0
-    except BaseException as e:  # noqa: BLE001 - never unwind through native frames
-        host.failure = e
-        return 2
+    x = host.externs[index]
+    ptrs = (ctypes.c_void_p * max(len(x["params"]), 1)).from_address(argv)
+    args = [read_value(p["type"], ptrs[i]) for i, p in enumerate(x["params"])]
+    value = host.extern(index, args)
+    c = _Call()
+    c.keep = host.keep
+    v = c.to_native(x["result"], value)
+    if not isinstance(v, (ctypes.Structure, ctypes._SimpleCData)):
+        v = ctype(x["result"])(v)
+    ctypes.memmove(out, ctypes.addressof(v), ctypes.sizeof(v))
+    host.keep.append(v)
+    return 0
 
 
 @ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64)
-def _rt_ledger_has(ledger, key_ptr, key_len):
-    host = getattr(_hosting, "host", None)
-    if host is None:
-        return 2
-    try:
-        key = ctypes.string_at(key_ptr, key_len).decode("utf-8") if key_len else ""
-        return 1 if host.ledger_has(ledger, key) else 0
-    except BaseException as e:  # noqa: BLE001 - never unwind through native frames
-        host.failure = e
-        return 2
+@_host_call(no_host=2)
+def _rt_ledger_has(host, ledger, key_ptr, key_len):
+    return 1 if host.ledger_has(ledger, _utf8(key_ptr, key_len)) else 0
 
 
 @ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
 def _rt_config_int(name_ptr, name_len, default, out):
     host = getattr(_hosting, "host", None)
     try:
-        name = ctypes.string_at(name_ptr, name_len).decode("utf-8") if name_len else ""
-        raw = host.config(name) if host is not None else None
+        raw = host.config(_utf8(name_ptr, name_len)) if host is not None else None
         value = default if raw is None else int(raw.decode("utf-8").strip(), 10)
         if not INT_MIN <= value <= INT_MAX:
             return 2
