@@ -204,8 +204,9 @@ def _in_child(program, e: dict, examples: int, budget: float) -> Finding:
 
 def generate(program, described: dict, examples: int = 200, budget: float = 30.0) -> list[Finding]:
     out = []
+    externs = {x["name"] for x in described.get("externs", ())}  # the runtime's, not the program's
     for e in described["exports"]:
-        if e["kind"] not in ("fn", "rule") or "$" in e["name"]:
+        if e["kind"] not in ("fn", "rule") or "$" in e["name"] or e["name"] in externs:
             continue
         try:
             [strategy(p["type"]) for p in e["params"]]
