@@ -12,6 +12,7 @@ Usage: lwas-lsp            (stdio)
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import re
 import sys
@@ -54,7 +55,6 @@ class LwasServer(LanguageServer):
         self.last_clean: dict[str, Analysis] = {}  # the last analysis without syntax errors
         self.parser = IncrementalParser()
         self.published: dict[str, set[str]] = {}  # root uri -> other uris it published to
-        self.service_memo: dict[str, dict[int, object]] = {}
 
     # -- paths
     def path_of(self, uri: str) -> str:
@@ -92,51 +92,13 @@ class LwasServer(LanguageServer):
             cc.program = load(cc.root, loader, cc.sink)
             cc.parsed_tree = cc.program.root.tree  # before services are expanded (outline)
 
-        stages = [("parse", parse, False)] + [
-            (name, self._service_stage(uri) if name == "service" else fn, clean) for name, fn, clean in FRONT_END[1:]]
+        stages = [("parse", parse, False)] + FRONT_END[1:]
         run(c, stages)
         a = Analysis(uri, path, doc.version, c)
         self.analyses[uri] = a
         if not any(d.code == "E0001" or d.code.startswith("E00") for d in c.sink.items):
             self.last_clean[uri] = a
         return a
-
-    def _service_stage(self, uri: str):
-        """`lwas.driver`'s service stage, remembering the items it found nothing wrong with.
-
-        For a module without services or extern functions, `service.expand` leaves the tree as
-        it is and only looks inside each item (for `append` outside a service), so it is run
-        item by item and an item that was clean, and is the same object (the incremental
-        parser reuses unchanged items), is not walked again.
-        """
-        from lwas.diagnostics import Sink
-        from lwas.service import expand
-
-        memo = self.service_memo.setdefault(uri, {})
-
-        def stage(c) -> None:
-            fresh: dict[int, object] = {}
-            for m in c.program.modules:
-                items = m.tree.items
-                if any(i.__class__ is ast.ServiceDecl or (i.__class__ is ast.FnDecl and i.extern is not None)
-                       for i in items):
-                    m.tree, m.services = expand(m.tree, c.sink, m.is_root)
-                    continue
-                for it in items:
-                    if memo.get(id(it)) is it:
-                        fresh[id(it)] = it
-                        continue
-                    tmp = Sink()
-                    expand(ast.Module(m.path, (it,), m.tree.span), tmp, m.is_root)
-                    if tmp.items:
-                        c.sink.items.extend(tmp.items)
-                    else:
-                        fresh[id(it)] = it
-                m.services = []
-            memo.clear()
-            memo.update(fresh)
-
-        return stage
 
     def get(self, uri: str) -> Analysis:
         a = self.analyses.get(uri)
@@ -858,28 +820,25 @@ def inlay_hints(ls: LwasServer, params: T.InlayHintParams):
                 T.CodeActionOptions(code_action_kinds=[T.CodeActionKind.QuickFix]))
 def code_actions(ls: LwasServer, params: T.CodeActionParams):
     a = ls.get(params.text_document.uri)
+    return [act for d in params.context.diagnostics if d.code in _FIXES for act in _FIXES[d.code](a, d)]
+
+
+def _lower_axiom_fix(a: Analysis, d: T.Diagnostic) -> list[T.CodeAction]:
+    """E0203: lower the axiom to the bound its premises allow."""
     prog, tr = a.program, a.c.truth
-    out = []
     if prog is None or tr is None or len(tr.upper) != len(prog.axioms):
-        return [x for d in params.context.diagnostics if d.code in ("E0101", "E0305")
-                for x in (_import_fix(a, d) if d.code == "E0101" else _match_arms_fix(a, d))]
-    for d in params.context.diagnostics:
-        if d.code == "E0101":
-            out.extend(_import_fix(a, d))
-        elif d.code == "E0305":
-            out.extend(_match_arms_fix(a, d))
-        if d.code != "E0203":
-            continue
-        line, col = _pos(a, d.range.start)
-        for i, ax in enumerate(prog.axioms):
-            if ax.span.file == a.path and ax.name_span.line == line and ax.name_span.col == col and ax.value:
-                bound = tr.upper[i]
-                v = ax.value
-                new = _num(bound) if v.lo == v.hi or v.hi <= bound else f"{_num(bound)}..{_num(v.hi)}"
-                edit = T.TextEdit(range=_range(a, a.path, v.span), new_text=new)
-                out.append(T.CodeAction(title=f"Lower `{ax.name}` to {new} (what its premises allow)",
-                                        kind=T.CodeActionKind.QuickFix, diagnostics=[d], is_preferred=True,
-                                        edit=T.WorkspaceEdit(changes={a.uri: [edit]})))
+        return []
+    line, col = _pos(a, d.range.start)
+    out = []
+    for i, ax in enumerate(prog.axioms):
+        if ax.span.file == a.path and ax.name_span.line == line and ax.name_span.col == col and ax.value:
+            bound = tr.upper[i]
+            v = ax.value
+            new = _num(bound) if v.lo == v.hi or v.hi <= bound else f"{_num(bound)}..{_num(v.hi)}"
+            edit = T.TextEdit(range=_range(a, a.path, v.span), new_text=new)
+            out.append(T.CodeAction(title=f"Lower `{ax.name}` to {new} (what its premises allow)",
+                                    kind=T.CodeActionKind.QuickFix, diagnostics=[d], is_preferred=True,
+                                    edit=T.WorkspaceEdit(changes={a.uri: [edit]})))
     return out
 
 
@@ -887,10 +846,11 @@ _NOT_FOUND = re.compile(r"cannot find `([A-Za-z_][A-Za-z0-9_]*)`")
 _UNCOVERED = re.compile(r"non-exhaustive match: variants? (.*) not covered")
 
 
-def _stdlib_modules() -> list[str]:
+@functools.cache
+def _stdlib_modules() -> tuple[str, ...]:
     from lwas.resolve import default_stdlib_dir
 
-    return sorted(p.stem for p in default_stdlib_dir().glob("*.lwas"))
+    return tuple(sorted(p.stem for p in default_stdlib_dir().glob("*.lwas")))
 
 
 def _import_fix(a: Analysis, d: T.Diagnostic) -> list[T.CodeAction]:
@@ -942,6 +902,9 @@ def _match_arms_fix(a: Analysis, d: T.Diagnostic) -> list[T.CodeAction]:
     names = ", ".join(f"`{v}`" for v in missing)
     return [T.CodeAction(title=f"Add the missing arm{'s' if len(missing) > 1 else ''} {names}",
                          kind=T.CodeActionKind.QuickFix, diagnostics=[d], edit=T.WorkspaceEdit(changes={a.uri: [edit]}))]
+
+
+_FIXES = {"E0203": _lower_axiom_fix, "E0101": _import_fix, "E0305": _match_arms_fix}
 
 
 # ---------------------------------------------------------------- formatting

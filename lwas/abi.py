@@ -35,6 +35,9 @@ from typing import Any
 TypeDesc = Any  # see the module docstring
 
 ABI_VERSION = 1
+# `idempotency_key()` compiles to `config$(REQUEST_KEY)`: the runtime answers that name with the
+# request's Idempotency-Key (a name no environment variable can have).
+REQUEST_KEY = "$request.idempotency_key"
 SYMBOL_PREFIX = "lwas$"  # native symbol of an export: SYMBOL_PREFIX + qualified name
 AXIOM_TABLE = "lwas$axioms"  # [N x double]: effective truths, in `NativeModule.axioms` order
 

@@ -23,10 +23,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import syntax as ast
-from .diagnostics import Sink
 
 
-def expand(tree: ast.Module, sink: Sink, source: str, checks: bool = True) -> ast.Module:
+def expand(tree: ast.Module, source: str, checks: bool = True) -> ast.Module:
     if not any(getattr(i, "contracts", ()) for i in tree.items):
         return tree
     items: list = []

@@ -57,7 +57,7 @@ def _contracts(c: Compilation) -> None:
     from .contracts import expand
 
     for m in c.program.modules:
-        m.tree = expand(m.tree, c.sink, c.sources[m.path].text, c.contracts)
+        m.tree = expand(m.tree, c.sources[m.path].text, c.contracts)
 
 
 def _service(c: Compilation) -> None:

@@ -407,10 +407,8 @@ class MemoryHost:
     def metric(self, which: int) -> float:
         return self.metrics.get(which, 0.0)
 
-    def ledger_has(self, ledger: int, key) -> bool:
-        field = self.keys.get(ledger)
-        return any(str(e[field] if field is not None else next(iter(e.values()))) == key
-                   for e in self.entries.get(ledger, {}).values())
+    def ledger_has(self, ledger: int, key: str) -> bool:
+        return any(str(k) == key for k in self.entries.get(ledger, {}))  # keys as the ledger writes them
 
     def ledger_root(self, ledger: int) -> str:
         """The RFC 6962 root over the entries' reprs (the evaluator has no entry encoding)."""

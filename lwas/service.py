@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 
 from . import syntax as ast
+from .abi import REQUEST_KEY
 from .diagnostics import Label, Sink
 from .source import Span
 
@@ -41,9 +42,6 @@ METRICS = {"cpu_percent": 0, "ram_used_gb": 1, "ram_total_gb": 2, "uptime_secs":
 # What reads the host: available in route handlers, guards and timers only (rewritten to the
 # `$` built-ins there); unless the module declares an item of the same name.
 HOST_CALLS = frozenset({"now", "config", "config_int", "ledger_root", "ledger_has", "idempotency_key", *METRICS})
-# `idempotency_key()`: the request's Idempotency-Key header (a fresh random key without one),
-# read through the configuration channel under a name no environment variable can have.
-REQUEST_KEY = "$request.idempotency_key"
 # `signed "NAME"` routes: webhooks whose raw body the runtime verifies (lwas.runtime.connectors).
 SIGNERS = ("stripe",)
 _PATH = re.compile(r"^(/([A-Za-z0-9._~!$&'()*+,;=:@-]+|\{[A-Za-z_][A-Za-z0-9_]*\}))+$|^/$")
@@ -86,16 +84,9 @@ def _type(n: str, span: Span) -> ast.NamedType:
 def expand(tree: ast.Module, sink: Sink, is_root: bool) -> tuple[ast.Module, list[ServiceInfo]]:
     """The module with each `service` replaced by its items (see the module docstring)."""
     externs = {i.name: i for i in tree.items if isinstance(i, ast.FnDecl) and i.extern is not None}
-    for it in tree.items:
-        if isinstance(it, ast.ServiceDecl):
-            continue
-        if externs:
+    for it in tree.items:  # (an `append` outside a service is the checker's E0402)
+        if externs and not isinstance(it, ast.ServiceDecl):
             _no_externs(it, externs, sink, "outside a service")
-        for n in ast.walk(it):
-            if n.__class__ is ast.Append:
-                sink.error("E0402", f"`append` outside a service", n.span,
-                           label="ledgers belong to services",
-                           help="append in a service's post/put/patch/delete route or timer")
     if not any(isinstance(i, ast.ServiceDecl) for i in tree.items):
         return tree, []
     items: list = []

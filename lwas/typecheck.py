@@ -332,7 +332,7 @@ class _Checker:
             ast.While: self.s_while, ast.ForRange: self.s_for_range, ast.ForEach: self.s_for_each,
             ast.Return: self.s_return, ast.Break: self.s_break, ast.Continue: self.s_continue,
             ast.Assert: self.s_assert, ast.ExprStmt: self.s_expr,
-            ast.Append: lambda s: False,  # outside a service: E0402 (lwas.service) said so
+            ast.Append: self.s_append,
         }
         self.binops = {
             "+": self.b_arith, "-": self.b_arith, "*": self.b_arith, "/": self.b_arith,
@@ -1046,6 +1046,13 @@ class _Checker:
                             label="cannot `continue` outside a `while` or `for`")
             return False
         return True
+
+    def s_append(self, s: ast.Append) -> bool:
+        """The service stage rewrites every `append` it owns, so one that reaches the checker is
+        outside a service."""
+        self.sink.error("E0402", "`append` outside a service", s.span, label="ledgers belong to services",
+                        help="append in a service's post/put/patch/delete route or timer")
+        return False
 
     def s_assert(self, s: ast.Assert) -> bool:
         self.cond(s.cond, "`assert` conditions")

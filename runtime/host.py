@@ -39,8 +39,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from lwas.abi import REQUEST_KEY
 from lwas.errors import RuntimeError as LwasRuntimeError
-from lwas.service import REQUEST_KEY
 from lwas.runtime.ledger import Ledger, decode_entry, decode_value, encode_value
 from lwas.runtime.native import hosted, read_value
 from lwas.runtime.externs import bind_connectors
@@ -195,6 +195,21 @@ def _holds(guard: dict, truth: float) -> bool:
     return truth > guard["threshold"] if guard["strict"] else truth >= guard["threshold"]
 
 
+def _handle(program, route: dict, state, args: tuple):
+    """The route's guards in order, then its handler (one argument conversion for all): the
+    handler's result, or GuardRefused naming the first guard below its threshold. Runs under
+    whatever host the caller set."""
+    guards = route["guards"]
+    if not guards:
+        return program.call(route["handler"], state, *args)
+    out = program.call_chain([g["fn"] for g in guards] + [route["handler"]], (state, *args),
+                             lambda i, t: _holds(guards[i], t))
+    if len(out) <= len(guards):
+        g = guards[len(out) - 1]
+        raise GuardRefused(g["rule"], out[-1], g["threshold"], g["strict"])
+    return out[-1]
+
+
 class Service:
     def __init__(self, program, desc: dict, store, private_key, artifact_digest: bytes,
                  origin: str | None = None, max_batch: int = 1024, settings: dict[str, bytes] | None = None):
@@ -317,17 +332,8 @@ class Service:
     def read(self, route: dict, args: tuple):
         """A read-only route, on the caller's thread, against the committed state (its guards
         first: GuardRefused when one is below its threshold)."""
-        state = self.state
         with hosted(_Reader(self)):
-            guards = route["guards"]
-            if not guards:
-                return self.program.call(route["handler"], state, *args)
-            out = self.program.call_chain([g["fn"] for g in guards] + [route["handler"]],
-                                          (state, *args), lambda i, t: _holds(guards[i], t))
-            if len(out) <= len(guards):
-                g = guards[len(out) - 1]
-                raise GuardRefused(g["rule"], out[-1], g["threshold"], g["strict"])
-            return out[-1]
+            return _handle(self.program, route, self.state, args)
 
     def call_extern(self, index: int, args: list):
         """Run connector `index` with the LwaS arguments (records as their JSON form); its result
@@ -340,19 +346,9 @@ class Service:
         if not self.running:
             raise Unavailable(f"service {self.name} is not running")
         host = _Caller(self, request)
-        state = self.state
         with hosted(host):
-            guards = route["guards"]
             try:
-                if guards:
-                    out = self.program.call_chain([g["fn"] for g in guards] + [route["handler"]],
-                                                  (state, *args), lambda i, t: _holds(guards[i], t))
-                    if len(out) <= len(guards):
-                        g = guards[len(out) - 1]
-                        raise GuardRefused(g["rule"], out[-1], g["threshold"], g["strict"])
-                    reply = out[-1]
-                else:
-                    reply = self.program.call(route["handler"], state, *args)
+                reply = _handle(self.program, route, self.state, args)
             except LwasRuntimeError:
                 if host.failure is not None:
                     log.error("service %s: host failure in %s %s: %r", self.name, route["method"],
@@ -488,20 +484,12 @@ class Service:
         route, args = job.route, job.args
         if "append" in route:
             return self._append(*route["append"], state)
-        call = self.program.call
         rec = _Recorder(self)
         try:
             with hosted(rec):
-                guards = route["guards"]
-                if guards:
-                    out = self.program.call_chain([g["fn"] for g in guards] + [route["handler"]],
-                                                  (state, *args), lambda i, t: _holds(guards[i], t))
-                    if len(out) <= len(guards):
-                        g = guards[len(out) - 1]
-                        return GuardRefused(g["rule"], out[-1], g["threshold"], g["strict"]), state
-                    reply = out[-1]
-                else:
-                    reply = call(route["handler"], state, *args)
+                reply = _handle(self.program, route, state, args)
+        except GuardRefused as g:
+            return g, state
         except LwasRuntimeError as e:
             if rec.failure is not None:
                 log.error("service %s: host failure in %s %s: %r", self.name, route["method"],
