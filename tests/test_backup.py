@@ -349,13 +349,16 @@ def test_export_during_writes_is_a_signed_prefix(tmp_path, pub, capsys):
     stop = threading.Event()
     errors: list[BaseException] = []
 
-    def write():
+    written = [0]
+
+    def write():  # until the exports are done: bounded in time and count
         w = Writer(src)  # its Ledger catches up with the stored rows on its first append
         try:
-            for _ in range(400):
-                if stop.is_set():
-                    break
+            end = time.monotonic() + 30
+            while not stop.is_set() and time.monotonic() < end and written[0] < 30_000:
                 w.add(3, "payments", batch=3, prefix="live")
+                written[0] += 3
+                time.sleep(0.005)  # a steady trickle: the exports keep up with it
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
         finally:
@@ -365,7 +368,7 @@ def test_export_during_writes_is_a_signed_prefix(tmp_path, pub, capsys):
     t.start()
     sizes = []
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         for i in range(6):
             assert time.monotonic() < deadline
             arc = tmp_path / f"live{i}"
@@ -380,7 +383,9 @@ def test_export_during_writes_is_a_signed_prefix(tmp_path, pub, capsys):
             assert run(capsys, "ledger", "import", arc, "--db", target, "--pubkey", pub)[0] == 0
             ok, lines = compare_stores(src, target)  # a prefix of the (still growing) source
             assert ok, lines
-            time.sleep(0.02)
+            seen = written[0]
+            while written[0] == seen and time.monotonic() < deadline:  # the writer moves on
+                time.sleep(0.005)
     finally:
         stop.set()
         t.join(20)
