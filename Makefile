@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-long bench fmt-check clean
+.PHONY: run test test-long system-deps bench fmt-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,13 +46,21 @@ run: $(STAMP)
 # Every .lwas file is in the one style (the VS Code grammar's scope fixtures are columns, not code).
 LWAS_SOURCES = $(shell find examples stdlib services bench tests -name '*.lwas' -not -path '*/node_modules/*')
 
-test: $(STAMP)
+# The system packages the tests drive for real (PostgreSQL's server, systemd-analyze, Chromium and
+# its driver, tmux), installed with apt-get when one is missing (as root, or through sudo);
+# otherwise it says what to install and fails. Nothing is skipped for a missing package.
+system-deps:
+	@bash .ci/system-deps
+
+# Hypothesis runs derandomized here (tests/conftest.py, profile "ci"): the same examples every
+# run, so a failure is a real one, on every machine. `make test-long` searches at random, longer.
+test: system-deps $(STAMP)
 	$(VENV)/bin/lwasc fmt --check $(LWAS_SOURCES)
 	$(PY) -m pytest -q
 	$(VENV)/bin/lwasc test examples
 	$(VENV)/bin/lwasc test stdlib services --generate --examples 50
 
-test-long: $(STAMP)
+test-long: system-deps $(STAMP)
 	LWAS_LONG=1 $(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -8,7 +8,10 @@ between LwaS functions go to the impls, so LLVM sees only internal functions and
 specialise and vectorise freely; returning in registers keeps recursion (fib) cheap.
 
 Faults never trap: every division is guarded, every +,-,* on int goes through
-`llvm.s*.with.overflow`, and a fault returns its error site + 1 as the status.
+`llvm.s*.with.overflow`, and a fault returns its error site + 1 as the status. Operands are
+evaluated in the order of the IR's arguments (lower keeps source order), each with its checks,
+before the operation checks its own faults (docs/language.md, "Evaluation order"). Each check is
+a branch that returns, so the optimiser cannot make a later fault win over an earlier one.
 
 Memory: text literals and array literals of constants are private constant globals. What is
 built at run time (text concatenation, other array literals) is malloc'd into the call's arena:
@@ -895,10 +898,12 @@ class _FunctionBuilder:
 
     def prim(self, e: ir.Prim):
         op = e.op
+        # Every operation evaluates its operands first, left to right (each one's faults surface
+        # in that order), then checks its own faults: docs/language.md, "Evaluation order".
+        args = [self.expr(a) for a in e.args]
         if op == "fail":
             self.fail(e.site)
             return L.Constant(val_type(e.type), None)
-        args = [self.expr(a) for a in e.args]
         b = self.b
         if op == "id":
             return args[0]
@@ -1187,6 +1192,8 @@ class _FunctionBuilder:
 
     def money(self, e: ir.Prim, op: str, args):
         b = self.b
+        if op == "mmul" and e.args[0].type is INT:  # `int * money`: evaluated in that order
+            args = [args[1], args[0]]
         if e.arg is not None and not isinstance(e.arg, str) and e.arg >= 0:  # currency check
             self.check(b.icmp_unsigned("==", b.extract_value(args[0], 1), b.extract_value(args[1], 1)), e.arg)
         if op == "mk_money":

@@ -15,6 +15,11 @@ statement (a binary operator: the whole `a + b`; a call: the call; a coercion: t
 expression; an assert or compound assignment: the statement).
 
 Semantics (decided; the native code generator implements exactly the same):
+- evaluation order (docs/language.md, "Evaluation order"): operands left to right, each one
+  with its implicit conversion, then the operator's own checks (money: currency first); call
+  arguments in parameter order (`Checked.call_args`), record fields in declaration order; the
+  first fault raised in that order is the one reported. Every method below evaluates in that
+  order and raises at the first fault; none evaluates ahead or reorders.
 - int is i64 and never wraps: + - * and unary - outside the range are "overflow"; `/`
   truncates toward zero, `%` has the sign of the dividend; / or % by zero is "div_zero";
   INT_MIN / -1 is "overflow", INT_MIN % -1 is 0.

@@ -7,6 +7,11 @@ assignment, `for` loops and `assert` are desugared, consts are inlined as their 
 expressions, axioms become their effective truths and every `return` of a rule is capped by the
 rule's `TruthResult` cap.
 
+Evaluation order is kept: the arguments of every `Prim` and `Call` are in the order they are
+evaluated (docs/language.md, "Evaluation order": source order; call arguments in parameter
+order), and codegen evaluates them in that order. Operations whose native form wants another
+operand order (`int * money`) keep source order here and codegen swaps the evaluated values.
+
 Exports are every fn, rule and test, modules in dependency order, items in declaration order.
 Constructs codegen cannot compile raise `codegen.Unsupported` (from codegen, or from here when
 the construct never reaches the IR).
@@ -460,9 +465,7 @@ class _Lowerer:
             t = self.c.types.get(e) if e.__class__ is ast.Binary else lt
             return ir.Prim("concat", [left, right], t, self.site("memory", e.span))
         t = self.c.types.get(e) if e.__class__ is ast.Binary else lt
-        if name == "mul":
-            if lt is INT:
-                left, right = right, left
+        if name == "mul":  # `money * int` or `int * money`: operands stay in source order
             return ir.Prim("mmul", [left, right], t, self.site("overflow", e.span))
         cur = self.currency_site(lt, rt, e)
         if name == "div":
@@ -527,9 +530,9 @@ class _Lowerer:
             code = args[1]
             if code.__class__ is not ir.Const:
                 return ir.Prim("mfrom_minor", args, t, self.site("currency", e.span, "unknown currency code"))
-            if code.value not in CURRENCY_EXPONENTS:
-                return ir.Prim("fail", [], t, self.site("currency", e.span,
-                                                         f"unknown currency code {code.value!r}"))
+            if code.value not in CURRENCY_EXPONENTS:  # (a const's text): the amount still runs first
+                return ir.Prim("fail", args[:1], t, self.site("currency", e.span,
+                                                               f"unknown currency code {code.value!r}"))
             return ir.Prim("mk_money", [args[0]], t, -1, code.value)
         if name == "micros":  # both are i64 microseconds natively
             return ir.Prim("id", args, t)

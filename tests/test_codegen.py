@@ -1074,3 +1074,36 @@ def _itext_module():
         m = build('fn show(n: int) -> text = text(n)\nfn flag(b: bool) -> text = text(b)\n')
         _itext.append(NativeProgram.from_object(m.object_code, m.describe()))
     return _itext[0]
+
+
+def test_lowering_keeps_operands_in_evaluation_order():
+    """`int * money` stays (int, money) in the IR, codegen swaps the evaluated values, so the
+    int operand's faults come first (docs/language.md, "Evaluation order"); an unknown currency
+    code known at compile time (a const) still evaluates the amount before it faults."""
+    src = ('const BAD: text = "ZZZ"\n'
+           "fn f(p0: money, y: float) -> money = int(y) * (p0 * 4611686018427387904)\n"
+           "fn g(x: int) -> money = from_minor(x + 1, BAD)\n")
+    c = check_source(src, "order.lwas")
+    p = lower.lower_program(c.program, c.checked, c.truth)
+    fns = {f.name: f for f in p.functions}
+    mul = fns["f"].body[0].value
+    assert (mul.op, [str(a.type) for a in mul.args], [a.op for a in mul.args]) == \
+        ("mmul", ["int", "money"], ["ftoi", "mmul"])
+    fail = fns["g"].body[0].value
+    assert fail.op == "fail" and [a.op for a in fail.args] == ["iadd"]
+    for opt in (0, 2):
+        m = codegen.generate(p, opt)
+        prog = NativeProgram.from_object(m.object_code, m.describe())
+        with pytest.raises(lwas.RuntimeError) as e:
+            prog.call("f", Money(100, "USD"), math.nan)
+        assert e.value.kind == "int_range"
+        assert prog.call("f", Money(1, "USD"), -1.0) == Money(-4611686018427387904, "USD")
+        with pytest.raises(lwas.RuntimeError) as e:
+            prog.call("f", Money(100, "USD"), 0.0)
+        assert e.value.kind == "overflow"
+        with pytest.raises(lwas.RuntimeError) as e:
+            prog.call("g", INT_MAX)
+        assert e.value.kind == "overflow"
+        with pytest.raises(lwas.RuntimeError) as e:
+            prog.call("g", 1)
+        assert e.value.kind == "currency"

@@ -17,7 +17,7 @@ from lwas.runtime.values import Money
 
 INT_MIN = -(2 ** 63)
 INT_MAX = 2 ** 63 - 1
-LANGUAGE = Path("/work/shared/LANGUAGE.md")
+LANGUAGE = Path(__file__).parent / "data" / "LANGUAGE.md"  # the core language contract, as given
 
 
 def ev(src: str) -> Evaluator:
@@ -141,6 +141,48 @@ def test_fault_position_is_the_operator_expression():
     err = fault("div_zero", 3, e.call, "f", 1, message="division by zero")
     assert (err.position.col, err.position.end_col) == (15, 20)  # `a / 0`, without the parentheses
     assert err.position.file == "<test>.lwas"
+
+
+def test_faults_surface_in_evaluation_order():
+    """docs/language.md, "Evaluation order": operands left to right, each before the operator's
+    own check; arguments in parameter order, record fields in declaration order. The operands
+    sit on their own lines, so the line says which one faulted."""
+    e = ev("""
+    record P {
+      a: int
+      b: int
+    }
+    fn g(a: int, b: int) -> int = a + b
+    fn mul(x: int, y: float) -> money = (int(y)
+      * (2.00 USD * x))
+    fn mul_rev(x: int, y: float) -> money = ((2.00 USD * x)
+      * int(y))
+    fn div(x: int, z: int) -> int = (x + 1
+      ) / z
+    fn call(x: int, y: float) -> int = g(int(y),
+      x + 1)
+    fn named(x: int, y: float) -> int = g(b: int(y),
+      a: x + 1)
+    fn rec(x: int, y: float) -> P = P(b: int(y),
+      a: x + 1)
+    fn arr(x: int, y: float) -> [int] = [x + 1,
+      int(y)]
+    fn idx(xs: [[int]], i: int, y: float) -> int = xs[int(y)
+      ][i + 1]
+    fn cur(a: money, b: money, x: int) -> money = (a + b
+      ) * x
+    """)
+    fault("int_range", 6, e.call, "mul", INT_MAX, math.nan)  # `int * money`: the int first
+    fault("overflow", 8, e.call, "mul_rev", INT_MAX, math.nan)
+    fault("overflow", 10, e.call, "div", INT_MAX, 0)  # the operand before the division's check
+    fault("div_zero", 10, e.call, "div", 1, 0)
+    fault("int_range", 12, e.call, "call", INT_MAX, math.nan)
+    fault("overflow", 15, e.call, "named", INT_MAX, math.nan)  # parameter order
+    fault("overflow", 17, e.call, "rec", INT_MAX, math.nan)  # field declaration order
+    fault("overflow", 18, e.call, "arr", INT_MAX, math.nan)
+    fault("int_range", 20, e.call, "idx", [[1]], INT_MAX, math.nan)
+    fault("index", 20, e.call, "idx", [[1]], INT_MAX, 5.0)  # xs[5] checked before i + 1 runs
+    fault("currency", 22, e.call, "cur", Money(1, "USD"), Money(1, "EUR"), 2)
 
 
 # ---------------------------------------------------------------- float
