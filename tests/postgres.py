@@ -3,7 +3,7 @@
 initdb into a temporary directory, listen only on a unix socket inside it, create a database,
 yield a psycopg URL, stop and delete on teardown. initdb refuses to run as root, so as root the
 server commands run as the unprivileged `postgres` user (created if missing). Missing binaries
-FAIL the tests rather than skip them: CI installs PostgreSQL (.ci/run), and a skipped backend
+FAIL the tests rather than skip them: `make test` installs PostgreSQL (.ci/system-deps), and a skipped backend
 would silently go untested.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ def postgres_url():
     initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
     if not initdb or not pg_ctl:
         pytest.fail("PostgreSQL binaries (initdb, pg_ctl) not found on PATH or in "
-                    "/usr/lib/postgresql/*/bin: install the `postgresql` package (.ci/run does)")
+                    "/usr/lib/postgresql/*/bin: install the `postgresql` package (`make test` does, .ci/system-deps)")
     pg_bin = os.path.dirname(os.path.realpath(pg_ctl))
     base = tempfile.mkdtemp(prefix="lwas-pg-")
     data, sock = os.path.join(base, "data"), base

