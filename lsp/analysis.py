@@ -222,6 +222,10 @@ def build_index(a: Analysis) -> None:
                 loc = bindings.get(n)
                 if loc is not None:
                     add(Occ(loc.span, loc, target_key(loc), decl=True, node=n))
+                if cls is ast.ForEach and n.value_var is not None:  # `for k, v in m`: v too
+                    loc = bindings.get((n, "value"))
+                    if loc is not None:
+                        add(Occ(loc.span, loc, target_key(loc), decl=True, node=n))
         a.occs[m.path] = out
 
 

@@ -32,7 +32,7 @@ from .incremental import IncrementalParser
 log = logging.getLogger("lwas.lsp")
 
 KEYWORDS = ("module import pub axiom requires contradicts const fn rule record enum test let var if "
-            "else while for in return break continue assert match and or not true false extern").split()
+            "else while for in return break continue assert match and or not true false extern delete").split()
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 TOKEN_TYPES = ["namespace", "type", "enum", "enumMember", "function", "variable", "parameter",

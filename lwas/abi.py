@@ -25,7 +25,14 @@ A unit result writes nothing; *out may then be null.
 
 Types are described as JSON-friendly values (`TypeDesc`): "int", "float", "bool", "truth",
 "text", "time", "unit", {"money": "USD"} or {"money": null}, {"array": T},
-{"enum": "TxType", "variants": [...]}, {"record": "Transaction", "fields": [[name, T], ...]}.
+{"map": K, "value": V}, {"enum": "TxType", "variants": [...]},
+{"record": "Transaction", "fields": [[name, T], ...]} (with "defaults": {name: value form} for
+fields declared `name: T = value`).
+
+Value forms (defaults) are plain data: int -> int, float and truth -> float, bool -> bool,
+text -> str, time -> int (µs since the epoch), an enum -> its variant name, money ->
+[minor, "USD"], an array -> a list, a map -> a list of [key, value] pairs in key order, a
+record -> a dict of value forms.
 """
 from __future__ import annotations
 
@@ -47,7 +54,7 @@ def type_desc(t):
     it: {"money": ..., "in": "currency"} for `amount: money in currency`, and the record lists
     its `json` text fields under "json"."""
     from .ir import Unsupported
-    from .types import BOOL, FLOAT, INT, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MoneyT, RecordT
+    from .types import BOOL, FLOAT, INT, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MapT, MoneyT, RecordT
 
     if t is INT or t is FLOAT or t is BOOL or t is TRUTH or t is TEXT or t is TIME:
         return t.name
@@ -58,6 +65,8 @@ def type_desc(t):
         return {"money": t.currency}
     if c is ArrayT:
         return {"array": type_desc(t.elem)}
+    if c is MapT:
+        return {"map": type_desc(t.key), "value": type_desc(t.value)}
     if c is EnumT:
         return {"enum": t.name, "variants": list(t.variants)}
     if c is RecordT:
@@ -66,6 +75,8 @@ def type_desc(t):
                                              for n, ft in t.fields.items()]}
         if t.json_fields:
             desc["json"] = list(t.json_fields)
+        if t.defaults:
+            desc["defaults"] = dict(t.defaults)
         return desc
     raise Unsupported(f"values of type `{t}` cannot cross the native boundary")
 

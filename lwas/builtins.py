@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .types import ANY_MONEY, BOOL, FLOAT, INT, TEXT, TIME, TRUTH, ArrayT, Type, TypeVar
+from .types import ANY_MONEY, BOOL, FLOAT, INT, TEXT, TIME, TRUTH, ArrayT, MapT, Type, TypeVar
 
 T = TypeVar("T")
+K = TypeVar("K")  # a map's key type (the map's own type says which keys are allowed)
+V = TypeVar("V")
 N = TypeVar("N", (INT, FLOAT, ANY_MONEY))  # abs
 ORD = TypeVar("ORD", (INT, FLOAT, TRUTH, ANY_MONEY))  # min, max
 M = TypeVar("M", (ANY_MONEY,))  # money keeping its currency
@@ -34,7 +36,7 @@ class Builtin:
     @property
     def generic(self) -> bool:
         return any(isinstance(p, TypeVar) or (isinstance(p, ArrayT) and isinstance(p.elem, TypeVar))
-                   for ps, _ in self.overloads for p in ps)
+                   or isinstance(p, MapT) for ps, _ in self.overloads for p in ps)
 
     def signature_text(self) -> str:
         """`abs(x: int) -> int | abs(x: float) -> float | ...` for hover."""
@@ -53,8 +55,12 @@ def _b(name: str, params: str, overloads, doc: str) -> Builtin:
 _F = ((FLOAT,), FLOAT)
 
 BUILTINS: dict[str, Builtin] = {b.name: b for b in [
-    _b("len", "xs", [((ArrayT(T),), INT)],
-       "Number of elements of an array."),
+    _b("len", "xs", [((ArrayT(T),), INT), ((MapT(K, V),), INT)],
+       "Number of elements of an array, or of keys of a map."),
+    _b("get", "m, key, default", [((MapT(K, V), K, V), V)],
+       "The value of `key` in map `m`, or `default` when the map does not hold the key."),
+    _b("keys", "m", [((MapT(K, V),), ArrayT(K))], "A map's keys, in ascending order."),
+    _b("values", "m", [((MapT(K, V),), ArrayT(V))], "A map's values, in the ascending order of their keys."),
     _b("float", "x", [((INT,), FLOAT), ((FLOAT,), FLOAT)],
        "Converts an int (exactly when |x| <= 2^53, else to the nearest float) or a truth to float."),
     _b("int", "x", [((FLOAT,), INT), ((INT,), INT)],

@@ -58,7 +58,7 @@ from llvmlite import ir as L
 from . import ir
 from .abi import AXIOM_TABLE, SYMBOL_PREFIX, NativeModule
 from .ir import Unsupported
-from .types import BOOL, CURRENCY_EXPONENTS, FLOAT, INT, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MoneyT, RecordT
+from .types import BOOL, CURRENCY_EXPONENTS, FLOAT, INT, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MapT, MoneyT, RecordT
 
 __all__ = ["generate", "llvm_ir", "assembly", "Unsupported"]
 
@@ -108,6 +108,8 @@ def mem_type(t) -> L.Type:
         return MONEY
     if t is TEXT or c is ArrayT:
         return SLICE
+    if c is MapT:
+        return PTR  # the root node (lwas.mapgen), null for the empty map
     if c is RecordT:
         return L.LiteralStructType([mem_type(ft) for ft in t.fields.values()])
     raise Unsupported(f"values of type `{t}` are not compiled yet")
@@ -268,9 +270,9 @@ def _wrapper(mb: "_ModuleBuilder", impl: L.Function, fn: ir.Function) -> None:
 
 
 def owns_memory(t) -> bool:
-    """Whether a value of type t holds text or arrays (a result the caller must free)."""
+    """Whether a value of type t holds text, arrays or maps (a result the caller must free)."""
     c = t.__class__
-    return t is TEXT or c is ArrayT or c is RecordT and any(owns_memory(f) for f in t.fields.values())
+    return t is TEXT or c is ArrayT or c is MapT or c is RecordT and any(owns_memory(f) for f in t.fields.values())
 
 
 class _ModuleBuilder:
@@ -280,6 +282,16 @@ class _ModuleBuilder:
         self.consts = 0
         self.intrinsics: dict = {}
         self.text: dict = {}
+        self._maps = None
+
+    @property
+    def maps(self):
+        """The map functions (lwas.mapgen), built on first use."""
+        if self._maps is None:
+            from .mapgen import Maps
+
+            self._maps = Maps(self)
+        return self._maps
 
     def intrinsic(self, name: str) -> L.Function:
         f = self.intrinsics.get(name)
@@ -444,6 +456,8 @@ class _ModuleBuilder:
         """`{T, i1 ok} lwas.dup.N(T v)` (T: the memory form of t, which holds text or arrays):
         v with every text and array copied into its own malloc'd buffer (what the wrapper hands
         the caller). When a malloc fails it frees every buffer it made and returns ok = 0."""
+        if t.__class__ is MapT:
+            return self.maps.dup(t)
         key = ("dup", _shape(t))
         f = self.intrinsics.get(key)
         if f is not None:
@@ -511,6 +525,8 @@ class _ModuleBuilder:
 
     def drop(self, t) -> L.Function:
         """`void lwas.drop.N(T v)`: frees every buffer of a value `dup` made (nested ones first)."""
+        if t.__class__ is MapT:
+            return self.maps.drop(t)
         key = ("drop", _shape(t))
         f = self.intrinsics.get(key)
         if f is not None:
@@ -722,6 +738,8 @@ class _FunctionBuilder:
             return L.Constant(MONEY, [L.Constant(I64, value[0]), L.Constant(I32, pack_currency(value[1]))])
         if t is TEXT:
             return self.mb.text_const(value)
+        if t.__class__ is MapT and value is None:
+            return L.Constant(PTR, None)  # the empty map
         raise Unsupported(f"constants of type `{t}` are not compiled yet")
 
     def expr(self, e):
@@ -1042,12 +1060,68 @@ class _FunctionBuilder:
             b.call(self.mb.libc("memcpy"), [buf, b.extract_value(x, 0), bx])
             b.call(self.mb.libc("memcpy"), [b.gep(buf, [bx], source_etype=I8), b.extract_value(y, 0), by])
             return b.insert_value(b.insert_value(L.Constant(SLICE, None), buf, 0), n, 1)
+        if op.startswith("map_"):
+            return self.map_op(e, op, args)
         if op.startswith("m"):
             return self.money(e, op, args)
         if op == "cur_check":
             cur = b.extract_value(args[0], 1)
             self.check(b.icmp_unsigned("==", cur, L.Constant(I32, pack_currency(e.arg))), e.site)
             return args[0]
+        raise Unsupported(f"the operation `{op}` is not compiled yet")
+
+    def map_op(self, e: ir.Prim, op: str, args):
+        """The map operations (lwas.mapgen): map_get (a `key` fault when absent), map_get_or,
+        map_has (key, map), map_len, map_insert and map_delete (new maps in the arena),
+        map_keys and map_values (arrays in key order)."""
+        b = self.b
+        maps = self.mb.maps
+        if op == "map_has":
+            k, m = args
+            t = e.args[1].type
+            k = self.to_mem(k, t.key)
+            return b.icmp_unsigned("!=", b.ptrtoint(b.call(maps.find(t), [m, k]), I64), L.Constant(I64, 0))
+        t = e.args[0].type
+        m = args[0]
+        nt = maps.node_type(t)
+        if op in ("map_get", "map_get_or"):
+            node = b.call(maps.find(t), [m, self.to_mem(args[1], t.key)])
+            found = b.icmp_unsigned("!=", b.ptrtoint(node, I64), L.Constant(I64, 0))
+            if op == "map_get":
+                self.check(found, e.site)
+                p = b.gep(node, [L.Constant(I32, 0), L.Constant(I32, 4)], source_etype=nt)
+                return self.from_mem(b.load(p, typ=mem_type(t.value)), t.value)
+            hit = self.f.append_basic_block("map_hit")
+            join = self.f.append_basic_block("map_join")
+            start = b.block
+            b.cbranch(found, hit, join)
+            b.position_at_end(hit)
+            p = b.gep(node, [L.Constant(I32, 0), L.Constant(I32, 4)], source_etype=nt)
+            v = self.from_mem(b.load(p, typ=mem_type(t.value)), t.value)
+            b.branch(join)
+            b.position_at_end(join)
+            phi = b.phi(val_type(t.value))
+            phi.add_incoming(v, hit)
+            phi.add_incoming(args[2], start)
+            return phi
+        if op == "map_len":
+            return maps.size(b, t, m)
+        if op == "map_insert":
+            r = b.call(maps.insert(t), [self.arena, m, self.to_mem(args[1], t.key), self.to_mem(args[2], t.value)])
+            self.check(b.icmp_unsigned("!=", b.ptrtoint(r, I64), L.Constant(I64, 0)), e.site)
+            return r
+        if op == "map_delete":
+            r = b.call(maps.delete(t), [self.arena, m, self.to_mem(args[1], t.key)])
+            self.check(b.extract_value(r, 1), e.site)
+            return b.extract_value(r, 0)
+        if op in ("map_keys", "map_values"):
+            elem = t.key if op == "map_keys" else t.value
+            n = maps.size(b, t, m)
+            buf = self.alloc(b.mul(n, self.elem_size(elem)), e.site)
+            null = L.Constant(PTR, None)
+            b.call(maps.fill(t), [m, buf if op == "map_keys" else null, null if op == "map_keys" else buf,
+                                  L.Constant(I64, 0)])
+            return b.insert_value(b.insert_value(L.Constant(SLICE, None), buf, 0), n, 1)
         raise Unsupported(f"the operation `{op}` is not compiled yet")
 
     def itext(self, x, site: int):
@@ -1274,6 +1348,8 @@ def _shape(t) -> str:
         return "text"
     if c is ArrayT:
         return f"[{_shape(t.elem)}]" if owns_memory(t.elem) else f"[{mem_type(t.elem)}]"
+    if c is MapT:
+        return f"map{t!r}"
     if c is RecordT:
         return "{" + ",".join(_shape(ft) if owns_memory(ft) else str(mem_type(ft))
                               for ft in t.fields.values()) + "}"

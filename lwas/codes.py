@@ -220,6 +220,23 @@ write it. The field must be `money` and the named field a `text` field of the sa
       amount: money in currency
       currency: text
     }"""),
+    ("E0322", "invalid map key type", """
+A map `{K: V}` is kept in ascending key order, so its keys must have an exact, total order:
+`int`, `text`, `time`, `bool` or an enum (in declaration order). A `float` (NaN, -0.0),
+`money` (currencies do not compare), a record, an array or a map cannot key a map:
+
+    var by_id: {text: Order} = {}        // key by an id
+    var by_day: {int: Day} = {}           // or by a number"""),
+    ("E0323", "invalid field default", """
+`field: T = value` gives the value a ledger entry written before the field existed reads
+as, and the value a record literal that leaves the field out gets. It must be a constant of
+the field's type: a literal, a `const`, an enum variant, `[]` or `{}`:
+
+    record Day {
+      day: int
+      refunds: money = 0.00 USD
+      tags: [text] = []
+    }"""),
     # ------------------------------------------------------------------ services
     ("E0401", "unknown ledger", """
 An `append` or an `on` block names a ledger the service does not declare. Declare each

@@ -28,6 +28,7 @@ KINDS = {
     "overflow": "integer overflow",
     "div_zero": "division by zero",
     "index": "index out of range",
+    "key": "key not in map",
     "truth_range": "truth value out of [0, 1]",
     "int_range": "float out of the range of int",
     "currency": "currency mismatch",

@@ -47,6 +47,9 @@ Choices beyond those (keep them in step with codegen):
 - money / money converts both minor amounts to double and divides (as C would), it does not
   divide exactly.
 - from_minor with an unknown currency code is a "currency" fault.
+- maps are dicts; a missing key read (`m[k]`, `m[k] += v`, `m[k].f = v`) is a "key" fault at
+  the `m[k]`; `m[k] = v` and `delete m[k]` never fault; iteration, `keys` and `values` follow
+  the key order (text by UTF-8 bytes, an enum in declaration order: `map_sort_key`).
 - Records and arrays are values: `let`/`var`, `=` and parameters copy them, `for x in xs`
   walks a snapshot.
 - In `a[i] op= v` the target (its indices, bounds-checked) is evaluated before v.
@@ -64,8 +67,8 @@ from fractions import Fraction
 from . import syntax as ast
 from .errors import KINDS, Position, RuntimeError as LwasRuntimeError
 from .runtime.values import Money, micros_to_time, time_to_micros
-from .types import (BOOL, CURRENCY_EXPONENTS, FLOAT, INT_MAX, INT_MIN, TRUTH, UNIT, MoneyT,
-                    MoneyValue)
+from .types import (BOOL, CURRENCY_EXPONENTS, FLOAT, INT_MAX, INT_MIN, TEXT, TRUTH, UNIT, EnumT, MapT,
+                    MoneyT, MoneyValue)
 from .typecheck import BuiltinRef, FieldRef, ItemRef, Local, VariantRef
 
 # ---------------------------------------------------------------- control flow
@@ -454,13 +457,14 @@ class Evaluator:
             ast.TextLit: self.e_lit, ast.MoneyLit: self.e_money, ast.Name: self.e_name,
             ast.Unary: self.e_unary, ast.Binary: self.e_binary, ast.Call: self.e_call,
             ast.Field: self.e_field, ast.Index: self.e_index, ast.ArrayLit: self.e_array,
-            ast.Match: self.e_match,
+            ast.MapLit: self.e_map, ast.Match: self.e_match,
         }
         self.st = {
             ast.Let: self.s_let, ast.Assign: self.s_assign, ast.If: self.s_if,
             ast.While: self.s_while, ast.ForRange: self.s_for_range, ast.ForEach: self.s_for_each,
             ast.Return: self.s_return, ast.Break: self.s_break, ast.Continue: self.s_continue,
             ast.Assert: self.s_assert, ast.ExprStmt: self.s_expr, ast.Block: self.block,
+            ast.Delete: self.s_delete,
         }
         self.frame = _Frame({})
         self.host = MemoryHost()  # what services' `append` and `now()` use (see lwas.service)
@@ -618,12 +622,23 @@ class Evaluator:
     def e_index(self, e):
         xs = self.expr(e.obj)
         i = self.expr(e.index)
+        if type(xs) is dict:  # a map
+            if i not in xs:
+                raise fault("key", "key not in map", e)
+            return xs[i]
         if not 0 <= i < len(xs):
             raise fault("index", f"index {i} out of range for length {len(xs)}", e)
         return xs[i]
 
     def e_array(self, e):
         return [copy.deepcopy(self.expr(x)) for x in e.elems]
+
+    def e_map(self, e):
+        out = {}
+        for x in e.entries:  # key, then value, entry by entry; a repeated key: the last wins
+            k = self.expr(x.key)
+            out[k] = copy.deepcopy(self.expr(x.value))
+        return out
 
     def e_unary(self, e):
         v = self.expr(e.operand)
@@ -643,6 +658,8 @@ class Evaluator:
             return self.logic(e)
         a = self.expr(e.left)
         b = self.expr(e.right)
+        if op == "in":
+            return a in b
         if op in _COMPARE:
             return _compare(op, a, b, e)
         return _arith(op, a, b, e)
@@ -688,6 +705,12 @@ class Evaluator:
                 if v is None:
                     raise fault("host", "this configuration value is not set", e)
                 return v
+            if name in ("keys", "values"):
+                order = map_sort_key(self.checked.call_sigs[e].param_types[0])
+                items = sorted(args[0].items(), key=lambda kv: order(kv[0]))
+                return [copy.deepcopy(kv[0 if name == "keys" else 1]) for kv in items]
+            if name == "get":
+                return copy.deepcopy(args[0][args[1]]) if args[1] in args[0] else args[2]
             return BUILTIN_IMPLS[name](args, e, self.checked.call_sigs[e])
         if ref.kind == "record":
             rt = self.checked.call_sigs[e].ret
@@ -747,8 +770,14 @@ class Evaluator:
             self.frame.vars[loc] = _arith(s.op[0], old, self.expr(s.value), s)
             return
         container, key = self.place(target)
+        if type(container) is dict and target.__class__ is ast.Index and key not in container:
+            raise fault("key", "key not in map", target)
         old = container[key]
         container[key] = _arith(s.op[0], old, self.expr(s.value), s)
+
+    def s_delete(self, s):
+        container, key = self.place(s.target)
+        container.pop(key, None)
 
     def place(self, target):
         """(container, key) of a field or element target, evaluating indices left to right."""
@@ -756,10 +785,15 @@ class Evaluator:
         if c is ast.Name:
             return self.frame.vars, self.refs[target]
         container, key = self.place(target.obj)
+        if type(container) is dict and self.types.get(target.obj.obj if target.obj.__class__ is ast.Index
+                                                     else None).__class__ is MapT and key not in container:
+            raise fault("key", "key not in map", target.obj)  # going on through an absent key
         obj = container[key]
         if c is ast.Field:
             return obj, self.refs[target].name
         i = self.expr(target.index)
+        if type(obj) is dict:  # a map: any key may be set
+            return obj, i
         if not 0 <= i < len(obj):
             raise fault("index", f"index {i} out of range for length {len(obj)}", target)
         return obj, i
@@ -797,6 +831,16 @@ class Evaluator:
     def s_for_each(self, s):
         xs = copy.deepcopy(self.expr(s.iterable))
         loc = self.checked.bindings[s]
+        if type(xs) is dict:  # a map: its keys (and values) in key order
+            order = map_sort_key(self.types[s.iterable])
+            value = self.checked.bindings.get((s, "value"))
+            for k in sorted(xs, key=order):
+                self.frame.vars[loc] = k
+                if value is not None:
+                    self.frame.vars[value] = xs[k]
+                if not self.loop_body(s.body):
+                    break
+            return
         for x in xs:
             self.frame.vars[loc] = x
             if not self.loop_body(s.body):
@@ -824,6 +868,16 @@ class Evaluator:
             self.match(s.expr, as_value=False)
         else:
             self.expr(s.expr)
+
+
+def map_sort_key(t: MapT):
+    """The key order of map type t on the evaluator's values (the native tree's order)."""
+    k = t.key
+    if k is TEXT:
+        return lambda s: s.encode("utf-8")
+    if k.__class__ is EnumT:
+        return k.index.__getitem__
+    return lambda x: x
 
 
 def evaluator_for(source: str, path: str = "<test>.lwas") -> Evaluator:

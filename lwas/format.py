@@ -12,7 +12,7 @@ The style:
     `or`, `|`, `=>`, `->`, `.field`) is indented one level more than the statement's first line;
   * one space around binary operators, `=`, `->`, `=>`, `|` and after `,` and `:`; none inside
     `( )` and `[ ]`, before `,` `:` `;`, around `.` and `..`, after a unary `-`, before the `(`
-    of a call or the `[` of an index; `{ x }` padded, `{}` empty;
+    of a call or the `[` of an index; a block's `{ x }` padded, a map's `{k: v}` not, `{}` empty;
   * `{` on the same line as what it opens, `} else` on one line;
   * line breaks are the source's (no wrapping); at most one blank line in a row, none at the
     start or end of a block or file; a trailing comment two spaces after the code;
@@ -88,6 +88,11 @@ _VALUE_END = frozenset({"NAME", "INT", "FLOAT", "MONEY", "STRING", "TRUE", "FALS
 # a newline after one of these never continues the statement (block start, separators)
 _NO_CONTINUE = frozenset({"LBRACE", "COMMA", "SEMI"})
 _CONT_WORDS = frozenset({"requires", "ensures", "contradicts", "and", "or", "|", "=>", "->", "."})
+# a `{` after one of these opens a map (a type `{K: V}` or a literal), not a block or a body
+_MAP_BEFORE = frozenset({"COLON", "ARROW", "ASSIGN", "PLUS_ASSIGN", "MINUS_ASSIGN", "STAR_ASSIGN",
+                         "SLASH_ASSIGN", "PERCENT_ASSIGN", "LPAR", "LSQB", "COMMA", "PLUS", "MINUS",
+                         "STAR", "SLASH", "PERCENT", "EQ", "NE", "LT", "LE", "GT", "GE", "IN",
+                         "RETURN", "AND", "OR", "NOT"})
 _INDENT = "  "
 
 
@@ -130,15 +135,15 @@ def _text(tok) -> str:
     return tok.value
 
 
-def _gap(a, b, a_unary: bool) -> str:
-    """The space between two tokens on one line."""
+def _gap(a, b, a_unary: bool, maps: frozenset = frozenset()) -> str:
+    """The space between two tokens on one line (maps: the ids of the braces of maps)."""
     ta, tb = a.type, b.type
     if tb in _COMMENTS:
         return "  "
     if ta == "LBRACE":
-        return "" if tb == "RBRACE" else " "
+        return "" if tb == "RBRACE" or id(a) in maps else " "
     if tb == "RBRACE":
-        return " "
+        return "" if id(b) in maps else " "
     if ta == "MINUS" and a_unary:
         return ""
     if ta in ("LPAR", "LSQB") or tb in ("RPAR", "RSQB"):
@@ -150,7 +155,7 @@ def _gap(a, b, a_unary: bool) -> str:
     if tb == "LPAR":
         return "" if ta in ("NAME", "RPAR", "RSQB") else " "
     if tb == "LSQB":
-        return "" if ta in ("NAME", "RPAR", "RSQB", "STRING") else " "
+        return "" if ta in ("NAME", "RPAR", "RSQB", "STRING") or id(a) in maps else " "
     return " "
 
 
@@ -162,6 +167,21 @@ def _layout(text: str) -> str:
     stmt = 0  # level of the current statement's first line
     out: list[str] = []
     opened = False  # the last line ends with an opening bracket
+    maps: set[int] = set()  # ids of the `{` and `}` tokens of maps
+    braces: list = []  # open `{`: is each a map's?
+    last = None  # type of the last code token, across lines
+    for toks, _ in lines:
+        for tok in toks:
+            if tok.type in _COMMENTS:
+                continue
+            if tok.type == "LBRACE":
+                braces.append(last in _MAP_BEFORE)
+                if braces[-1]:
+                    maps.add(id(tok))
+            elif tok.type == "RBRACE" and braces and braces.pop():
+                maps.add(id(tok))
+            last = tok.type
+    maps = frozenset(maps)
     for toks, blank in lines:
         first = toks[0]
         code_line = first.type not in _COMMENTS
@@ -191,7 +211,7 @@ def _layout(text: str) -> str:
         unary = False
         for i, tok in enumerate(toks):
             if i:
-                parts.append(_gap(toks[i - 1], tok, unary))
+                parts.append(_gap(toks[i - 1], tok, unary, maps))
             parts.append(_text(tok))
             if tok.type in _COMMENTS:
                 continue

@@ -24,8 +24,8 @@ from .abi import SYMBOL_PREFIX, AxiomEntry, ErrorSite, Export, Extern, Param, ty
 from .errors import KINDS
 from .ir import Unsupported
 from .typecheck import BuiltinRef, FieldRef, ItemRef, Local, VariantRef
-from .types import (BOOL, CURRENCY_EXPONENTS, FLOAT, INT, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MoneyT, RecordT,
-                    Type)
+from .types import (BOOL, CURRENCY_EXPONENTS, FLOAT, INT, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MapT, MoneyT,
+                    RecordT, Type)
 
 
 def lower_program(program, checked, truth) -> ir.Program:
@@ -141,7 +141,7 @@ class _Lowerer:
         is copied too, so no other value ever shares the storage its element assignments write."""
         out = set()
         for n in ast.walk(body):
-            if n.__class__ is not ast.Assign:
+            if n.__class__ is not ast.Assign and n.__class__ is not ast.Delete:
                 continue
             root, indexed = n.target, False
             while root.__class__ in (ast.Field, ast.Index):
@@ -198,8 +198,8 @@ class _Lowerer:
             loc = self.c.bindings[s]
             self.vars[loc] = v
             return [ir.Let(v, self.own(value, s.value.span) if loc in self.owned else value)]
-        if c is ast.Assign:
-            return [self.assign(s)]
+        if c is ast.Assign or c is ast.Delete:
+            return self.assign(s)
         if c is ast.If:
             orelse = s.orelse
             els = [] if orelse is None else (self.block(orelse) if orelse.__class__ is ast.Block
@@ -226,11 +226,99 @@ class _Lowerer:
             return [self.match_stmt(e)]
         return [ir.Eval(self.expr(e))]
 
-    def assign(self, s: ast.Assign):
+    def assign(self, s) -> list:
         """`x = v`, `r.a.b = v` (rebuilds r with the new field: records are values), element
         targets (`xs[i] = v`, `r.items[i].n = v`: an in-place `ir.StoreAt` into storage the
-        variable owns, see `element_targets`) and the compound forms (`x op= v` is `x = x op v`,
-        the target read first)."""
+        variable owns, see `element_targets`), the compound forms (`x op= v` is `x = x op v`,
+        the target read first), and targets through a map (`m[k] = v`, `delete m[k]`,
+        `state.days[d].revenue += r`: see `map_assign`)."""
+        chain = []  # the target's steps, from the variable out
+        root = s.target
+        while root.__class__ is ast.Index or root.__class__ is ast.Field and \
+                self.c.refs.get(root).__class__ is FieldRef:
+            chain.append(root)
+            root = root.obj
+        chain.reverse()
+        ref = self.c.refs.get(root) if root.__class__ is ast.Name else None
+        if ref.__class__ is not Local:  # pragma: no cover - the checker allows only vars
+            raise Unsupported("this assignment target is not compiled yet", s.span)
+        if s.__class__ is ast.Delete or any(self.is_map_step(e) for e in chain):
+            return self.map_assign(s, self.vars[ref], chain)
+        return [self.assign_plain(s)]
+
+    def is_map_step(self, e) -> bool:
+        return e.__class__ is ast.Index and self.c.types.get(e.obj).__class__ is MapT
+
+    def map_assign(self, s, v: ir.Var, chain: list) -> list:
+        """An assignment (or `delete`) whose target goes through a map. Maps are persistent, so
+        the map is rebuilt, not written in place: the steps before the first map step are
+        evaluated once (their indices into temporaries), the key once; then either the new map
+        is `map_insert(m, k, value)` (or `map_delete`), or, when the target goes on into the
+        element (`m[k].f = v`), the element is read (a `key` fault if absent) into an owned
+        temporary, assigned into along the remaining steps, and inserted back. The new map is
+        stored where the old one was. Order: target steps left to right, each checked when
+        reached, then the value (compound: the current value first)."""
+        out: list = []
+        j = next(i for i, e in enumerate(chain) if self.is_map_step(e) or
+                 (s.__class__ is ast.Delete and i == len(chain) - 1))
+        steps = []  # from v to the map: ("field", i) or ("index", ir.Expr, site)
+        for e in chain[:j]:
+            if e.__class__ is ast.Index:
+                i = ir.Var("$i", INT)
+                out.append(ir.Let(i, self.expr(e.index)))
+                steps.append(("index", ir.Load(i), self.site("index", e.span)))
+            else:
+                steps.append(("field", self.c.refs[e].index))
+        at = chain[j]
+        mt = self.c.types.get(at.obj)
+        key = ir.Var("$key", mt.key)
+        out.append(ir.Let(key, self.expr(at.index)))
+
+        def read_map():
+            x = ir.Load(v)
+            for st in steps:
+                if st[0] == "field":
+                    x = ir.Prim("field", [x], list(x.type.fields.values())[st[1]], -1, st[1])
+                else:
+                    x = ir.Prim("index", [x, st[1]], x.type.elem, st[2])
+            return x
+
+        rest = chain[j + 1:]
+        memory = self.site("memory", s.span, "out of memory building the new map")
+        if s.__class__ is ast.Delete and not rest:
+            new = ir.Prim("map_delete", [read_map(), ir.Load(key)], mt, memory)
+        elif not rest:
+            if s.op == "=":
+                value = self.expr(s.value)
+            else:
+                cur = ir.Prim("map_get", [read_map(), ir.Load(key)], mt.value, self.key_site(at))
+                left = self.convert(cur, mt.value, self.c.coercions.get(s.target), s.target)
+                value = self.binary(s.op[0], left, self.expr(s.value), s.target, s.value, s)
+            new = ir.Prim("map_insert", [read_map(), ir.Load(key), value], mt, memory)
+        else:
+            elem = ir.Var("$elem", mt.value)
+            got = ir.Prim("map_get", [read_map(), ir.Load(key)], mt.value, self.key_site(at))
+            out.append(ir.Let(elem, self.own(got, at.span)))
+            if s.__class__ is ast.Delete or any(self.is_map_step(e) for e in rest):
+                out.extend(self.map_assign(s, elem, rest))
+            elif any(e.__class__ is ast.Index for e in rest):
+                out.append(self.store_at(s, elem, rest))
+            else:
+                out.append(self.assign_fields(s, elem, [self.c.refs[e].index for e in reversed(rest)]))
+            new = ir.Prim("map_insert", [read_map(), ir.Load(key), ir.Load(elem)], mt, memory)
+        if not steps:
+            out.append(ir.Store(v, new))
+        elif all(st[0] == "field" for st in steps):
+            out.append(self.rebuild(v, [st[1] for st in reversed(steps)], new))
+        else:
+            out.append(ir.StoreAt(v, steps, new))
+        return out
+
+    def key_site(self, e: ast.Index) -> int:
+        return self.site("key", e.span, f"key not in map in `{self.text(e.span)}`"
+                         if len(self.text(e.span)) <= 60 else "key not in map")
+
+    def assign_plain(self, s: ast.Assign):
         target = s.target
         path = []  # field indices from the variable down to the target
         root = target
@@ -247,16 +335,34 @@ class _Lowerer:
             raise Unsupported("this assignment target is not compiled yet", s.span)
         v = self.vars[ref]
         if indexed:
-            return self.store_at(s, v)
-        owned = ref in self.owned
+            chain = []
+            e = s.target
+            while e.__class__ is not ast.Name:
+                chain.append(e)
+                e = e.obj
+            return self.store_at(s, v, chain[::-1])
+        return self.assign_fields(s, v, path, ref in self.owned)
+
+    def assign_fields(self, s: ast.Assign, v: ir.Var, path: list, owned: bool = True):
+        """`v.a.b op= value` (path: the field indices from the target up to v)."""
+        target = s.target
         if s.op == "=":
             value = self.expr(s.value)
             if owned:
                 value = self.own(value, s.value.span)
         else:
-            left = self.expr(target) if path else \
-                self.convert(ir.Load(v), v.type, self.c.coercions.get(target), target)
+            if path:
+                left = ir.Load(v)
+                for i in reversed(path):
+                    left = ir.Prim("field", [left], list(left.type.fields.values())[i], -1, i)
+                left = self.convert(left, left.type, self.c.coercions.get(target), target)
+            else:
+                left = self.convert(ir.Load(v), v.type, self.c.coercions.get(target), target)
             value = self.binary(s.op[0], left, self.expr(s.value), target, s.value, s)
+        return self.rebuild(v, path, value)
+
+    def rebuild(self, v: ir.Var, path: list, value):
+        """`v = v` with the field at path (indices from the target up to v) set to value."""
         objs = [ir.Load(v)]
         for i in reversed(path[1:]):
             o = objs[-1]
@@ -265,16 +371,12 @@ class _Lowerer:
             value = ir.Prim("set_field", [o, value], o.type, -1, i)
         return ir.Store(v, value)
 
-    def store_at(self, s: ast.Assign, v: ir.Var):
-        """An assignment whose target goes through an array element: the steps from v down to
-        the target (indices evaluated and bounds-checked left to right), then the value."""
-        chain = []
-        e = s.target
-        while e.__class__ is not ast.Name:
-            chain.append(e)
-            e = e.obj
+    def store_at(self, s: ast.Assign, v: ir.Var, chain: list):
+        """An assignment whose target goes through an array element: the steps (chain: target
+        nodes from v out) down to the target (indices evaluated and bounds-checked left to
+        right), then the value."""
         steps = []
-        for e in reversed(chain):
+        for e in chain:
             if e.__class__ is ast.Index:
                 steps.append(("index", self.expr(e.index), self.site("index", e.span)))
             else:
@@ -304,6 +406,9 @@ class _Lowerer:
         return [ir.Let(i, start), ir.Let(end, stop), ir.Loop(cond, self.block(s.body), [step])]
 
     def for_each(self, s: ast.ForEach) -> list:
+        mt = self.c.types.get(s.iterable)
+        if mt.__class__ is MapT:
+            return self.for_map(s, mt)
         at = self.c.converted_type(s.iterable)
         arr = ir.Var("$xs", at)
         idx = ir.Var("$i", INT)
@@ -315,6 +420,26 @@ class _Lowerer:
         step = ir.Store(idx, ir.Prim("add", [ir.Load(idx), ir.Const(INT, 1)], INT))
         return [ir.Let(arr, iterable), ir.Let(idx, ir.Const(INT, 0)),
                 ir.Loop(cond, [head] + self.block(s.body), [step])]
+
+    def for_map(self, s: ast.ForEach, mt: MapT) -> list:
+        """`for k in m` / `for k, v in m`: over the keys (and values) taken once, in key order."""
+        m = ir.Var("$m", mt)
+        ks = ir.Var("$keys", ArrayT(mt.key))
+        idx = ir.Var("$i", INT)
+        memory = self.site("memory", s.iterable.span)
+        out = [ir.Let(m, self.place(s.iterable)), ir.Let(ks, ir.Prim("map_keys", [ir.Load(m)], ks.type, memory))]
+        k = ir.Var(s.var, mt.key)
+        self.vars[self.c.bindings[s]] = k
+        head = [ir.Let(k, ir.Prim("index", [ir.Load(ks), ir.Load(idx)], mt.key))]  # in bounds
+        if s.value_var is not None:
+            vs = ir.Var("$values", ArrayT(mt.value))
+            out.append(ir.Let(vs, ir.Prim("map_values", [ir.Load(m)], vs.type, memory)))
+            x = ir.Var(s.value_var, mt.value)
+            self.vars[self.c.bindings[(s, "value")]] = x
+            head.append(ir.Let(x, ir.Prim("index", [ir.Load(vs), ir.Load(idx)], mt.value)))
+        cond = ir.Prim("lt", [ir.Load(idx), ir.Prim("len", [ir.Load(ks)], INT)], BOOL)
+        step = ir.Store(idx, ir.Prim("add", [ir.Load(idx), ir.Const(INT, 1)], INT))
+        return out + [ir.Let(idx, ir.Const(INT, 0)), ir.Loop(cond, head + self.block(s.body), [step])]
 
     def match_stmt(self, e: ast.Match):
         arms, default = [], []
@@ -401,12 +526,21 @@ class _Lowerer:
         if c is ast.Binary:
             if e.op in ("and", "or"):
                 return ir.Logic(e.op, self.expr(e.left), self.expr(e.right), t)
+            if e.op == "in":  # key, then map
+                return ir.Prim("map_has", [self.expr(e.left), self.place(e.right)], BOOL)
             return self.binary(e.op, self.expr(e.left), self.expr(e.right), e.left, e.right, e)
         if c is ast.Call:
             return self.call(e, t)
         if c is ast.Index:
+            if self.c.types.get(e.obj).__class__ is MapT:
+                return ir.Prim("map_get", [self.place(e.obj), self.expr(e.index)], t, self.key_site(e))
             site = self.site("index", e.span)
             return ir.Prim("index", [self.place(e.obj), self.expr(e.index)], t, site)
+        if c is ast.MapLit:  # inserted left to right (a repeated key: the last value wins)
+            m = ir.Const(t, None)
+            for x in e.entries:
+                m = ir.Prim("map_insert", [m, self.expr(x.key), self.expr(x.value)], t, self.site("memory", e.span))
+            return m
         if c is ast.ArrayLit:  # built at run time (a "memory" site) unless all constants
             elems = [self.expr(x) for x in e.elems]
             site = -1 if all(_constant(x) for x in elems) else self.site("memory", e.span)
@@ -481,7 +615,7 @@ class _Lowerer:
 
     def call(self, e: ast.Call, t):
         ref = self.c.refs.get(e.callee)
-        if ref.__class__ is BuiltinRef and ref.builtin.name == "len":  # reads no element: no copy
+        if ref.__class__ is BuiltinRef and ref.builtin.name in ("len", "get", "keys", "values"):  # no copy
             args = [self.place(a) for a in self.c.call_args[e]]
         else:
             args = [self.expr(a) for a in self.c.call_args[e]]
@@ -499,7 +633,11 @@ class _Lowerer:
         ps = sig.param_types
         p0 = ps[0] if ps else None
         if name == "len":
-            return ir.Prim("len", args, INT)
+            return ir.Prim("map_len" if p0.__class__ is MapT else "len", args, INT)
+        if name == "get":
+            return ir.Prim("map_get_or", args, t)
+        if name in ("keys", "values"):
+            return ir.Prim("map_" + name, args, t, self.site("memory", e.span))
         if name == "float":
             return ir.Prim("itof" if p0 is INT else "id", args, FLOAT)
         if name == "int":
@@ -568,8 +706,10 @@ def has_array(t) -> bool:
 
 
 def owns_memory(t) -> bool:
-    """Whether a value of type t holds text or arrays (a result the wrapper copies)."""
+    """Whether a value of type t holds text, arrays or maps (a result the wrapper copies)."""
     c = t.__class__
+    if c is MapT:
+        return True
     return t is TEXT or c is ArrayT or c is RecordT and any(owns_memory(f) for f in t.fields.values())
 
 

@@ -233,9 +233,13 @@ class _Builder(threading.local):
     def array_type(self, c):
         return ast.ArrayType(c[1], self.span(c))
 
+    def map_type(self, c):
+        return ast.MapType(c[1], c[3], self.span(c))
+
     def record_field(self, c):
         s = self.span(c)
-        return ast.RecordField(c[0].value, c[2], self.doc(s), s, c[4].value if c[4] is not None else None)
+        return ast.RecordField(c[0].value, c[2], self.doc(s), s, c[4].value if c[4] is not None else None,
+                               c[6])
 
     def record_decl(self, c):
         public, name = c[0], c[2]
@@ -313,6 +317,12 @@ class _Builder(threading.local):
 
     def for_each(self, c):
         return ast.ForEach(c[1].value, self.sp(c[1]), c[3], c[4], self.span(c))
+
+    def for_pairs(self, c):
+        return ast.ForEach(c[1].value, self.sp(c[1]), c[5], c[6], self.span(c), c[3].value, self.sp(c[3]))
+
+    def delete_stmt(self, c):
+        return ast.Delete(c[1], self.span(c))
 
     def return_stmt(self, c):
         return ast.Return(c[1], self.span(c))
@@ -399,6 +409,12 @@ class _Builder(threading.local):
 
     def array_lit(self, c):
         return ast.ArrayLit(tuple(x for x in c if x is not None and not isinstance(x, Token)), self.span(c))
+
+    def map_lit(self, c):
+        return ast.MapLit(tuple(x for x in c if isinstance(x, ast.MapEntry)), self.span(c))
+
+    def map_entry(self, c):
+        return ast.MapEntry(c[0], c[2], self.span(c))
 
     def atom(self, c):  # parenthesised expression
         return c[1]

@@ -39,7 +39,15 @@ class ArrayType:
     span: Span
 
 
-TypeExpr = Union[NamedType, ArrayType]
+@node
+class MapType:
+    """`{K: V}`: a map, iterated in ascending key order."""
+    key: "TypeExpr"
+    value: "TypeExpr"
+    span: Span
+
+
+TypeExpr = Union[NamedType, ArrayType, MapType]
 
 
 # ---------------------------------------------------------------- expressions
@@ -134,6 +142,20 @@ class ArrayLit:
 
 
 @node
+class MapEntry:
+    key: "Expr"
+    value: "Expr"
+    span: Span
+
+
+@node
+class MapLit:
+    """`{"a": 1, "b": 2}`, or `{}` where the type is known (an annotation, a parameter)."""
+    entries: tuple[MapEntry, ...]
+    span: Span
+
+
+@node
 class WildcardPat:
     span: Span
 
@@ -168,7 +190,7 @@ class Match:
 
 
 Expr = Union[IntLit, FloatLit, BoolLit, TextLit, MoneyLit, Name, Unary, Binary, Call, Field,
-             Index, ArrayLit, Match]
+             Index, ArrayLit, MapLit, Match]
 
 
 # ---------------------------------------------------------------- statements
@@ -224,11 +246,14 @@ class ForRange:
 
 @node
 class ForEach:
+    """`for x in xs` (an array's elements, a map's keys) or `for k, v in m` (a map's pairs)."""
     var: str
     var_span: Span
     iterable: Expr
     body: Block
     span: Span
+    value_var: str | None = None
+    value_span: Span | None = None
 
 
 @node
@@ -256,6 +281,13 @@ class Assert:
 
 
 @node
+class Delete:
+    """`delete m[k]`: the map variable m without key k (nothing happens when k is absent)."""
+    target: Expr  # an Index into a map
+    span: Span
+
+
+@node
 class ExprStmt:
     expr: Expr
     span: Span
@@ -271,7 +303,7 @@ class Append:
 
 
 Stmt = Union[Let, Assign, If, While, ForRange, ForEach, Return, Break, Continue, Assert, ExprStmt,
-             Append]
+             Append, Delete]
 
 
 # ---------------------------------------------------------------- items
@@ -365,6 +397,7 @@ class RecordField:
     doc: str | None
     span: Span
     currency_field: str | None = None  # `amount: money in currency`: JSON carries a bare number
+    default: Expr | None = None  # `= value`: what ledger entries written without the field hold
 
 
 @node

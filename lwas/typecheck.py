@@ -6,7 +6,7 @@ E0004, E0101, E0105, E0301-E0319 and W0101-W0104 (and E0102 for duplicate parame
 one block, record fields and enum variants, which resolve does not see). `Checked` holds
 everything later phases need; see its docstring.
 
-Decisions (the language contract is /work/shared/LANGUAGE.md; these fill in its gaps):
+Decisions (the language contract is tests/data/LANGUAGE.md; these fill in its gaps):
 
 Types and conversions
 - Implicit conversions are exactly: bool -> truth, truth -> float, and between money types
@@ -91,7 +91,8 @@ from .resolve import ModuleInfo, Program
 from .source import Span
 from .service import HOST_CALLS
 from .types import (BOOL, CURRENCY_EXPONENTS, ERROR, FLOAT, INT, INT_MAX, INT_MIN, MONEY,
-                    PRIMITIVE_NAMES, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MoneyT, MoneyValue,
+                    PRIMITIVE_NAMES, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MapT, MoneyT, MoneyValue,
+                    map_key_ok,
                     RecordT, Signature, Type, TypeVar, money_t)
 
 # ---------------------------------------------------------------- what names refer to
@@ -184,7 +185,8 @@ class Checked:
                  -> Local | ItemRef | VariantRef | FieldRef | BuiltinRef | ModuleRef; NamedType
                  (a user type) -> ItemRef; QualName in a rule's `requires` -> ItemRef (axioms);
                  Arg of a record construction -> FieldRef. Field on a record value -> FieldRef.
-    bindings     Let, Param, ForRange, ForEach -> the Local it binds (`locals` lists them all).
+    bindings     Let, Param, ForRange, ForEach -> the Local it binds (`locals` lists them all);
+                 (ForEach, "value") -> the Local of `v` in `for k, v in m`.
     let_types    Let -> the variable's type (declared, or inferred: inlay hints).
     signatures   FnDecl, RuleDecl -> Signature (a rule's result is truth; no `-> T`: UNIT).
     records      RecordDecl -> RecordT;  enums: EnumDecl -> EnumT.
@@ -325,19 +327,20 @@ class _Checker:
             ast.TextLit: self.e_text, ast.MoneyLit: self.e_money, ast.Name: self.e_name,
             ast.Unary: self.e_unary, ast.Binary: self.e_binary, ast.Call: self.e_call,
             ast.Field: self.e_field, ast.Index: self.e_index, ast.ArrayLit: self.e_array,
-            ast.Match: self.e_match,
+            ast.MapLit: self.e_map, ast.Match: self.e_match,
         }
         self.st = {
             ast.Let: self.s_let, ast.Assign: self.s_assign, ast.If: self.s_if,
             ast.While: self.s_while, ast.ForRange: self.s_for_range, ast.ForEach: self.s_for_each,
             ast.Return: self.s_return, ast.Break: self.s_break, ast.Continue: self.s_continue,
             ast.Assert: self.s_assert, ast.ExprStmt: self.s_expr,
-            ast.Append: self.s_append,
+            ast.Append: self.s_append, ast.Delete: self.s_delete,
         }
         self.binops = {
             "+": self.b_arith, "-": self.b_arith, "*": self.b_arith, "/": self.b_arith,
             "%": self.b_arith, "and": self.b_logic, "or": self.b_logic, "==": self.b_eq,
             "!=": self.b_eq, "<": self.b_ord, "<=": self.b_ord, ">": self.b_ord, ">=": self.b_ord,
+            "in": self.b_in,
         }
 
     # ============================================================ driver
@@ -448,6 +451,46 @@ class _Checker:
                 o.signatures[it] = Signature(tuple(params), ret)
         self.cur_item = None
 
+    def _defaults(self, decl: ast.RecordDecl) -> None:
+        """`field: T = value`: the value must be a constant of the field's type (a literal, a
+        constant, an enum variant, `[]` or `{}`); its value form goes to RecordT.defaults."""
+        rt = self.out.records[decl]
+        for f in decl.fields:
+            if f.default is None or f.name not in rt.fields:
+                continue
+            ft = rt.fields[f.name]
+            self._reset_body(decl, "const", None, None)
+            n_errors = len(self.sink.items)
+            self.check(f.default, ft, f"expected `{ft}` because of the field's type", f.type.span)
+            if any(d.is_error for d in self.sink.items[n_errors:]) or ft is ERROR:
+                continue
+            value = self._default_value(f.default, ft)
+            if value is None:
+                self.sink.error("E0323", f"the default of `{f.name}` is not a constant", f.default.span,
+                                label="computed at run time",
+                                help="a field's default is a literal, a constant, an enum variant, "
+                                     "`[]` or `{}`")
+                continue
+            rt.defaults[f.name] = value
+        self.cur_item = None
+
+    def _default_value(self, e, t: Type):
+        """The value form (lwas.abi) of a default, or None if it is not a constant."""
+        c = e.__class__
+        if c is ast.ArrayLit or c is ast.MapLit:
+            return None if (e.elems if c is ast.ArrayLit else e.entries) else ([] if c is ast.ArrayLit else {})
+        ref = self.refs.get(e)
+        if ref.__class__ is VariantRef:
+            return ref.name
+        v = self._fold(e)
+        if v is None:
+            return None
+        if isinstance(v, MoneyValue):
+            return [v.minor, v.currency]
+        if t is TRUTH or t is FLOAT:
+            return float(v)
+        return v
+
     def _currency_field(self, rt: RecordT, f) -> None:
         """`amount: money in currency`: a money field whose JSON form is a bare number, with its
         currency in the named text field of the same record."""
@@ -496,7 +539,9 @@ class _Checker:
     def _bodies(self, m: ModuleInfo) -> None:
         for it in m.tree.items:
             c = it.__class__
-            if c is ast.RuleDecl or (c is ast.FnDecl and it.extern is None):
+            if c is ast.RecordDecl:
+                self._defaults(it)
+            elif c is ast.RuleDecl or (c is ast.FnDecl and it.extern is None):
                 self._check_fn(it)  # an extern fn has no body: the runtime provides it
             elif c is ast.TestDecl:
                 self._check_test(it)
@@ -517,6 +562,15 @@ class _Checker:
         if te.__class__ is ast.ArrayType:
             el = self.resolve_type(te.elem)
             return ERROR if el is ERROR else ArrayT(el)
+        if te.__class__ is ast.MapType:
+            k = self.resolve_type(te.key)
+            v = self.resolve_type(te.value)
+            if k is not ERROR and not map_key_ok(k):
+                self.sink.error("E0322", f"`{k}` cannot key a map", te.key.span,
+                                label="map keys are `int`, `text`, `time`, `bool` or an enum",
+                                help="key the map by an id (`text` or `int`) and keep the rest in the value")
+                return ERROR
+            return ERROR if k is ERROR or v is ERROR else MapT(k, v)
         q = te.name
         parts = q.parts
         if len(parts) == 1:
@@ -739,6 +793,10 @@ class _Checker:
                 stack.append(n.index)
             elif c is ast.ArrayLit:
                 stack.extend(n.elems)
+            elif c is ast.MapLit:
+                for x in n.entries:
+                    stack.append(x.key)
+                    stack.append(x.value)
             elif c is ast.Match:
                 stack.append(n.subject)
                 for a in n.arms:
@@ -820,7 +878,7 @@ class _Checker:
                 else:
                     env[name] = prev
 
-    def _bind(self, loc: Local) -> None:
+    def _bind(self, loc: Local, key=None) -> None:
         scope = self.scopes[-1]
         name = loc.name
         if name in scope:
@@ -831,7 +889,7 @@ class _Checker:
             scope[name] = self.env.get(name)
         self.env[name] = loc
         self.out.locals.append(loc)
-        self.out.bindings[loc.node] = loc
+        self.out.bindings[loc.node if key is None else key] = loc
 
     def s_let(self, s: ast.Let) -> bool:
         if s.type is not None:
@@ -977,10 +1035,12 @@ class _Checker:
         c = s.cond
         return c.__class__ is ast.BoolLit and c.value is True and not flag[0]
 
-    def _loop_body(self, loc: Local, body: ast.Block) -> None:
+    def _loop_body(self, loc: Local, body: ast.Block, value: Local | None = None) -> None:
         self.scopes.append({})
         self.scope_spans.append(body.span)
         self._bind(loc)
+        if value is not None:
+            self._bind(value, (loc.node, "value"))
         self.loops.append([False])
         self.block(body)
         self.loops.pop()
@@ -994,15 +1054,59 @@ class _Checker:
 
     def s_for_each(self, s: ast.ForEach) -> bool:
         t = self.expr(s.iterable)
-        if t.__class__ is ArrayT:
+        el = vt = ERROR
+        if t.__class__ is MapT:
+            el, vt = t.key, t.value
+        elif t.__class__ is ArrayT and s.value_var is None:
             el = t.elem
+        elif t.__class__ is ArrayT:
+            self.sink.error("E0301", f"mismatched types: expected a map, found `{t}`", s.iterable.span,
+                            label="`for k, v in ...` walks a map's keys and values",
+                            help=f"walk the elements with `for {s.var} in ...`, or count: "
+                                 f"`for i in 0..len(xs)`")
+        elif t is not ERROR:
+            self.sink.error("E0301", f"mismatched types: expected an array or a map, found `{t}`",
+                            s.iterable.span, label="`for x in ...` walks an array (or a map's keys)",
+                            help="count with a range instead: `for i in 0..n`" if t is INT else None)
+        value = None
+        if s.value_var is not None:
+            value = Local(s.value_var, vt, "for", s, s.value_span, s.body.span)
+        self._loop_body(Local(s.var, el, "for", s, s.var_span, s.body.span), s.body, value)
+        return False
+
+    def s_delete(self, s: ast.Delete) -> bool:
+        """`delete m[k]`: like an assignment to `m[k]` (m must be a `var`, or state in an `on`
+        block), without reading the element: deleting an absent key changes nothing."""
+        target = s.target
+        if target.__class__ is not ast.Index:
+            self.expr(target)
+            self.sink.error("E0313", "invalid `delete` target", target.span,
+                            label="`delete` removes a key from a map: `delete m[k]`")
+            return False
+        mt = self.expr(target.obj)
+        if mt is ERROR:
+            self.expr(target.index)
+            return False
+        if mt.__class__ is not MapT:
+            self.expr(target.index)
+            self.sink.error("E0311", f"cannot `delete` from a value of type `{mt}`", target.obj.span,
+                            label="not a map",
+                            help="arrays keep their length: build a new one without the element"
+                            if mt.__class__ is ArrayT else None)
+            return False
+        self.check(target.index, mt.key, f"map keys are `{mt.key}`")
+        self.types[target] = mt.value
+        root = target.obj
+        while root.__class__ is ast.Field or root.__class__ is ast.Index:
+            root = root.obj
+        loc = self.env.get(root.name) if root.__class__ is ast.Name else None
+        if loc is None:
+            self.sink.error("E0313", "invalid `delete` target", target.span,
+                            label="this is not a variable", help="delete from a `var`: `var m2 = m` first")
+        elif loc.kind != "var":
+            self._immutable(s, root, loc)
         else:
-            el = ERROR
-            if t is not ERROR:
-                self.sink.error("E0301", f"mismatched types: expected an array, found `{t}`",
-                                s.iterable.span, label="`for x in ...` walks an array",
-                                help="count with a range instead: `for i in 0..n`" if t is INT else None)
-        self._loop_body(Local(s.var, el, "for", s, s.var_span, s.body.span), s.body)
+            loc.assigned = True
         return False
 
     def s_return(self, s: ast.Return) -> bool:
@@ -1111,6 +1215,9 @@ class _Checker:
         if tc is ArrayT and exp.__class__ is ArrayT:
             a, b = t.elem, exp.elem
             return a == b or (a.__class__ is MoneyT and b is MONEY)
+        if tc is MapT and exp.__class__ is MapT:
+            a, b = t.value, exp.value
+            return t.key == exp.key and (a == b or (a.__class__ is MoneyT and b is MONEY))
         return False
 
     def _mismatch(self, e, t: Type, exp: Type, why, why_span) -> None:
@@ -1562,8 +1669,9 @@ class _Checker:
 
     def b_eq(self, e: ast.Binary) -> Type:
         t = self._compare_types(e)
-        if t is not None and (t.__class__ is ArrayT or t.__class__ is RecordT or t is UNIT):
-            what = "arrays" if t.__class__ is ArrayT else ("records" if t.__class__ is RecordT else "`()`")
+        if t is not None and (t.__class__ is ArrayT or t.__class__ is MapT or t.__class__ is RecordT
+                              or t is UNIT):
+            what = {ArrayT: "arrays", MapT: "maps", RecordT: "records"}.get(t.__class__, "`()`")
             self.sink.error("E0311", f"`{e.op}` is not defined for {what}", e.span,
                             label=f"cannot compare `{t}` values",
                             help="compare their fields or elements one by one" if t is not UNIT else None)
@@ -1577,16 +1685,76 @@ class _Checker:
                             notes=("`<`, `<=`, `>`, `>=` compare int, float, truth, money, time and text",))
         return BOOL
 
+    def b_in(self, e: ast.Binary) -> Type:
+        """`k in m`: whether map m holds key k."""
+        mt = self.expr(e.right)
+        if mt.__class__ is MapT:
+            self.check(e.left, mt.key, f"map keys are `{mt.key}`")
+        else:
+            self.expr(e.left)
+            if mt is not ERROR:
+                self.sink.error("E0311", f"`in` needs a map on its right, found `{mt}`", e.right.span,
+                                label="not a map", notes=("`k in m` asks whether map `m` holds key `k`",))
+        return BOOL
+
     def e_index(self, e: ast.Index, exp) -> Type:
         t = self.expr(e.obj)
+        if t.__class__ is MapT:
+            self.check(e.index, t.key, f"map keys are `{t.key}`")
+            return t.value
         self.check(e.index, INT, "array indices are `int`")
         if t.__class__ is ArrayT:
             return t.elem
         if t is ERROR:
             return ERROR
         self.sink.error("E0311", f"cannot index into a value of type `{t}`", e.obj.span,
-                        label="not an array")
+                        label="not an array or a map")
         return ERROR
+
+    def e_map(self, e: ast.MapLit, exp) -> Type:
+        entries = e.entries
+        if exp.__class__ is MapT:
+            for x in entries:
+                self.check(x.key, exp.key, f"expected `{exp.key}`, the key type")
+                self.check(x.value, exp.value, f"expected `{exp.value}`, the value type")
+            return exp
+        if not entries:
+            self.sink.error("E0318", "cannot infer the key and value types of an empty map", e.span,
+                            label="type annotation needed",
+                            help="annotate it, for example: `let m: {text: int} = {}`")
+            return ERROR
+        kt = self.expr(entries[0].key)
+        if kt is not ERROR and not map_key_ok(kt):
+            self.sink.error("E0322", f"`{kt}` cannot key a map", entries[0].key.span,
+                            label="map keys are `int`, `text`, `time`, `bool` or an enum")
+            kt = ERROR
+        vt = self.expr(entries[0].value)
+        if vt is UNIT:
+            self._no_value(entries[0].value)
+            vt = ERROR
+        for x in entries[1:]:
+            if kt is ERROR:
+                self.expr(x.key)
+            else:
+                self.check(x.key, kt, f"expected `{kt}`, the type of the first key")
+            t = self.expr(x.value)
+            if t is vt or t is ERROR:
+                continue
+            nj = _join(vt, t) if vt is not ERROR else t
+            if nj is None:
+                self.sink.error("E0301", f"mismatched types: expected `{vt}`, found `{t}`", x.value.span,
+                                label="map values must have one type",
+                                labels=(Label(entries[0].value.span, f"the first value is `{vt}`"),),
+                                help=_conversion_help(x.value, t, vt))
+                continue
+            vt = nj
+        if kt is ERROR or vt is ERROR:
+            return ERROR
+        for x in entries:
+            t = self.types.get(x.value)
+            if t is not None and t != vt and t is not ERROR and self._convertible(t, vt):
+                self.coercions[x.value] = vt
+        return MapT(kt, vt)
 
     def e_array(self, e: ast.ArrayLit, exp) -> Type:
         elems = e.elems
@@ -1790,13 +1958,14 @@ class _Checker:
             given[a.name] = a
             self.refs[a] = frefs[a.name]
             self.check(a.value, ft, f"expected `{ft}` for field `{a.name}`")
-        missing = [f for f in fields if f not in given]
+        defaults = {f.name: f.default for f in rt.decl.fields if f.default is not None}
+        missing = [f for f in fields if f not in given and f not in defaults]
         if missing and all(a.name is not None for a in e.args):
             self.sink.error("E0315", f"missing {'field' if len(missing) == 1 else 'fields'} {_q(missing)} "
                                      f"in `{rt.name}`", e.span,
                             label=f"every field of `{rt.name}` needs a value")
-        elif not missing:
-            self.out.call_args[e] = tuple(given[f].value for f in fields)
+        elif not missing:  # a field left out takes its default expression (a constant)
+            self.out.call_args[e] = tuple(given[f].value if f in given else defaults[f] for f in fields)
         self.out.call_sigs[e] = Signature(tuple(fields.items()), rt)
         return rt
 
@@ -1872,6 +2041,11 @@ class _Checker:
                 if a.__class__ is not ArrayT:
                     return None
                 sub[p.elem] = a.elem
+            elif pc is MapT and p.key.__class__ is TypeVar:
+                if a.__class__ is not MapT:
+                    return None
+                sub[p.key] = a.key
+                sub[p.value] = a.value
             elif p is MONEY:
                 if a.__class__ is not MoneyT:
                     return None
@@ -1893,7 +2067,8 @@ class _Checker:
                 continue
             names = []
             for t in allowed:
-                s = "[T]" if t.__class__ is ArrayT and t.elem.__class__ is TypeVar else str(t)
+                s = ("[T]" if t.__class__ is ArrayT and t.elem.__class__ is TypeVar else
+                     "{K: V}" if t.__class__ is MapT and t.key.__class__ is TypeVar else str(t))
                 if s not in names:
                     names.append(s)
             exp_text = _q(names).replace(" and ", " or ")
@@ -2174,6 +2349,9 @@ def _join(a: Type, b: Type) -> Type | None:
     if a.__class__ is ArrayT and b.__class__ is ArrayT:
         if a.elem.__class__ is MoneyT and b.elem.__class__ is MoneyT:
             return ArrayT(MONEY)
+    if a.__class__ is MapT and b.__class__ is MapT and a.key == b.key:
+        if a.value.__class__ is MoneyT and b.value.__class__ is MoneyT:
+            return MapT(a.key, MONEY)
     return None
 
 
@@ -2191,6 +2369,8 @@ def _subst(t: Type, sub: dict) -> Type:
         return sub.get(t, ERROR)
     if t.__class__ is ArrayT and t.elem.__class__ is TypeVar:
         return ArrayT(sub.get(t.elem, ERROR))
+    if t.__class__ is MapT and t.key.__class__ is TypeVar:
+        return MapT(sub.get(t.key, ERROR), sub.get(t.value, ERROR))
     return t
 
 

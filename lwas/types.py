@@ -8,7 +8,7 @@ already produced a diagnostic: compatible with everything, so one mistake is rep
 `MoneyT("USD")`); `MoneyT(None)` (the `MONEY` singleton, what a `money` annotation means) is a
 currency known only at run time. Use `money_t(code)` to get the interned instance.
 
-`ArrayT(elem)` compares structurally. `RecordT` and `EnumT` are nominal: one instance per
+`ArrayT(elem)` and `MapT(key, value)` compare structurally. `RecordT` and `EnumT` are nominal: one instance per
 declaration, compared by identity; their members are filled in after creation so that types
 may refer to each other in any order.
 
@@ -99,6 +99,26 @@ class ArrayT(Type):
         return f"ArrayT({self.elem!r})"
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class MapT(Type):
+    """`{K: V}`: keys of an ordered type (int, text, time, bool or an enum: MAP_KEYS), iterated
+    in ascending key order; compares structurally like ArrayT."""
+
+    key: Type
+    value: Type
+
+    def __str__(self) -> str:
+        return f"{{{self.key}: {self.value}}}"
+
+    def __repr__(self) -> str:
+        return f"MapT({self.key!r}, {self.value!r})"
+
+
+def map_key_ok(t: Type) -> bool:
+    """Whether a map may be keyed by t: int, text, time, bool or an enum (ordered, exact)."""
+    return t is INT or t is TEXT or t is TIME or t is BOOL or t.__class__ is EnumT
+
+
 @dataclass(eq=False, repr=False)
 class RecordT(Type):
     """A declared record. `fields` (name -> type, in declaration order) is filled by the checker."""
@@ -109,6 +129,9 @@ class RecordT(Type):
     fields: dict[str, Type] = field(default_factory=dict)
     currency_fields: dict[str, str] = field(default_factory=dict)  # `amount: money in currency`
     json_fields: list[str] = field(default_factory=list)  # fields declared `json`
+    # `field: T = value`: the default's plain value form (lwas.abi), for ledger entries written
+    # before the field existed and for record literals that leave the field out
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     @property
     def qualified(self) -> str:

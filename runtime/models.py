@@ -18,6 +18,9 @@ JSON forms (input and output):
            agree: it is what `to_json` adds). The amount is judged by value: 99.990 USD is
            accepted, 99.999 USD is not. Rendered with the amount as an exact decimal string.
     enum   the variant name              [T]   a list              record  an object
+    {K: V} an object when K is text ({"a": 1}); otherwise a list of [key, value] pairs
+           ([[3, "x"], [5, "y"]]): JSON objects have only text keys. Rendered in ascending key
+           order; a key given twice is refused.
 
 A record field declared `amount: money in currency` is flat: the JSON has a bare amount (number
 or decimal string) and the currency is the record's `currency` field (`{"amount": 99.99,
@@ -41,7 +44,7 @@ from pydantic_core import PydanticCustomError
 
 from lwas.types import CURRENCY_EXPONENTS
 
-from .values import Money
+from .values import Money, sorted_items
 
 INT_MIN, INT_MAX = -(2 ** 63), 2 ** 63 - 1
 NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -338,6 +341,11 @@ def _type(desc: Any) -> Any:
             t = Annotated[_money_model(desc["money"]), AfterValidator(_to_money)]
         elif "array" in desc:
             t = Annotated[list[_type(desc["array"])], Strict()]
+        elif "map" in desc and desc["map"] == "text":
+            t = Annotated[dict[str, _type(desc["value"])], Strict()]
+        elif "map" in desc:
+            t = Annotated[list[tuple[_type(desc["map"]), _type(desc["value"])]], Strict(),
+                          AfterValidator(_pairs)]
         elif "enum" in desc:
             vs = tuple(desc["variants"])
             t = Annotated[Any, PlainValidator(_enum_validator(desc["enum"], vs)),
@@ -384,6 +392,18 @@ def _flat_money(flat: list[tuple[str, str]]):
                     out[name] = {"amount": out[name]}  # reported: currency missing
         return out
     return build
+
+
+def _pairs(pairs: list) -> dict:
+    """A map given as [key, value] pairs: a key given twice is refused, not silently dropped."""
+    out: dict = {}
+    for i, (k, v) in enumerate(pairs):
+        if k in out:
+            raise PydanticCustomError("duplicate_key", "key {key} is given twice (pair {index})",
+                                      {"key": json.dumps(k) if isinstance(k, (str, int, bool)) else str(k),
+                                       "index": i})
+        out[k] = v
+    return out
 
 
 def _record_value(m: BaseModel) -> dict:
@@ -539,6 +559,12 @@ def to_json(desc: Any, value: Any) -> Any:
         return money_json(value) if "in" not in desc else _exact(value)
     if "array" in desc:
         return [to_json(desc["array"], v) for v in value]
+    if "map" in desc:
+        vd = desc["value"]
+        if desc["map"] == "text":
+            return {k: to_json(vd, v) for k, v in sorted_items(desc, value)}
+        kd = desc["map"]
+        return [[to_json(kd, k), to_json(vd, v)] for k, v in sorted_items(desc, value)]
     if "enum" in desc:
         return value
     if "record" in desc:

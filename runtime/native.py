@@ -40,7 +40,8 @@ import llvmlite.binding as llvm
 from lwas.abi import AXIOM_TABLE
 from lwas.types import CURRENCY_EXPONENTS
 from lwas.errors import Position, RuntimeError as LwasRuntimeError
-from lwas.runtime.values import Money, micros_to_time, pack_currency, time_to_micros, unpack_currency
+from lwas.runtime.values import (Money, micros_to_time, pack_currency, sorted_items, time_to_micros,
+                                 unpack_currency)
 
 INT_MIN, INT_MAX = -(2 ** 63), 2 ** 63 - 1
 
@@ -99,6 +100,8 @@ def ctype(desc):
         return _MoneyC
     if "array" in desc:
         return _SliceC
+    if "map" in desc:
+        return ctypes.c_void_p  # the root node, null for an empty map
     if "enum" in desc:
         return ctypes.c_int32
     return _by_type(_structs, desc, _record_struct)
@@ -112,6 +115,23 @@ def _record_struct(desc):
         st = _records[key] = type(desc["record"], (ctypes.Structure,),
                                   {"_fields_": [(n, ctype(t)) for n, t in desc["fields"]]})
     return st
+
+
+_nodes: dict = {}  # id(map desc) -> (desc, node Structure)
+
+
+def map_node(desc):
+    """The node of a map (lwas.codegen): {left, right, size, key, value}; a persistent,
+    weight-balanced search tree ordered by key (equal descs share the Structure)."""
+    def make(d):
+        key = ("map", repr(d))
+        st = _records.get(key)
+        if st is None:
+            st = _records[key] = type("MapNode", (ctypes.Structure,), {"_fields_": [
+                ("left", ctypes.c_void_p), ("right", ctypes.c_void_p), ("size", ctypes.c_int64),
+                ("key", ctype(d["map"])), ("value", ctype(d["value"]))]})
+        return st
+    return _by_type(_nodes, desc, make)
 
 
 def _field_names(desc) -> frozenset:
@@ -200,6 +220,27 @@ class _Call:
         arr = (ct * n).from_buffer_copy(v) if readonly else (ct * n).from_buffer(v)
         self.keep.append(arr)
         return _SliceC(ctypes.addressof(arr), n)
+
+    def map(self, desc, v):
+        """A dict as a balanced tree of nodes (kept alive by the call); its root's address."""
+        if type(v) is not dict:
+            raise TypeError(f"expected a dict, got {v!r}")
+        node = map_node(desc)
+        kenc, venc = _encoder(desc["map"]), _encoder(desc["value"])
+        items = sorted_items(desc, v)
+
+        def build(lo: int, hi: int) -> int:
+            if lo >= hi:
+                return 0
+            mid = (lo + hi) // 2
+            k, x = items[mid]
+            try:
+                n = node(build(lo, mid), build(mid + 1, hi), hi - lo, kenc(self, k), venc(self, x))
+            except (TypeError, ValueError, OverflowError) as e:
+                raise _prefixed(e, f"key {k!r}") from None
+            self.keep.append(n)
+            return ctypes.addressof(n)
+        return build(0, len(items))
 
     def buffer(self, data: bytes) -> _SliceC:
         n = len(data)
@@ -294,6 +335,8 @@ def _make_encoder(desc):
         return _e_money(desc["money"])
     if "array" in desc:
         return lambda call, v: call.array(desc, v)
+    if "map" in desc:
+        return lambda call, v: call.map(desc, v)
     if "enum" in desc:
         index = {name: i for i, name in enumerate(desc["variants"])}
 
@@ -353,7 +396,28 @@ def _make_decoder(desc):
     if "record" in desc:
         fields = [(n, _decoder(t)) for n, t in desc["fields"]]
         return lambda v: {n: f(getattr(v, n)) for n, f in fields}
+    if "map" in desc:
+        return lambda v: map_items(desc, v, _decoder(desc["map"]), _decoder(desc["value"]))
     return lambda v: _to_python(desc, v)
+
+
+def map_items(desc, root, key=lambda k: k, value=lambda v: v) -> dict:
+    """The map rooted at address root as a dict in ascending key order (an in-order walk with
+    an explicit stack: the tree's height is logarithmic, but a walk must not recurse in Python)."""
+    node = map_node(desc)
+    out: dict = {}
+    stack: list = []
+    at = (root.value if isinstance(root, ctypes.c_void_p) else root) or 0
+    while stack or at:
+        while at:
+            n = node.from_address(at)
+            stack.append(n)
+            at = n.left or 0
+        n = stack.pop()
+        k = n.key
+        out[key(k.value if isinstance(k, ctypes._SimpleCData) else k)] = value(n.value)
+        at = n.right or 0
+    return out
 
 
 def _to_python(desc, v):
@@ -373,6 +437,8 @@ def _to_python(desc, v):
         return [to_python(desc["array"], x) for x in items]
     if "enum" in desc:
         return desc["variants"][v]
+    if "map" in desc:
+        return _decoder(desc)(v)
     return {n: to_python(t, getattr(v, n)) for n, t in desc["fields"]}
 
 
@@ -391,7 +457,7 @@ _free.restype = None
 def owns_memory(desc) -> bool:
     if desc == "text":
         return True
-    if isinstance(desc, dict) and "array" in desc:
+    if isinstance(desc, dict) and ("array" in desc or "map" in desc):
         return True
     return isinstance(desc, dict) and "record" in desc and any(owns_memory(t) for _, t in desc["fields"])
 
@@ -403,10 +469,33 @@ def release(desc, v) -> None:
             if _owns_memory(t):
                 release(t, getattr(v, n))
         return
+    if isinstance(desc, dict) and "map" in desc:
+        _release_map(desc, v.value if isinstance(v, ctypes.c_void_p) else v)
+        return
     if isinstance(desc, dict) and _owns_memory(desc["array"]) and v.len:
         for x in (ctype(desc["array"]) * v.len).from_address(v.ptr):
             release(desc["array"], x)
     _free(v.ptr)
+
+
+def _release_map(desc, root) -> None:
+    """Frees every node of a result map (one malloc'd buffer each) and what its keys and values own."""
+    node = map_node(desc)
+    kd, vd = desc["map"], desc["value"]
+    kown, vown = _owns_memory(kd), _owns_memory(vd)
+    stack = [root] if root else []
+    while stack:
+        at = stack.pop()
+        n = node.from_address(at)
+        if n.left:
+            stack.append(n.left)
+        if n.right:
+            stack.append(n.right)
+        if kown:
+            release(kd, n.key)
+        if vown:
+            release(vd, n.value)
+        _free(at)
 
 
 def _bind(address: int, export: dict, sites: list):
@@ -418,6 +507,8 @@ def _bind(address: int, export: dict, sites: list):
         d = p["type"]
         if d == "text" or isinstance(d, dict) and "array" in d:
             argtypes += [ctypes.c_void_p, ctypes.c_int64]
+        elif isinstance(d, dict) and "map" in d:
+            argtypes.append(ctypes.c_void_p)
         elif isinstance(d, dict) and "money" in d:
             argtypes += [ctypes.c_int64, ctypes.c_int32]
         elif isinstance(d, dict) and "record" in d:

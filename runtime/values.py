@@ -1,7 +1,9 @@
 """Python-side values of LwaS types, shared by the native loader and the reference evaluator.
 
 int -> int, float/truth -> float, bool -> bool, text -> str, time -> datetime (UTC, microsecond
-precision), arrays -> list, enums -> the variant name (str), records -> dict of field values,
+precision), arrays -> list, maps -> dict (kept in ascending key order by `sorted_items` wherever the order
+shows: native trees, JSON, ledger bytes), enums -> the variant name (str), records -> dict of
+field values,
 money -> `Money` (exact integer minor units and an ISO 4217 code; never a float).
 """
 from __future__ import annotations
@@ -50,3 +52,23 @@ def micros_to_time(us: int) -> datetime:
     from datetime import timedelta
 
     return EPOCH + timedelta(microseconds=us)
+
+
+def map_order(desc):
+    """The sort key of a map's Python keys that gives LwaS's key order (the native tree's): text
+    by UTF-8 bytes, an enum in declaration order, int, bool and time as Python compares them."""
+    k = desc["map"]
+    if k == "text":
+        return lambda s: s.encode("utf-8")
+    if isinstance(k, dict) and "enum" in k:
+        return {n: i for i, n in enumerate(k["variants"])}.__getitem__
+    return None
+
+
+def sorted_items(desc, v: dict) -> list:
+    """The (key, value) pairs of map value v (a dict) in LwaS key order."""
+    order = map_order(desc)
+    try:
+        return sorted(v.items(), key=None if order is None else (lambda kv: order(kv[0])))
+    except (KeyError, TypeError):
+        raise TypeError(f"map keys of the wrong type in {v!r}") from None

@@ -58,6 +58,8 @@ PROGRAMS: dict[str, dict[str, str]] = {
     "E0314": {"main.lwas": "fn f() {\n  break\n}\n"},
     "E0315": {"main.lwas": "record P {\n  x: float\n  y: float\n}\nfn g() -> P = P(x: 1.0)\n"},
     "E0316": {"main.lwas": "fn seed() -> int = 4\nconst N: int = seed()\n"},
+    "E0322": {"main.lwas": "fn total(prices: {float: int}) -> int = len(prices)\n"},
+    "E0323": {"main.lwas": "fn seed() -> int = 4\nrecord Counter {\n  n: int = seed()\n}\n"},
     "E0317": {"main.lwas": 'test "early" {\n  return\n}\n'},
     "E0318": {"main.lwas": "fn f() -> int {\n  let xs = []\n  return len(xs)\n}\n"},
     "E0319": {"main.lwas": "record Node {\n  next: Node\n}\n"},
