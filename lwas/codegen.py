@@ -56,7 +56,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir as L
 
 from . import ir
-from .abi import AXIOM_TABLE, SYMBOL_PREFIX, NativeModule
+from .abi import ARENA_FREE, AXIOM_TABLE, KEEP_PREFIX, SYMBOL_PREFIX, NativeModule
 from .ir import Unsupported
 from .types import BOOL, CURRENCY_EXPONENTS, FLOAT, INT, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MapT, MoneyT, RecordT
 
@@ -67,6 +67,7 @@ F64 = L.DoubleType()
 PTR = L.PointerType()
 MONEY = L.LiteralStructType([I64, I32])
 SLICE = L.LiteralStructType([PTR, I64])  # text and arrays
+ARENA = L.LiteralStructType([PTR, I64])  # the head of the arena's list of blocks, and its bytes
 INT_MIN = -(2 ** 63)
 TIME_MIN, TIME_MAX = -62135596800000000, 253402300799999999  # 0001-01-01 .. 9999-12-31T23:59:59.999999Z
 
@@ -193,13 +194,29 @@ def build_module(program: ir.Program) -> L.Module:
     for fn in program.functions:
         _FunctionBuilder(mb, fn).build()
         _wrapper(mb, impls[fn.name][0], fn)
+        if "$" in fn.name:  # the service stage's functions (user names cannot hold `$`)
+            _wrapper(mb, impls[fn.name][0], fn, keep=True)
+    free = L.Function(m, L.FunctionType(L.VoidType(), [PTR]), ARENA_FREE)
+    b = L.IRBuilder(free.append_basic_block("entry"))
+    b.call(mb.free_all(), [free.args[0]])
+    b.ret_void()
     return m
 
 
-def _wrapper(mb: "_ModuleBuilder", impl: L.Function, fn: ir.Function) -> None:
-    """The exported symbol: ABI parameters (money, text, arrays flattened; records by pointer)."""
+def _wrapper(mb: "_ModuleBuilder", impl: L.Function, fn: ir.Function, keep: bool = False) -> None:
+    """The exported symbol: ABI parameters (money, text, arrays flattened; records by pointer).
+
+    keep=True builds the kept-arena form `KEEP_PREFIX + name(ptr out, ptr arena, i64 adopt,
+    params...)` of a service function, which lets a runtime keep values in native memory
+    between calls (lwas.runtime.state): the caller owns `arena` (an ARENA: head and bytes,
+    zeroed for a new one; freed with ARENA_FREE), every allocation of the call goes there and
+    stays, and the result is written to *out as it is (no copy: it may point into the arena,
+    into constants, or into the parameters). Parameter i whose bit is set in `adopt` is first
+    copied into the arena with everything it points to (text, arrays, map nodes), so that a
+    result may keep it after the caller's buffers are gone; a parameter already in the arena
+    (the state) is passed with its bit clear."""
     m = mb.module
-    params = [PTR]
+    params = [PTR] + ([PTR, I64] if keep else [])
     for p in fn.params:
         t = p.type
         c = t.__class__
@@ -211,12 +228,15 @@ def _wrapper(mb: "_ModuleBuilder", impl: L.Function, fn: ir.Function) -> None:
             params.append(PTR)
         else:
             params.append(mem_type(t))
-    w = L.Function(m, L.FunctionType(I32, params), SYMBOL_PREFIX + fn.name)
+    w = L.Function(m, L.FunctionType(I32, params), (KEEP_PREFIX if keep else SYMBOL_PREFIX) + fn.name)
     b = L.IRBuilder(w.append_basic_block("entry"))
     args = list(w.args)
     out = args.pop(0)
-    arena = b.alloca(PTR, name="arena")
-    b.store(L.Constant(PTR, None), arena)
+    if keep:
+        arena, adopt = args.pop(0), args.pop(0)
+    else:
+        arena = b.alloca(ARENA, name="arena")
+        b.store(L.Constant(ARENA, None), arena)
     sp = mb.stack_pointer(b)
     budget = L.Constant(I64, STACK_BUDGET)
     limit = b.select(b.icmp_unsigned(">", sp, budget), b.sub(sp, budget), L.Constant(I64, 0), name="stack_limit")
@@ -234,7 +254,41 @@ def _wrapper(mb: "_ModuleBuilder", impl: L.Function, fn: ir.Function) -> None:
         else:
             v = args.pop(0)
         vals.append(v)
+    if keep:  # adopt the flagged parameters (a failed malloc: fn's "memory" site)
+        for i, p in enumerate(fn.params):
+            x = mb.adopt(p.type)
+            if x is None:
+                continue
+            flagged = b.icmp_unsigned("!=", b.and_(adopt, L.Constant(I64, 1 << i)), L.Constant(I64, 0))
+            start = b.block
+            yes = w.append_basic_block(f"adopt{i}")
+            oom = w.append_basic_block(f"adopt{i}_oom")
+            go = w.append_basic_block(f"adopted{i}")
+            join = w.append_basic_block(f"param{i}")
+            b.cbranch(flagged, yes, join)
+            b.position_at_end(yes)
+            r = b.call(x, [arena, vals[i + 2]])
+            b.cbranch(b.extract_value(r, 1), go, oom)
+            b.position_at_end(oom)
+            b.ret(L.Constant(I32, fn.memory_site + 1))
+            b.position_at_end(go)
+            got = b.extract_value(r, 0)
+            b.branch(join)
+            b.position_at_end(join)
+            phi = b.phi(vals[i + 2].type)
+            phi.add_incoming(vals[i + 2], start)
+            phi.add_incoming(got, go)
+            vals[i + 2] = phi
     r = b.call(impl, vals)
+    if keep:
+        if fn.ret is UNIT:
+            b.ret(r)
+            return
+        status = b.extract_value(r, 1)
+        v = b.extract_value(r, 0)
+        b.store(b.zext(v, I8) if fn.ret is BOOL else v, out)  # undefined unless status is 0
+        b.ret(status)
+        return
     if fn.ret is UNIT:
         b.call(mb.free_all(), [arena])
         b.ret(r)
@@ -423,6 +477,8 @@ class _ModuleBuilder:
             b.position_at_end(ok)
             b.store(b.load(arena, typ=PTR), block)
             b.store(block, arena)
+            used = b.gep(arena, [L.Constant(I32, 0), L.Constant(I32, 1)], source_etype=ARENA)
+            b.store(b.add(b.load(used, typ=I64), b.add(size, L.Constant(I64, 16))), used)
             b.ret(b.gep(block, [L.Constant(I64, 16)], source_etype=I8))
         return f
 
@@ -450,6 +506,63 @@ class _ModuleBuilder:
             b.branch(loop)
             b.position_at_end(end)
             b.ret_void()
+        return f
+
+    def adopt(self, t) -> L.Function | None:
+        """`{T, i1 ok} lwas.adopt.N(ptr arena, T v)`: v with every text, array and map node it
+        holds copied into the arena (None: a value of type t points to nothing). What a kept
+        value (lwas.runtime.state) may hold must outlive the buffers of the call that made it:
+        parameters, and what the host hands back. A failed malloc returns ok = 0."""
+        if not owns_memory(t):
+            return None
+        if t.__class__ is MapT:
+            return self.maps.adopt(t)
+        key = ("adopt", _shape(t))
+        f = self.intrinsics.get(key)
+        if f is not None:
+            return f
+        ty = mem_type(t)
+        res = L.LiteralStructType([ty, I1])
+        f = self.intrinsics[key] = L.Function(self.module, L.FunctionType(res, [PTR, ty]),
+                                              f"lwas.adopt.{len(self.intrinsics)}")
+        f.linkage = "internal"
+        arena, v = f.args
+        b = L.IRBuilder(f.append_basic_block("entry"))
+
+        def guard(ok):
+            good = f.append_basic_block("ok")
+            bad = f.append_basic_block("oom")
+            b.cbranch(ok, good, bad)
+            b.position_at_end(bad)
+            b.ret(L.Constant(res, None))
+            b.position_at_end(good)
+
+        if t.__class__ is RecordT:
+            for i, ft in enumerate(t.fields.values()):
+                x = self.adopt(ft)
+                if x is not None:
+                    r = b.call(x, [arena, b.extract_value(v, i)])
+                    guard(b.extract_value(r, 1))
+                    v = b.insert_value(v, b.extract_value(r, 0), i)
+            b.ret(b.insert_value(b.insert_value(L.Constant(res, None), v, 0), L.Constant(I1, 1), 1))
+            return f
+        elem = I8 if t is TEXT else mem_type(t.elem)
+        n = b.extract_value(v, 1)
+        size = b.mul(n, b.ptrtoint(b.gep(L.Constant(PTR, None), [L.Constant(I64, 1)], source_etype=elem), I64))
+        buf = b.call(self.alloc(), [arena, size])
+        guard(b.icmp_unsigned("!=", b.ptrtoint(buf, I64), L.Constant(I64, 0)))
+        b.call(self.libc("memcpy"), [buf, b.extract_value(v, 0), size])
+        x = None if t is TEXT else self.adopt(t.elem)
+        if x is not None:
+            def adopt_elem(i):
+                p = b.gep(buf, [i], source_etype=elem)
+                r = b.call(x, [arena, b.load(p, typ=elem)])
+                guard(b.extract_value(r, 1))
+                b.store(b.extract_value(r, 0), p)
+
+            _count_loop(b, f, n, ("adoptloop", "adoptelem", "adopted"), adopt_elem)
+        v = b.insert_value(v, buf, 0)
+        b.ret(b.insert_value(b.insert_value(L.Constant(res, None), v, 0), L.Constant(I1, 1), 1))
         return f
 
     def dup(self, t) -> L.Function:
@@ -897,6 +1010,15 @@ class _FunctionBuilder:
             _count_loop(b, self.f, n, ("copyloop", "copyelem", "copied"), copy_elem)
         return b.insert_value(v, buf, 0)
 
+    def adopt(self, v, t, site: int):
+        """v (what the host handed back) copied into the arena; a failed malloc faults at site."""
+        f = self.mb.adopt(t)
+        if f is None:
+            return v
+        r = self.b.call(f, [self.arena, v])
+        self.check(self.b.extract_value(r, 1), site)
+        return self.b.extract_value(r, 0)
+
     def elem_size(self, t):
         """sizeof(t's memory form) as an i64 constant expression (the null-GEP idiom)."""
         return self.b.ptrtoint(self.b.gep(L.Constant(PTR, None), [L.Constant(I64, 1)], source_etype=mem_type(t)), I64)
@@ -997,7 +1119,7 @@ class _FunctionBuilder:
             else:
                 status = b.call(self.mb.host("lwas_rt_ledger_root"), [b.trunc(args[0], I32), out])
             self.check(b.icmp_unsigned("==", status, L.Constant(I32, 0)), e.site)
-            return b.load(out)
+            return self.adopt(b.load(out), TEXT, e.arg)
         if op == "itof":
             return b.sitofp(args[0], F64)
         if op == "ftoi":
@@ -1114,6 +1236,14 @@ class _FunctionBuilder:
             r = b.call(maps.delete(t), [self.arena, m, self.to_mem(args[1], t.key)])
             self.check(b.extract_value(r, 1), e.site)
             return b.extract_value(r, 0)
+        if op in ("map_first", "map_after"):
+            nt_key = mem_type(t.key)
+            bounded = op == "map_after"
+            key = self.to_mem(args[1], t.key) if bounded else L.Constant(nt_key, None)
+            r = b.call(maps.take(t), [self.arena, m, key, L.Constant(I1, int(bounded)), L.Constant(PTR, None),
+                                      args[-1]])
+            self.check(b.extract_value(r, 2), e.site)
+            return b.extract_value(r, 0)
         if op in ("map_keys", "map_values"):
             elem = t.key if op == "map_keys" else t.value
             n = maps.size(b, t, m)
@@ -1184,7 +1314,7 @@ class _FunctionBuilder:
         out = self.entry_alloca(mem_type(e.type), "extern_out")
         status = b.call(self.mb.host("lwas_rt_extern"), [b.trunc(args[0], I32), argv, out])
         self.check(b.icmp_unsigned("==", status, L.Constant(I32, 0)), e.site)
-        return self.from_mem(b.load(out), e.type)
+        return self.from_mem(self.adopt(b.load(out), e.type, e.arg), e.type)
 
     def ramp(self, e: ir.Prim, x, lo, hi):
         b = self.b

@@ -709,6 +709,13 @@ class Evaluator:
                 order = map_sort_key(self.checked.call_sigs[e].param_types[0])
                 items = sorted(args[0].items(), key=lambda kv: order(kv[0]))
                 return [copy.deepcopy(kv[0 if name == "keys" else 1]) for kv in items]
+            if name in ("first", "after"):
+                order = map_sort_key(self.checked.call_sigs[e].param_types[0])
+                n = args[-1]
+                items = sorted(args[0].items(), key=lambda kv: order(kv[0]))
+                if name == "after":
+                    items = [kv for kv in items if order(kv[0]) > order(args[1])]
+                return {k: copy.deepcopy(v) for k, v in items[:max(n, 0)]}
             if name == "get":
                 return copy.deepcopy(args[0][args[1]]) if args[1] in args[0] else args[2]
             return BUILTIN_IMPLS[name](args, e, self.checked.call_sigs[e])

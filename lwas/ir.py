@@ -76,8 +76,15 @@ class Prim:
              (a configuration value, text; `site`: unset), host_root (a ledger's Merkle root,
              hex text), host_metric (a system metric, float), host_config_int (name, default → int;
              `site`: malformed): calls into
-             the runtime through the symbols in codegen's HOST_SYMBOLS
-    values   field set_field record len index array concat, fail (always faults),
+             the runtime through the symbols in codegen's HOST_SYMBOLS; what the host hands back
+             (text, an extern's result) is copied into the arena at once (`arg`: the "memory"
+             site of host_config, host_root and host_extern), as the host's buffers live only
+             until the call returns
+    maps     map_get (`site`: "key") map_get_or map_has (key, map) map_len map_insert
+             map_delete map_keys map_values map_first (map, n) map_after (map, key, n)
+             (`site`: "memory"): see lwas.mapgen
+    values   field set_field record len index array concat, fail (always faults, after
+             evaluating its operands),
              copy (the value with its arrays, nested ones included, copied into the arena:
              what an owned variable stores, see lower's `element_targets`)
 

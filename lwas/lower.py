@@ -34,6 +34,7 @@ def lower_program(program, checked, truth) -> ir.Program:
 
 _ARITH = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "rem"}
 _CMP = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+_MAP_READS = frozenset({"len", "get", "keys", "values", "first", "after"})  # read their argument only
 _FLOAT_BUILTINS = {"sqrt": "fsqrt", "exp": "fexp", "ln": "fln", "floor": "ffloor", "ceil": "fceil"}
 
 
@@ -112,7 +113,8 @@ class _Lowerer:
         else:
             body = [self.ret(self.expr(b))]
         fn = ir.Function(name, "rule" if is_rule else "fn", params, sig.ret, body, d.span)
-        if owns_memory(sig.ret):  # the wrapper mallocs the caller's copy of the result
+        if owns_memory(sig.ret) or "$" in name:  # the wrapper mallocs the caller's copy of the result
+            # (and a service function's kept form copies its parameters into the arena)
             fn.memory_site = self.site("memory", d.span, f"out of memory copying the result of `{name}`")
         self.add(fn,
                  name, [Param(p.name, type_desc(v.type)) for p, v in zip(d.params, params)],
@@ -124,7 +126,8 @@ class _Lowerer:
         self.out.externs.append(Extern(name, d.extern, tuple(Param(v.name, type_desc(v.type)) for v in params),
                                        type_desc(ret), d.span.file, d.span.line))
         site = self.site("host", d.span, f"the external call `{name}` ({d.extern}) failed")
-        return ir.Prim("host_extern", [ir.Const(INT, index)] + [ir.Load(v) for v in params], ret, site)
+        memory = self.site("memory", d.span, f"out of memory taking the result of `{name}`")
+        return ir.Prim("host_extern", [ir.Const(INT, index)] + [ir.Load(v) for v in params], ret, site, memory)
 
     def test(self, d, index: int) -> None:
         self.vars = {}
@@ -615,7 +618,7 @@ class _Lowerer:
 
     def call(self, e: ast.Call, t):
         ref = self.c.refs.get(e.callee)
-        if ref.__class__ is BuiltinRef and ref.builtin.name in ("len", "get", "keys", "values"):  # no copy
+        if ref.__class__ is BuiltinRef and ref.builtin.name in _MAP_READS:  # no copy
             args = [self.place(a) for a in self.c.call_args[e]]
         else:
             args = [self.expr(a) for a in self.c.call_args[e]]
@@ -636,7 +639,7 @@ class _Lowerer:
             return ir.Prim("map_len" if p0.__class__ is MapT else "len", args, INT)
         if name == "get":
             return ir.Prim("map_get_or", args, t)
-        if name in ("keys", "values"):
+        if name in ("keys", "values", "first", "after"):
             return ir.Prim("map_" + name, args, t, self.site("memory", e.span))
         if name == "float":
             return ir.Prim("itof" if p0 is INT else "id", args, FLOAT)
@@ -693,9 +696,11 @@ class _Lowerer:
         if name == "ledger_has$":
             return ir.Prim("host_has", args, BOOL, self.site("host", e.span, "the ledger could not be read"))
         if name == "ledger_root$":
-            return ir.Prim("host_root", args, TEXT, self.site("host", e.span, "the ledger root is not available"))
+            return ir.Prim("host_root", args, TEXT, self.site("host", e.span, "the ledger root is not available"),
+                           self.site("memory", e.span))
         if name == "config$":
-            return ir.Prim("host_config", args, TEXT, self.site("host", e.span, "this configuration value is not set"))
+            return ir.Prim("host_config", args, TEXT, self.site("host", e.span, "this configuration value is not set"),
+                           self.site("memory", e.span))
         raise Unsupported(f"the built-in `{name}` is not compiled yet", e.span)
 
 

@@ -441,6 +441,119 @@ class Maps:
             b.ret(b.call(f, [self._field(b, t, node, RIGHT), keys, values, b.add(j, _c(1))]))
         return self._fn(t, "fill", I64, [PTR, PTR, PTR, I64], build)
 
+    def adopt(self, t: MapT):
+        """`{ptr, i1 ok} adopt(ptr arena, ptr root)`: the map rebuilt node by node in the arena,
+        keys and values adopted too (codegen's `adopt`: what a kept value may point to)."""
+        res = L.LiteralStructType([PTR, I1])
+
+        def build(f):
+            arena, root = f.args
+            b = L.IRBuilder(f.append_basic_block("entry"))
+            nt = self.node_type(t)
+
+            def ret(p, ok=1):
+                b.ret(b.insert_value(b.insert_value(L.Constant(res, None), p, 0), _c(ok, I1), 1))
+
+            def guard(ok):
+                good = f.append_basic_block("ok")
+                bad = f.append_basic_block("oom")
+                b.cbranch(ok, good, bad)
+                b.position_at_end(bad)
+                ret(L.Constant(PTR, None), 0)
+                b.position_at_end(good)
+
+            empty = f.append_basic_block("empty")
+            walk = f.append_basic_block("walk")
+            b.cbranch(self._is_null(b, root), empty, walk)
+            b.position_at_end(empty)
+            ret(root)
+            b.position_at_end(walk)
+            v = b.load(root, typ=nt)
+            for idx in (LEFT, RIGHT):
+                r = b.call(f, [arena, b.extract_value(v, idx)])
+                guard(b.extract_value(r, 1))
+                v = b.insert_value(v, b.extract_value(r, 0), idx)
+            for idx, ft in ((KEY, t.key), (VALUE, t.value)):
+                x = self.mb.adopt(ft)
+                if x is None:
+                    continue
+                r = b.call(x, [arena, b.extract_value(v, idx)])
+                guard(b.extract_value(r, 1))
+                v = b.insert_value(v, b.extract_value(r, 0), idx)
+            size = b.ptrtoint(b.gep(L.Constant(PTR, None), [_c(1)], source_etype=nt), I64)
+            p = b.call(self.mb.alloc(), [arena, size])
+            guard(b.icmp_unsigned("!=", b.ptrtoint(p, I64), _c(0)))
+            b.store(v, p)
+            ret(p)
+        return self._fn(t, "adopt", res, [PTR, PTR], build)
+
+    def take(self, t: MapT):
+        """`{ptr acc, i64 left, i1 ok} take(ptr arena, ptr node, K key, i1 bounded, ptr acc, i64 left)`:
+        acc with up to `left` entries of the subtree added, in key order, skipping keys at or
+        before `key` when bounded: O(log n + taken) nodes visited (`first`, `after`)."""
+        nt = self.node_type(t)
+        res = L.LiteralStructType([PTR, I64, I1])
+
+        def build(f):
+            arena, node, key, bounded, acc, left = f.args
+            b = L.IRBuilder(f.append_basic_block("entry"))
+
+            def ret(a, n, ok=1):
+                v = L.Constant(res, None)
+                for i, x in enumerate((a, n, _c(ok, I1))):
+                    v = b.insert_value(v, x, i)
+                b.ret(v)
+
+            done = f.append_basic_block("done")
+            walk = f.append_basic_block("walk")
+            b.cbranch(b.or_(self._is_null(b, node), b.icmp_signed("<=", left, _c(0))), done, walk)
+            b.position_at_end(done)
+            ret(acc, left)
+            b.position_at_end(walk)
+            nk = self._field(b, t, node, KEY)
+            wanted = b.or_(b.not_(bounded), b.icmp_signed(">", self.cmp(b, t, nk, key), _c(0)))
+            # left subtree: only when this key is wanted (else every key there is too small)
+            go_left = f.append_basic_block("go_left")
+            here = f.append_basic_block("here")
+            start = b.block
+            b.cbranch(wanted, go_left, here)
+            b.position_at_end(go_left)
+            r = b.call(f, [arena, self._field(b, t, node, LEFT), key, bounded, acc, left])
+            ok_left = f.append_basic_block("left_ok")
+            oom = f.append_basic_block("oom")
+            b.cbranch(b.extract_value(r, 2), ok_left, oom)
+            b.position_at_end(oom)
+            ret(L.Constant(PTR, None), _c(0), 0)
+            b.position_at_end(ok_left)
+            acc1, left1 = b.extract_value(r, 0), b.extract_value(r, 1)
+            b.branch(here)
+            b.position_at_end(here)
+            acc2 = b.phi(PTR)
+            acc2.add_incoming(acc, start)
+            acc2.add_incoming(acc1, ok_left)
+            left2 = b.phi(I64)
+            left2.add_incoming(left, start)
+            left2.add_incoming(left1, ok_left)
+            add = f.append_basic_block("add")
+            right = f.append_basic_block("right")
+            b.cbranch(b.and_(wanted, b.icmp_signed(">", left2, _c(0))), add, right)
+            b.position_at_end(add)
+            ins = b.call(self.insert(t), [arena, acc2, nk, self._field(b, t, node, VALUE)])
+            ok_add = f.append_basic_block("add_ok")
+            b.cbranch(self._is_null(b, ins), oom, ok_add)
+            b.position_at_end(ok_add)
+            left3 = b.sub(left2, _c(1))
+            b.branch(right)
+            b.position_at_end(right)
+            acc4 = b.phi(PTR)
+            acc4.add_incoming(acc2, here)
+            acc4.add_incoming(ins, ok_add)
+            left4 = b.phi(I64)
+            left4.add_incoming(left2, here)
+            left4.add_incoming(left3, ok_add)
+            b.ret(b.call(f, [arena, self._field(b, t, node, RIGHT), key, bounded, acc4, left4]))
+        return self._fn(t, "take", res, [PTR, PTR, nt.elements[KEY], I1, PTR, I64], build)
+
     # ------------------------------------------------------------ results (see codegen.dup)
 
     def dup(self, t: MapT):

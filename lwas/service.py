@@ -7,6 +7,9 @@ on transactions(tx) {...}; post "/tx" (tx: Transaction) -> Receipt {...} }` it a
 
     record economy.State { balance: money ... }        the state, one field per `state`
     fn economy$init() -> economy.State                   the initial state
+    fn economy$copy(state$: economy.State) -> economy.State  the state itself (the runtime calls
+                                                         its kept form to move the state to a
+                                                         new arena: lwas.runtime.state)
     fn economy$on$transactions(state$: economy.State, tx: Transaction) -> economy.State
     record economy$route$0$Reply { state: economy.State, response: Receipt }
     fn economy$route$0(state$: economy.State, tx: Transaction) -> economy$route$0$Reply
@@ -63,6 +66,7 @@ class ServiceInfo:
     decl: ast.ServiceDecl
     state: str  # the state record's name
     init: str
+    copy: str = ""
     ledgers: list[ast.LedgerDecl] = field(default_factory=list)
     reducers: dict[str, str] = field(default_factory=dict)  # ledger -> fn name
     routes: list[RouteInfo] = field(default_factory=list)
@@ -173,6 +177,9 @@ class _Expander:
                                     f"The state of service `{p}`.", False, s))
         init = ast.Call(_name(state_name, s), tuple(ast.Arg(m.value, m.name, m.span) for m in states), s)
         out.append(ast.FnDecl(info.init, svc.name_span, (), _type(state_name, s), init, None, False, s))
+        info.copy = f"{p}$copy"
+        out.append(ast.FnDecl(info.copy, svc.name_span, (ast.Param("state$", _type(state_name, s), s),),
+                              _type(state_name, s), _name("state$", s), None, False, s))
         for m in members:
             if isinstance(m, ast.OnDecl):
                 fn = self.on(m, state_name)
@@ -526,7 +533,8 @@ def describe(program, checked, sink: Sink) -> list[dict]:
             timers = [{"handler": fn, "every_us": us, "line": m.span.line, "external": ext}
                       for fn, us, m, ext in info.timers]
             out.append({"name": svc.name, "doc": svc.doc, "file": svc.span.file, "line": svc.span.line,
-                        "state": type_desc(state), "init": info.init, "ledgers": ledgers, "routes": routes,
+                        "state": type_desc(state), "init": info.init, "copy": info.copy,
+                        "ledgers": ledgers, "routes": routes,
                         "timers": timers})
     return out
 

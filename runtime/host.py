@@ -18,8 +18,11 @@ The state is a fold of the service's `on` blocks over its ledger entries (lwas.s
   disk and no reader sees a state the ledger does not justify. If the commit fails, every
   request of the batch fails with `Unavailable` and memory is rolled back.
 
-Read-only routes run on the caller's thread against the committed state (an immutable
-snapshot: the writer replaces it, never mutates it).
+The state lives in native memory (lwas.runtime.state): routes, guards and `on` blocks get its
+address, and only parameters, entries and responses cross into Python, so a request costs what
+it touches, not the size of the state. Read-only routes run on the caller's thread against the
+committed state (immutable: the writer makes a new one, sharing what did not change, and
+replaces it).
 
 External routes and timers (those that call an `extern fn`: Stripe, another service) run on the
 caller's thread too, against the committed state, so a slow remote call never holds the writer.
@@ -30,6 +33,7 @@ handler keeps the appends made before it.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import queue
@@ -42,8 +46,9 @@ from typing import Any, Callable
 from lwas.abi import REQUEST_KEY
 from lwas.errors import RuntimeError as LwasRuntimeError
 from lwas.runtime.ledger import Ledger, decode_entry, decode_value, encode_value
-from lwas.runtime.native import hosted, read_value
+from lwas.runtime.native import Ref, hosted, read_value
 from lwas.runtime.externs import bind_connectors
+from lwas.runtime.state import KeptState
 
 log = logging.getLogger("lwas.service")
 
@@ -196,9 +201,9 @@ def _holds(guard: dict, truth: float) -> bool:
 
 
 def _handle(program, route: dict, state, args: tuple):
-    """The route's guards in order, then its handler (one argument conversion for all): the
-    handler's result, or GuardRefused naming the first guard below its threshold. Runs under
-    whatever host the caller set."""
+    """A read-only route: its guards in order, then its handler (one argument conversion for
+    all): the handler's result, or GuardRefused naming the first guard below its threshold.
+    state is a `Ref` to the committed state. Runs under whatever host the caller set."""
     guards = route["guards"]
     if not guards:
         return program.call(route["handler"], state, *args)
@@ -208,6 +213,17 @@ def _handle(program, route: dict, state, args: tuple):
         g = guards[len(out) - 1]
         raise GuardRefused(g["rule"], out[-1], g["threshold"], g["strict"])
     return out[-1]
+
+
+def _guard(program, route: dict, state, args: tuple) -> None:
+    """The guards of a writing route, in order: GuardRefused at the first below its threshold."""
+    guards = route["guards"]
+    if not guards:
+        return
+    out = program.call_chain([g["fn"] for g in guards], (state, *args), lambda i, t: _holds(guards[i], t))
+    g = guards[len(out) - 1]
+    if not _holds(g, out[-1]):
+        raise GuardRefused(g["rule"], out[-1], g["threshold"], g["strict"])
 
 
 class Service:
@@ -225,7 +241,7 @@ class Service:
         self.ledgers = [Ledger(l["name"], f"{prefix}/{l['name']}", private_key) for l in self.ledger_specs]
         self.public_key = private_key.public_key()
         self.by_name = {l.name: l for l in self.ledgers}
-        self.state = None  # the committed state (replaced, never mutated)
+        self.kept = KeptState(program, desc)  # the committed state, in native memory
         self.last_time = 0  # the greatest entry time seen: new entries go after it
         self.lock = threading.Lock()  # held while ledgers change (readers take it for proofs)
         self.queue: queue.Queue = queue.Queue()
@@ -240,7 +256,6 @@ class Service:
     def start(self) -> None:
         """Replay the store into memory, then start the writer thread."""
         t0 = time.perf_counter()
-        self.state = self.program.call(self.desc["init"])
         with self.store.transaction() as tx:  # a consistent snapshot, other writers paused
             self.catch_up(tx)
         self._same_key()
@@ -307,16 +322,29 @@ class Service:
         if not fresh:
             return 0
         fresh.sort()
-        state = self.state
-        call = self.program.call
+        kept = self.kept
+        state = kept.committed
         for t, i, _, payload in fresh:
             spec = self.ledger_specs[i]
             if spec["apply"] is not None:
-                state = call(spec["apply"], state, decode_value(spec["entry"], payload))
+                state = kept.apply(spec["apply"], state, decode_value(spec["entry"], payload))
             if t > self.last_time:
                 self.last_time = t
-        self.state = state
+        kept.commit(state)
         return len(fresh)
+
+    @property
+    def state(self):
+        """The committed state as a Python value: O(state), for tools and tests."""
+        return self.kept.value()
+
+    def snapshot_state(self):
+        """The committed state as a Python value (what a snapshot stores)."""
+        return self.kept.value()
+
+    def restore_state(self, value) -> None:
+        """Make value (a Python state value, e.g. from a snapshot) the committed state."""
+        self.kept.restore(value)
 
     def root(self, ledger: int) -> str:
         """The committed Merkle root of a ledger (what its checkpoint signs), hex."""
@@ -332,8 +360,8 @@ class Service:
     def read(self, route: dict, args: tuple):
         """A read-only route, on the caller's thread, against the committed state (its guards
         first: GuardRefused when one is below its threshold)."""
-        with hosted(_Reader(self)):
-            return _handle(self.program, route, self.state, args)
+        with self.kept.reading() as (state, _), hosted(_Reader(self)):
+            return _handle(self.program, route, state, args)
 
     def call_extern(self, index: int, args: list):
         """Run connector `index` with the LwaS arguments (records as their JSON form); its result
@@ -346,9 +374,18 @@ class Service:
         if not self.running:
             raise Unavailable(f"service {self.name} is not running")
         host = _Caller(self, request)
-        with hosted(host):
+        with self.kept.reading() as (state, _), hosted(host):
             try:
-                reply = _handle(self.program, route, self.state, args)
+                if route.get("mutating", True):  # {state, response}: the state part is dropped
+                    _guard(self.program, route, state, args)
+                    scratch = self.kept.scratch()
+                    try:
+                        out = self.program.kept(route["handler"])(scratch.address, 0, state, *args)
+                        response = self.kept.response(route["handler"], out)
+                    finally:
+                        scratch.free()
+                else:
+                    response = _handle(self.program, route, state, args)
             except LwasRuntimeError:
                 if host.failure is not None:
                     log.error("service %s: host failure in %s %s: %r", self.name, route["method"],
@@ -357,7 +394,6 @@ class Service:
                         raise host.failure from None
                 raise
         verdict = "created" if host.entries else ("exists" if host.retries else "none")
-        response = reply.get("response") if route.get("mutating", True) else reply
         return Outcome(response, verdict, host.entries)
 
     def submit(self, route: dict, args: tuple, done: Callable[[Any], None]) -> None:
@@ -436,7 +472,7 @@ class Service:
         try:
             with self.store.transaction() as tx:
                 self.catch_up(tx)
-                state = self.state
+                state = self.kept.committed
                 for job in batch:
                     r, state = self._run(job, state)
                     results.append(r)
@@ -449,7 +485,7 @@ class Service:
             with self.lock:
                 for ledger in self.ledgers:
                     ledger.commit()
-                self.state = state
+                self.kept.commit(state)
         except Exception as e:  # noqa: BLE001 - any store failure fails the whole batch
             with self.lock:
                 for ledger in self.ledgers:
@@ -460,6 +496,7 @@ class Service:
             return
         for job, r in zip(batch, results):
             job.done(r)
+        self.kept.maybe_compact()  # between batches: the heap is the writer's alone here
 
     def _append(self, ledger: int, value, state):
         """One append of an external handler (_Caller): (Outcome, the state after it)."""
@@ -471,7 +508,7 @@ class Service:
             return Outcome(None, verdict), state
         try:
             if spec["apply"] is not None:
-                state = self.program.call(spec["apply"], state, value)
+                state = self.kept.apply(spec["apply"], state, value)
         except LwasRuntimeError as e:
             return e, state
         t = self.clock()
@@ -487,7 +524,8 @@ class Service:
         rec = _Recorder(self)
         try:
             with hosted(rec):
-                reply = _handle(self.program, route, state, args)
+                _guard(self.program, route, Ref(ctypes.addressof(state)), args)
+                new_state, response = self.kept.run(route["handler"], state, args)
         except GuardRefused as g:
             return g, state
         except LwasRuntimeError as e:
@@ -502,4 +540,4 @@ class Service:
             seq, _ = self.ledgers[i].stage(key, payload, t, self.digest)
             entries.append((self.ledgers[i].name, seq, key))
         verdict = "created" if entries else ("exists" if rec.retries else "none")
-        return Outcome(reply.get("response"), verdict, entries), reply["state"]
+        return Outcome(response, verdict, entries), new_state

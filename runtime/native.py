@@ -37,7 +37,7 @@ from datetime import datetime
 
 import llvmlite.binding as llvm
 
-from lwas.abi import AXIOM_TABLE
+from lwas.abi import ARENA_FREE, AXIOM_TABLE, KEEP_PREFIX
 from lwas.types import CURRENCY_EXPONENTS
 from lwas.errors import Position, RuntimeError as LwasRuntimeError
 from lwas.runtime.values import (Money, micros_to_time, pack_currency, sorted_items, time_to_micros,
@@ -136,6 +136,16 @@ def map_node(desc):
 
 def _field_names(desc) -> frozenset:
     return _by_type(_names, desc, lambda d: frozenset(n for n, _ in d["fields"]))
+
+
+class Ref:
+    """A record already in native memory, passed by its address instead of encoded from a dict
+    (a service's kept state: lwas.runtime.state). The caller keeps the memory alive."""
+
+    __slots__ = ("address",)
+
+    def __init__(self, address: int):
+        self.address = address
 
 
 class _Call:
@@ -352,6 +362,8 @@ def _make_encoder(desc):
     record = desc["record"]
 
     def enc(call, v):
+        if type(v) is Ref:
+            return v
         if type(v) is not dict or v.keys() != names:
             raise TypeError(f"expected a dict with the fields of {record}, got {v!r}")
         return st(*[f(call, v[n]) for n, f in fields])
@@ -545,6 +557,8 @@ def _bind(address: int, export: dict, sites: list):
                 raise _prefixed(e, f"{name}(): argument {p['name']!r}") from None
             if isinstance(v, (_MoneyC, _SliceC)):
                 flat += [v.minor, v.currency] if isinstance(v, _MoneyC) else [v.ptr, v.len]
+            elif type(v) is Ref:
+                flat.append(v.address)
             elif isinstance(v, ctypes.Structure):
                 c.keep.append(v)
                 flat.append(ctypes.addressof(v))
@@ -574,7 +588,34 @@ def _bind(address: int, export: dict, sites: list):
     call.__qualname__ = name
     call.encode = encode
     call.invoke = invoke
+    call.argtypes = argtypes
     return call
+
+
+def _bind_kept(address: int, bound, export: dict, sites: list):
+    """The kept-arena form of a service function (lwas.codegen._wrapper, keep=True):
+    `f(arena_address, adopt_mask, *args)` -> the raw result (a ctypes value that may point into
+    the arena; the caller decodes what it needs), or raises lwas.RuntimeError."""
+    cfunc = ctypes.PYFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                              *bound.argtypes[1:])(address)
+    result = export["result"]
+    rtype = None if result == "unit" else ctype(result)
+    encode = bound.encode
+
+    def kept(arena: int, adopt: int, *args):
+        c = _Call()
+        try:
+            flat = encode(c, args)
+            out = rtype() if rtype is not None else None
+            status = cfunc(ctypes.addressof(out) if out is not None else None, arena, adopt, *flat)
+        finally:
+            c.keep.clear()
+        if status:
+            s = sites[status - 1]
+            raise LwasRuntimeError(s["kind"], s["message"], Position(s["file"], s["line"], s["col"],
+                                                                     s["end_line"], s["end_col"]))
+        return out
+    return kept
 
 
 # ---------------------------------------------------------------- the host interface
@@ -790,6 +831,8 @@ class NativeProgram:
         self.fn = _Namespace()
         self._calls: dict = {}
         self._tests: dict = {}
+        self._kept: dict = {}
+        self._free_arena = None
         sites = described["error_sites"]
         for e in described["exports"]:
             f = _bind(engine.get_function_address(e["symbol"]), e, sites)
@@ -835,6 +878,22 @@ class NativeProgram:
             return out
         finally:
             c.keep.clear()
+
+    def kept(self, name: str):
+        """The kept-arena form of service function `name` (see _bind_kept), bound on first use."""
+        f = self._kept.get(name)
+        if f is None:
+            export = next(e for e in self.described["exports"] if e["name"] == name)
+            f = self._kept[name] = _bind_kept(self._engine.get_function_address(KEEP_PREFIX + name),
+                                              self._calls[name], export, self.described["error_sites"])
+        return f
+
+    def free_arena(self, arena_address: int) -> None:
+        """Frees every block of a kept arena (its head and byte count are then stale)."""
+        if self._free_arena is None:
+            self._free_arena = ctypes.PYFUNCTYPE(None, ctypes.c_void_p)(
+                self._engine.get_function_address(ARENA_FREE))
+        self._free_arena(arena_address)
 
     def address(self, symbol: str) -> int:
         """The native address of an exported symbol, for callers that build their own ctypes

@@ -351,3 +351,31 @@ def test_json_forms_text_keys_as_objects_others_as_pairs():
         parse_value(by_int, {"3": "c"})  # only text-keyed maps are objects
     assert json_schema(by_text)["type"] == "object"
     assert json_schema(by_int)["items"]["prefixItems"][0]["type"] == "integer"
+
+
+PAGES = """
+fn head(m: {int: text}, n: int) -> {int: text} = first(m, n)
+fn page(m: {int: text}, k: int, n: int) -> {int: text} = after(m, k, n)
+fn tpage(m: {text: int}, k: text, n: int) -> {text: int} = after(m, k, n)
+"""
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.integers(-50, 50), st.text(max_size=3), max_size=60), st.integers(-60, 60),
+       st.integers(-2, 70))
+def test_first_and_after_take_a_page_in_key_order(pages, m, k, n):
+    native, ev = pages
+    want_head = dict(sorted(m.items())[:max(n, 0)])
+    want_page = dict([kv for kv in sorted(m.items()) if kv[0] > k][:max(n, 0)])
+    assert native.fn.head(m, n) == want_head == ev.call("head", m, n)
+    assert native.fn.page(m, k, n) == want_page == ev.call("page", m, k, n)
+    tm = {str(x): x for x in m}
+    want = dict([kv for kv in sorted(tm.items(), key=lambda kv: kv[0].encode()) if kv[0].encode() > str(k).encode()][:max(n, 0)])
+    assert native.fn.tpage(tm, str(k), n) == want == ev.call("tpage", tm, str(k), n)
+
+
+@pytest.fixture(scope="module")
+def pages():
+    key = keys.generate()
+    prog = lwas.load(lwas.compile(PAGES, filename="p.lwas", key=key), trusted=[keys.public_pem(key)])
+    return prog, evaluator_for(PAGES, "p.lwas")

@@ -717,10 +717,8 @@ def test_config_int_reads_a_number_or_the_default(tmp_path):
     try:
         for settings, want in (({}, 43), ({"LIMIT": b" 7 "}, 8), ({"LIMIT": b"-9223372036854775808"}, -2**63 + 1)):
             svc = Service(program, desc, store, key, bytes(64), settings=settings)
-            svc.state = program.call(desc["init"])
             assert svc.read(desc["routes"][0], ()) == want
         svc = Service(program, desc, store, key, bytes(64), settings={"LIMIT": b"ten"})
-        svc.state = program.call(desc["init"])
         with pytest.raises(LwasRuntimeError, match="not an int"):
             svc.read(desc["routes"][0], ())
     finally:
