@@ -770,6 +770,8 @@ class _FunctionBuilder:
             b.store(self.expr(s.value), self.slot(s.var))
         elif c is ir.StoreAt:
             self.store_at(s)
+        elif c is ir.Push:
+            self.push(s)
         elif c is ir.Eval:
             self.expr(s.value)
         elif c is ir.If:
@@ -984,6 +986,43 @@ class _FunctionBuilder:
         v = self.expr(s.value)
         self.current = saved
         b.store(self.to_mem(v, t), p)
+
+    def push(self, s: ir.Push) -> None:
+        """ir.Push: ys after xs's elements, in place when xs's room allows, else in a new buffer of
+        twice the room (at least 4) in the arena; then xs and its room are stored."""
+        b = self.b
+        elem = s.var.type.elem
+        ys = self.expr(s.value)
+        xs = b.load(self.slot(s.var))
+        room = b.load(self.slot(s.cap))
+        n_old, n_add = b.extract_value(xs, 1), b.extract_value(ys, 1)
+        old_ptr = b.extract_value(xs, 0)
+        n = b.add(n_old, n_add)
+        size = self.elem_size(elem)
+        start = b.block
+        grow = self.f.append_basic_block("push_grow")
+        put = self.f.append_basic_block("push_put")
+        b.cbranch(b.icmp_unsigned(">", n, room), grow, put)
+        b.position_at_end(grow)
+        twice = b.mul(room, L.Constant(I64, 2))
+        want = b.select(b.icmp_unsigned(">", twice, n), twice, n)
+        want = b.select(b.icmp_unsigned("<", want, L.Constant(I64, 4)), L.Constant(I64, 4), want)
+        buf = self.alloc(b.mul(want, size), s.site)
+        b.call(self.mb.libc("memcpy"), [buf, old_ptr, b.mul(n_old, size)])
+        grown = b.block
+        b.branch(put)
+        b.position_at_end(put)
+        ptr = b.phi(PTR)
+        ptr.add_incoming(old_ptr, start)
+        ptr.add_incoming(buf, grown)
+        cap = b.phi(I64)
+        cap.add_incoming(room, start)
+        cap.add_incoming(want, grown)
+        dest = b.gep(ptr, [b.mul(n_old, size)], source_etype=I8)
+        b.call(self.mb.libc("memcpy"), [dest, b.extract_value(ys, 0), b.mul(n_add, size)])
+        out = b.insert_value(b.insert_value(L.Constant(SLICE, None), ptr, 0), n, 1)
+        b.store(out, self.slot(s.var))
+        b.store(cap, self.slot(s.cap))
 
     def copy(self, v, t, site: int):
         """v with every array (nested ones included) copied into the arena; text is shared, as

@@ -160,6 +160,20 @@ class StoreAt:
 
 
 @dataclass(eq=False)
+class Push:
+    """`xs = xs + ys` (or `xs += ys`) on a `var` that only it grows: ys's elements are written
+    after xs's in place when `cap` (a hidden int variable: the elements xs's buffer has room
+    for) allows, else into a buffer twice as large. Amortised O(len(ys)) in time and memory.
+    Only xs's own pushes give it room: every other store to xs sets cap to its length, so no
+    two variables ever grow into the same room (a value shared with xs keeps its length and
+    never sees the new elements). `site`: "memory"."""
+    var: Var
+    cap: Var
+    value: "Expr"
+    site: int
+
+
+@dataclass(eq=False)
 class If:
     cond: Expr
     then: list
@@ -207,7 +221,7 @@ class Eval:
     value: Expr
 
 
-Stmt = Union[Let, Store, StoreAt, If, Loop, SwitchStmt, Break, Continue, Return, Fail, Eval]
+Stmt = Union[Let, Store, StoreAt, Push, If, Loop, SwitchStmt, Break, Continue, Return, Fail, Eval]
 
 
 # ---------------------------------------------------------------- program

@@ -52,6 +52,7 @@ class _Lowerer:
         self.current = ""  # the Function.name being lowered
         self.calls: list = []  # (caller, ir.Call, span) of every call of a fn or rule
         self.owned: set = set()  # typecheck.Local of every `var` whose array elements are assigned
+        self.caps: dict = {}  # typecheck.Local of a `var` that grows by `xs = xs + ys` -> its room (ir.Var)
 
     # ------------------------------------------------------------ program
 
@@ -96,6 +97,7 @@ class _Lowerer:
         is_rule = d.__class__ is ast.RuleDecl
         self.vars = {}
         self.owned = self.element_targets(d.body)
+        self.caps = self.push_targets(d.body)
         self.cap = self.truth.caps[self.rule_index[id(d)]] if is_rule else 1.0
         params = []
         for p, (_, t) in zip(d.params, sig.params):
@@ -132,6 +134,7 @@ class _Lowerer:
     def test(self, d, index: int) -> None:
         self.vars = {}
         self.owned = self.element_targets(d.body)
+        self.caps = self.push_targets(d.body)
         self.cap = 1.0
         self.current = f"test${index}"
         fn = ir.Function(self.current, "test", [], UNIT, self.block(d.body), d.span)
@@ -154,6 +157,27 @@ class _Lowerer:
             if indexed and ref.__class__ is Local:
                 out.add(ref)
         return out
+
+    def push_targets(self, body) -> dict:
+        """The array `var`s grown by `xs = xs + ys` or `xs += ys` in body, each with the hidden
+        variable that holds its room (ir.Push)."""
+        out = {}
+        for n in ast.walk(body):
+            if n.__class__ is not ast.Assign or n.target.__class__ is not ast.Name:
+                continue
+            ref = self.c.refs.get(n.target)
+            if ref.__class__ is not Local or ref.type.__class__ is not ArrayT or ref in out:
+                continue
+            v = n.value
+            if n.op == "+=" or (n.op == "=" and v.__class__ is ast.Binary and v.op == "+"
+                                and v.left.__class__ is ast.Name and self.c.refs.get(v.left) is ref):
+                out[ref] = ir.Var(f"{ref.name}$cap", INT)
+        return out
+
+    def room(self, loc, v: ir.Var) -> list:
+        """After any store to v other than its own push: its room is its length."""
+        cap = self.caps.get(loc)
+        return [] if cap is None else [ir.Store(cap, ir.Prim("len", [ir.Load(v)], INT))]
 
     def owned_root(self, e) -> bool:
         """Whether e is a variable of `owned`, or a field/element chain rooted at one."""
@@ -200,7 +224,11 @@ class _Lowerer:
             value = self.expr(s.value)
             loc = self.c.bindings[s]
             self.vars[loc] = v
-            return [ir.Let(v, self.own(value, s.value.span) if loc in self.owned else value)]
+            out = [ir.Let(v, self.own(value, s.value.span) if loc in self.owned else value)]
+            cap = self.caps.get(loc)
+            if cap is not None:
+                out.append(ir.Let(cap, ir.Prim("len", [ir.Load(v)], INT)))
+            return out
         if c is ast.Assign or c is ast.Delete:
             return self.assign(s)
         if c is ast.If:
@@ -247,7 +275,28 @@ class _Lowerer:
             raise Unsupported("this assignment target is not compiled yet", s.span)
         if s.__class__ is ast.Delete or any(self.is_map_step(e) for e in chain):
             return self.map_assign(s, self.vars[ref], chain)
-        return [self.assign_plain(s)]
+        if not chain and ref in self.caps:
+            push = self.push(s, ref)
+            if push is not None:
+                return [push]
+        return [self.assign_plain(s)] + (self.room(ref, self.vars[ref]) if not chain else [])
+
+    def push(self, s: ast.Assign, ref):
+        """`xs = xs + ys` / `xs += ys` as an in-place ir.Push (None: another form of assignment)."""
+        v = s.value
+        if s.op == "+=":
+            ys = v
+        elif s.op == "=" and v.__class__ is ast.Binary and v.op == "+" and v.left.__class__ is ast.Name \
+                and self.c.refs.get(v.left) is ref and self.c.converted_type(v.left) == ref.type:
+            ys = v.right
+        else:
+            return None
+        if self.c.converted_type(ys).__class__ is not ArrayT:
+            return None
+        value = self.expr(ys)
+        if ref in self.owned:
+            value = self.own(value, ys.span)
+        return ir.Push(self.vars[ref], self.caps[ref], value, self.site("memory", s.span))
 
     def is_map_step(self, e) -> bool:
         return e.__class__ is ast.Index and self.c.types.get(e.obj).__class__ is MapT
