@@ -189,7 +189,7 @@ class _Builder(threading.local):
         return tuple(p for p in c if isinstance(p, ast.Param))
 
     def param(self, c):
-        return ast.Param(c[0].value, c[2], self.span(c))
+        return ast.Param(c[0].value, c[2], self.span(c), c[4])
 
     def body(self, c):
         return c[0]

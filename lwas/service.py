@@ -58,6 +58,7 @@ class RouteInfo:
     guards: list = field(default_factory=list)  # {"fn", "rule", "threshold", "strict"}, in order
     path_params: list[str] = field(default_factory=list)
     body: str | None = None  # the body parameter's name
+    query: list[str] = field(default_factory=list)  # a `get` route's query parameters
     external: bool = False  # it calls an `extern fn`: the runtime runs it off the writer
 
 
@@ -310,11 +311,15 @@ class _Expander:
                             help=f"`signed \"stripe\"` on a `post` route: the runtime checks the body's "
                                  f"signature before the handler sees it (signers: {', '.join(SIGNERS)})")
             ok = False
-        if m.method not in MUTATING and rest:
-            self.sink.error("E0403", f"`{m.method.lower()}` route `{m.path}` cannot take a request body",
-                            rest[0].span, label=f"`{rest[0].name}` is not in the path",
-                            help=f"bind it in the path (`{{{rest[0].name}}}`), or use `post`")
-            ok = False
+        for p in m.params:
+            if p.default is not None and (p.name in r.path_params or m.method in MUTATING):
+                where = "a path parameter" if p.name in r.path_params else "a request body"
+                self.sink.error("E0403", f"`{p.name}` has a default, but it is {where}", p.default.span,
+                                label="only a `get` route's query parameters have defaults",
+                                help="drop the default")
+                ok = False
+        if m.method not in MUTATING:  # the parameters outside the path come from the query string
+            r.query = [p.name for p in rest]
         elif len(rest) > 1:
             self.sink.error("E0403", f"route `{m.path}` has more than one request body", rest[1].span,
                             label="a second parameter outside the path",
@@ -461,7 +466,7 @@ def describe(program, checked, sink: Sink) -> list[dict]:
     needs types: ledger entries are records keyed by a text or int field, a body is a record,
     path parameters are int, text or enum values."""
     from .abi import type_desc
-    from .types import INT, TEXT, EnumT, RecordT
+    from .types import BOOL, INT, TEXT, EnumT, RecordT
 
     root = program.root
     out = []
@@ -520,9 +525,22 @@ def describe(program, checked, sink: Sink) -> list[dict]:
                     ok = False
                     continue
                 body = [r.body, type_desc(t)]
+            query = []
+            for p in m.params:
+                if p.name not in r.query:
+                    continue
+                t = params.get(p.name)
+                if t is not None and t is not INT and t is not TEXT and t is not BOOL and t.__class__ is not EnumT:
+                    sink.error("E0403", f"query parameter `{p.name}` is `{t}`", p.span,
+                               label="a query parameter is `int`, `text`, `bool` or an enum",
+                               help="take structured values in the request body (a `post` route)")
+                    ok = False
+                    continue
+                query.append([p.name, type_desc(t), checked.param_defaults.get(p)])
             ret = s.ret.fields["response"] if m.method in MUTATING else s.ret
             routes.append({
                 "method": m.method, "path": m.path, "handler": r.handler, "guards": r.guards,
+                "params": [n for n, _ in s.params[1:]], "query": query,
                 "path_params": [[n, type_desc(params[n])] for n in r.path_params if n in params],
                 "body": body, "response": type_desc(ret), "mutating": m.method in MUTATING,
                 "external": r.external, "signed": m.signed, "status_field": _status_field(ret),

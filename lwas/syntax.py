@@ -325,6 +325,7 @@ class Param:
     name: str
     type: TypeExpr
     span: Span
+    default: Expr | None = None  # `limit: int = 50`: a `get` route's optional query parameter
 
 
 @node

@@ -199,6 +199,7 @@ class Checked:
     call_args    Call -> argument expressions in parameter (record: field) order, when complete.
     money_values MoneyLit -> MoneyValue (exact minor units) for valid literals.
     item_refs    each top-level declaration -> its ItemRef (kind and module).
+    param_defaults  Param -> the value form (lwas.abi) of its default (a route's query parameter).
     """
 
     types: dict = field(default_factory=dict)
@@ -217,6 +218,7 @@ class Checked:
     money_values: dict = field(default_factory=dict)
     item_refs: dict = field(default_factory=dict)
     locals: list = field(default_factory=list)
+    param_defaults: dict = field(default_factory=dict)
 
     def type_of(self, expr) -> Type | None:
         return self.types.get(expr)
@@ -647,7 +649,35 @@ class _Checker:
         self.ret_span = ret_span
         self.cur_item = item
 
+    def _param_defaults(self, d) -> None:
+        """`limit: int = 50`: only a `get` route's query parameters have defaults (the service
+        stage keeps them on its route functions, whose names hold `$`); the value form of each
+        goes to Checked.param_defaults."""
+        sig = self.out.signatures[d]
+        for p, (_, t) in zip(d.params, sig.params):
+            if p.default is None:
+                continue
+            self._reset_body(d, "const", None, None)
+            if "$" not in d.name:
+                self.sink.error("E0323", f"parameter `{p.name}` has a default", p.default.span,
+                                label="only a `get` route's query parameters have defaults",
+                                help="pass the value at every call, or give the function another name for the common case")
+                continue
+            n_errors = len(self.sink.items)
+            self.check(p.default, t, f"expected `{t}` because of the parameter's type", p.type.span)
+            if any(x.is_error for x in self.sink.items[n_errors:]) or t is ERROR:
+                continue
+            value = self._default_value(p.default, t)
+            if value is None:
+                self.sink.error("E0323", f"the default of `{p.name}` is not a constant", p.default.span,
+                                label="computed at run time",
+                                help="a default is a literal, a constant or an enum variant")
+                continue
+            self.out.param_defaults[p] = value
+
     def _check_fn(self, d) -> None:
+        if any(p.default is not None for p in d.params):
+            self._param_defaults(d)
         sig = self.out.signatures[d]
         is_rule = d.__class__ is ast.RuleDecl
         self._reset_body(d, "rule" if is_rule else "fn", sig.ret,

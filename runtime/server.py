@@ -269,6 +269,8 @@ def _who(credentials):
 def _add_route(app: FastAPI, svc, route: dict, who, credentials, limiter: RateLimiter, metrics: _Metrics) -> None:
     body = route["body"]
     path_params = route["path_params"]
+    query = route.get("query") or []  # [name, TypeDesc, default value form or None]
+    order = route.get("params") or [n for n, _ in path_params] + ([body[0]] if body else [])
     response_desc = route["response"]
     mutating = route["mutating"]
     status_field = route.get("status_field")
@@ -295,13 +297,23 @@ def _add_route(app: FastAPI, svc, route: dict, who, credentials, limiter: RateLi
             if wait > 0:
                 return error(429, "rate_limited", "too many requests for this credential",
                              {"Retry-After": str(retry_after(wait))})
-        args = []
+        values = {}
         problems = []
         for name, desc in path_params:
             try:
-                args.append(parse_value(desc, request.path_params[name], text=True))
+                values[name] = parse_value(desc, request.path_params[name], text=True)
             except BodyError as e:
                 problems.extend({**p, "loc": ["path", name] + list(p["loc"])} for p in e.errors)
+        for name, desc, default in query:
+            raw = request.query_params.get(name)
+            if raw is None and default is None:
+                problems.append({"loc": ["query", name], "msg": "a required query parameter is missing",
+                                 "type": "missing"})
+                continue
+            try:
+                values[name] = parse_value(desc, raw, text=True) if raw is not None else default
+            except BodyError as e:
+                problems.extend({**p, "loc": ["query", name] + list(p["loc"])} for p in e.errors)
         if body is not None:
             raw = await request.body()
             try:
@@ -312,13 +324,13 @@ def _add_route(app: FastAPI, svc, route: dict, who, credentials, limiter: RateLi
                 problems.append({"loc": ["body"], "msg": "a JSON request body is required", "type": "missing"})
             else:
                 try:
-                    args.append(parse_body(body[1], obj))
+                    values[body[0]] = parse_body(body[1], obj)
                 except BodyError as e:
                     problems.extend({**p, "loc": ["body"] + list(p["loc"])} for p in e.errors)
         if problems:
             return error(422, "invalid_request", "the request does not match the route's types",
                          details=problems)
-        return await finish(request, args)
+        return await finish(request, [values[n] for n in order])
 
     async def finish(request: Request, args: list):
         if run is not None:
@@ -350,9 +362,12 @@ def _add_route(app: FastAPI, svc, route: dict, who, credentials, limiter: RateLi
 
     endpoint.__name__ = route["handler"].replace("$", "_")
     extra: dict[str, Any] = {}
-    if path_params:
+    if path_params or query:
         extra["parameters"] = [{"name": n, "in": "path", "required": True, "schema": json_schema(d)}
                                for n, d in path_params]
+        extra["parameters"] += [{"name": n, "in": "query", "required": default is None,
+                                 "schema": {**json_schema(d), **({"default": default} if default is not None else {})}}
+                                for n, d, default in query]
     if signed:  # the sender's own format, authenticated by its signature header
         extra["requestBody"] = {"required": True, "description": f"a {signed} webhook event, signed",
                                 "content": {"application/json": {"schema": {"type": "object"}}}}

@@ -141,3 +141,30 @@ def test_a_period_outside_the_books_is_refused_not_a_fault(economy):
         r = economy.http.get(f"/metrics/{bad}")
         assert r.status_code == 422 and r.json()["error"]["rule"] == "valid_period"
     assert economy.http.get("/metrics/7").status_code == 200
+
+
+def test_every_transaction_is_kept_and_served_in_pages(economy):
+    """No cut: GET /transactions pages through every transaction, newest first, with the query
+    parameters `limit` (default 50) and `after` (how many of the newest to skip)."""
+    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for i in range(120):
+        assert post(economy, tx(f"p{i:03d}", "1.00", when=base + timedelta(hours=i))).status_code == 200
+    http = economy.http
+    first = http.get("/transactions").json()
+    assert [t["id"] for t in first] == [f"p{i:03d}" for i in range(119, 69, -1)]  # 50, newest first
+    ids = []
+    after = 0
+    while True:
+        page = http.get("/transactions", params={"limit": 25, "after": after}).json()
+        if not page:
+            break
+        ids += [t["id"] for t in page]
+        after += len(page)
+    assert ids == [f"p{i:03d}" for i in range(119, -1, -1)]
+    bad = http.get("/transactions", params={"limit": 0})
+    assert bad.status_code == 422 and bad.json()["error"]["rule"] == "valid_page"
+    bad = http.get("/transactions", params={"limit": "many"})
+    assert bad.status_code == 422 and bad.json()["error"]["details"][0]["loc"] == ["query", "limit"]
+    spec = http.get("/openapi.json").json()["paths"]["/transactions"]["get"]["parameters"]
+    assert {p["name"]: (p["in"], p["required"], p["schema"].get("default")) for p in spec} == {
+        "limit": ("query", False, 50), "after": ("query", False, 0)}

@@ -319,6 +319,9 @@ def test_large_maps_cross_the_boundary_both_ways(native):
     ("fn f() -> {text: int} = {\"a\": 1, 2: 3}\n", "E0301"),
     ("fn seed() -> int = 1\nrecord R {\n  n: int = seed()\n}\n", "E0323"),
     ("record R {\n  n: int = \"x\"\n}\n", "E0301"),
+    ("fn f(n: int = 3) -> int = n\n", "E0323"),
+    ("service s {\n  get \"/x/{n}\" (n: int = 3) -> int {\n    return n\n  }\n}\n", "E0403"),
+    ("service s {\n  get \"/x\" (n: float) -> float {\n    return n\n  }\n}\n", "E0403"),
 ])
 def test_checker_refuses(src, code):
     c = check_source(src, "bad.lwas")
