@@ -106,6 +106,23 @@ class Maps:
     def _is_null(self, b, p):
         return b.icmp_unsigned("==", b.ptrtoint(p, I64), _c(0))
 
+    def _if_null(self, b, f, p):
+        """Branch on p being null: the (null, not null) blocks; b stays where it was."""
+        empty = f.append_basic_block("empty")
+        walk = f.append_basic_block("walk")
+        b.cbranch(self._is_null(b, p), empty, walk)
+        return empty, walk
+
+    def _three_way(self, b, f, c):
+        """Branch on a comparison's -1, 0 or 1: the (equal, less, greater) blocks."""
+        here = f.append_basic_block("here")
+        left = f.append_basic_block("left")
+        right = f.append_basic_block("right")
+        sw = b.switch(c, here)
+        sw.add_case(_c(-1), left)
+        sw.add_case(_c(1), right)
+        return here, left, right
+
     # ------------------------------------------------------------ making nodes
 
     def node(self, t: MapT):
@@ -231,20 +248,12 @@ class Maps:
         def build(f):
             arena, root, k, v = f.args
             b = L.IRBuilder(f.append_basic_block("entry"))
-            empty = f.append_basic_block("empty")
-            walk = f.append_basic_block("walk")
-            b.cbranch(self._is_null(b, root), empty, walk)
+            empty, walk = self._if_null(b, f, root)
             b.position_at_end(empty)
             b.ret(b.call(self.node(t), [arena, k, v, L.Constant(PTR, None), L.Constant(PTR, None)]))
             b.position_at_end(walk)
             nk, nv, nl, nr = (self._field(b, t, root, i) for i in (KEY, VALUE, LEFT, RIGHT))
-            c = self.cmp(b, t, k, nk)
-            here = f.append_basic_block("here")
-            left = f.append_basic_block("left")
-            right = f.append_basic_block("right")
-            sw = b.switch(c, here)
-            sw.add_case(_c(-1), left)
-            sw.add_case(_c(1), right)
+            here, left, right = self._three_way(b, f, self.cmp(b, t, k, nk))
             b.position_at_end(here)
             b.ret(b.call(self.node(t), [arena, k, v, nl, nr]))
             for blk, side in ((left, LEFT), (right, RIGHT)):
@@ -272,20 +281,12 @@ class Maps:
         def build(f):
             arena, root, k = f.args
             b = L.IRBuilder(f.append_basic_block("entry"))
-            empty = f.append_basic_block("empty")
-            walk = f.append_basic_block("walk")
-            b.cbranch(self._is_null(b, root), empty, walk)
+            empty, walk = self._if_null(b, f, root)
             b.position_at_end(empty)
             ret(b, root)
             b.position_at_end(walk)
             nk, nv, nl, nr = (self._field(b, t, root, i) for i in (KEY, VALUE, LEFT, RIGHT))
-            c = self.cmp(b, t, k, nk)
-            here = f.append_basic_block("here")
-            left = f.append_basic_block("left")
-            right = f.append_basic_block("right")
-            sw = b.switch(c, here)
-            sw.add_case(_c(-1), left)
-            sw.add_case(_c(1), right)
+            here, left, right = self._three_way(b, f, self.cmp(b, t, k, nk))
             b.position_at_end(here)
             r = b.call(self.glue(t), [arena, nl, nr])
             b.ret(r)
@@ -462,9 +463,7 @@ class Maps:
                 ret(L.Constant(PTR, None), 0)
                 b.position_at_end(good)
 
-            empty = f.append_basic_block("empty")
-            walk = f.append_basic_block("walk")
-            b.cbranch(self._is_null(b, root), empty, walk)
+            empty, walk = self._if_null(b, f, root)
             b.position_at_end(empty)
             ret(root)
             b.position_at_end(walk)
@@ -580,9 +579,7 @@ class Maps:
                 ret(L.Constant(PTR, None), 0)
                 b.position_at_end(good)
 
-            empty = f.append_basic_block("empty")
-            walk = f.append_basic_block("walk")
-            b.cbranch(self._is_null(b, root), empty, walk)
+            empty, walk = self._if_null(b, f, root)
             b.position_at_end(empty)
             ret(root)
             b.position_at_end(walk)

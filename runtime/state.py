@@ -128,9 +128,15 @@ class KeptState:
         return True
 
     def compact(self) -> None:
+        """Copy the committed state into a new heap and retire the old one."""
+        self._move(Ref(ctypes.addressof(self.committed)))
+        self.compactions += 1
+
+    def _move(self, state) -> None:
+        """The state (a Ref, or a Python value) copied into a new heap becomes the committed
+        state; the old heap is retired (freed once its last reader leaves)."""
         new = Heap(self.program)
-        moved = self._struct(self.program.kept(self.desc["copy"])(new.address, 1,
-                                                                  Ref(ctypes.addressof(self.committed))))
+        moved = self._struct(self.program.kept(self.desc["copy"])(new.address, 1, state))
         with self.lock:
             old, self.heap, self.committed = self.heap, new, moved
             old.retired = True
@@ -138,7 +144,6 @@ class KeptState:
         if idle:
             old.free()
         self.live = new.bytes
-        self.compactions += 1
 
     # ------------------------------------------------------------ readers
     @contextmanager
@@ -169,15 +174,7 @@ class KeptState:
 
     def restore(self, value) -> None:
         """Make value (a Python state value) the committed state, in a fresh heap."""
-        new = Heap(self.program)
-        moved = self._struct(self.program.kept(self.desc["copy"])(new.address, 1, value))
-        with self.lock:
-            old, self.heap, self.committed = self.heap, new, moved
-            old.retired = True
-            idle = old.readers == 0
-        if idle:
-            old.free()
-        self.live = new.bytes
+        self._move(value)
 
     def close(self) -> None:
         """Free the heap (no reader may be running)."""
