@@ -122,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
     lc = lsub.add_parser("compare", help="check that, per ledger, one store is a prefix of the other")
     lc.add_argument("a", metavar="A")
     lc.add_argument("b", metavar="B")
+    lk = lsub.add_parser("check", help="can this program serve the ledgers in the store? (their entry types)")
+    lk.add_argument("db", metavar="DB|URL")
+    lk.add_argument("file", metavar="FILE|ARTIFACT", help="the program: a .lwas source or a signed artifact")
+    lk.add_argument("--pubkey", metavar="PUB", action="append", default=[],
+                    help="also trust this public key for the artifact (repeatable)")
+    lk.add_argument("--color", choices=["auto", "always", "never"], default="auto")
     return p
 
 
@@ -556,10 +562,19 @@ def cmd_ledger_compare(args) -> int:
     return compare_command(args.a, args.b)
 
 
+def cmd_ledger_check(args) -> int:
+    from .diagnostics import use_colour
+    from .runtime.schema import check_command
+
+    colour = {"always": True, "never": False}.get(args.color, use_colour(sys.stdout))  # it reports on stdout
+    return check_command(args.db, args.file, args.pubkey, colour)
+
+
 def cmd_ledger(args) -> int:
     from .runtime.verify import verify_command
 
-    sub = {"export": cmd_ledger_export, "import": cmd_ledger_import, "compare": cmd_ledger_compare}
+    sub = {"export": cmd_ledger_export, "import": cmd_ledger_import, "compare": cmd_ledger_compare,
+           "check": cmd_ledger_check}
     if args.ledger_command in sub:
         return sub[args.ledger_command](args)
 

@@ -10,7 +10,11 @@ alphabet, padded). Lines, in this order:
     "ledgers": {NAME: {"from": A, "from_root": b64, "size": N, "root": b64}, ...}}
    Per ledger the archive holds entries A..N-1 and ends at the signed tree (N, root). A full
    archive has from = 0 (from_root = the empty-tree root); an incremental one continues from
-   the (size, root) where the previous archive of the chain ended.
+   the (size, root) where the previous archive of the chain ended. When the store records entry
+   layouts (lwas.runtime.schema), the header also has
+    "layouts": {NAME: {ARTIFACT_HEX: {"entry": TypeDesc, "key": FIELD}, ...}, ...}
+   every layout recorded for the archived ledgers (an importer without it ignores the key; the
+   layouts are not signed: the importer checks that each entry decodes with its artifact's).
 2. per ledger, in name order:
    {"t": "entry", "ledger": NAME, "seq": S, "key": K, "data": b64(entry bytes)}  seq A..N-1
    {"t": "checkpoint", "ledger": NAME, "size": M, "note": "<C2SP signed note>"}  M ascending;
@@ -25,8 +29,9 @@ Export reads every ledger inside ONE store transaction (writers are excluded, so
 consistent), verifies it with the public key (runtime.verify: chain, Merkle roots, signatures)
 and stops each ledger at its last signed checkpoint: entries past it are not exported. Import
 verifies the whole chain of archives (structure, trailer digest, key, that each incremental
-follows the previous, consistency proofs, then the restored ledgers with runtime.verify)
-before it writes anything, into an empty store, in one transaction.
+follows the previous, consistency proofs, then the restored ledgers with runtime.verify, and
+that every entry decodes with its recorded layout) before it writes anything, into an empty
+store, in one transaction, layouts included.
 """
 from __future__ import annotations
 
@@ -43,7 +48,9 @@ from datetime import datetime, timezone
 from itertools import zip_longest
 
 from lwas.runtime.checkpoint import key_name_for, parse_checkpoint
+from lwas.runtime.ledger import decode_entry, decode_value
 from lwas.runtime.merkle import EMPTY_ROOT, MerkleTree, leaf_hash, verify_consistency
+from lwas.runtime.schema import add_layouts, all_layouts, stored_layouts
 from lwas.runtime.store import _LEDGERS, open_store
 from lwas.runtime.verify import Problem, Report, _Bad, _verify_ledger
 
@@ -109,6 +116,7 @@ class _Snapshot:
     def __init__(self):
         self.rows: dict[str, list[tuple[int, str, bytes]]] = {}
         self.cps: dict[str, list[tuple[int, str]]] = {}
+        self.layouts: dict[str, dict[str, dict]] = {}  # ledger -> artifact hex -> layout
 
     def ledgers(self) -> list[str]:
         return sorted(set(self.rows) | set(self.cps))
@@ -139,6 +147,7 @@ class Archive:
         self.kind = header["kind"]
         self.public_key = _load_pem(header["public_key"])
         self.ledgers: dict[str, dict] = {}
+        self.layouts: dict[str, dict[str, dict]] = header.get("layouts", {})
         for name, info in header["ledgers"].items():
             self.ledgers[name] = {"from": info["from"], "size": info["size"],
                                   "from_root": _unb64(info["from_root"], f"header: ledger {name!r} from_root"),
@@ -203,6 +212,7 @@ def _parse(path: str, blob: bytes) -> Archive:
             raise BackupError(f"header: bad entry for ledger {name!r}")
         if header["kind"] == "full" and info["from"] != 0:
             raise BackupError(f"header: full archive starts ledger {name!r} at {info['from']}")
+    _check_layouts(header.get("layouts", {}), header["ledgers"])
     records = objs[1:-1]
     for i, r in enumerate(records, 2):
         t = r.get("t")
@@ -222,6 +232,22 @@ def _parse(path: str, blob: bytes) -> Archive:
         if not ok:
             raise BackupError(f"line {i}: malformed {t} record")
     return Archive(path, header, records)
+
+
+def _check_layouts(layouts, ledgers: dict) -> None:
+    """The header's layouts: per archived ledger, artifact digests (hex) -> {"entry", "key"}."""
+    if not isinstance(layouts, dict):
+        raise BackupError("header: layouts is not an object")
+    for name, per in layouts.items():
+        if name not in ledgers:
+            raise BackupError(f"header: layouts for a ledger not in the header: {name!r}")
+        if not isinstance(per, dict):
+            raise BackupError(f"header: the layouts of ledger {name!r} are not an object")
+        for art, layout in per.items():
+            if (not isinstance(art, str) or len(art) != 128 or not all(c in "0123456789abcdef" for c in art)
+                    or not isinstance(layout, dict) or set(layout) != {"entry", "key"}
+                    or not isinstance(layout["key"], str) or not isinstance(layout["entry"], (str, dict))):
+                raise BackupError(f"header: bad layout of ledger {name!r} for artifact {str(art)[:16]!r}")
 
 
 def _write_archive(path: str, header: dict, records) -> None:
@@ -263,6 +289,7 @@ def _snapshot(url: str) -> _Snapshot:
                 tx.cur.execute(f"SELECT tree_size, note FROM checkpoints WHERE ledger = {tx.mark} "
                                "ORDER BY tree_size", (name,))
                 snap.cps[name] = [(s, n) for s, n in tx.cur.fetchall()]
+            snap.layouts = {n: per for n, per in all_layouts(tx).items() if n in names}
     finally:
         store.close()
     return snap
@@ -313,6 +340,8 @@ def export_archive(url: str, out: str, public_key, since: str | None = None,
     header = {"format": FORMAT, "version": VERSION, "kind": "full" if prev is None else "incremental",
               "created": created, "public_key": _pem(public_key), "key_name": key_name_for(public_key),
               "ledgers": ledgers}
+    if snap.layouts:
+        header["layouts"] = snap.layouts
     _write_archive(out, header, records)
     return {"header": header, "unsigned_skipped": skipped,
             "entries": sum(r["t"] == "entry" for r in records)}
@@ -349,7 +378,26 @@ def verify_chain(paths: list[str], public_key=None) -> tuple[_Snapshot, object]:
             raise BackupError(f"{path}: {e}") from None
     for name in snap.ledgers():
         _verify(snap, name, key, allow_unsigned_tail=False)
+        _decodes(snap, name)
     return snap, key
+
+
+def _decodes(snap: _Snapshot, name: str) -> None:
+    """Every entry written by an artifact with a recorded layout decodes with that layout."""
+    per = snap.layouts.get(name)
+    if not per:
+        return
+    descs = {bytes.fromhex(a): layout["entry"] for a, layout in per.items()}
+    for seq, key, data in snap.read(name):
+        e = decode_entry(data)
+        desc = descs.get(e.artifact)
+        if desc is None:
+            continue
+        try:
+            decode_value(desc, e.payload)
+        except ValueError as err:
+            raise BackupError(f"ledger {name!r} seq {seq} key {key!r}: the entry does not decode with the "
+                              f"layout recorded for its artifact ({err})") from None
 
 
 def _apply(a: Archive, snap: _Snapshot, state: dict) -> None:
@@ -395,6 +443,12 @@ def _apply(a: Archive, snap: _Snapshot, state: dict) -> None:
         snap.rows.setdefault(name, []).extend((r["seq"], r["key"], r["data"]) for r in ents)
         snap.cps.setdefault(name, []).extend((c["size"], c["note"]) for c in cps)
         state[name] = (size, root)
+    for name, per in a.layouts.items():
+        have = snap.layouts.setdefault(name, {})
+        for art, layout in per.items():
+            if have.setdefault(art, layout) != layout:
+                raise BackupError(f"ledger {name!r}: artifact {art[:16]}… has another layout than in "
+                                  "the previous archive")
 
 
 def import_archives(paths: list[str], url: str, public_key=None) -> dict:
@@ -414,6 +468,11 @@ def import_archives(paths: list[str], url: str, public_key=None) -> dict:
                 for s, note in snap.checkpoints(name):
                     tx.add_checkpoint(name, s, note)
                 n += len(rows)
+            for name, per in sorted(snap.layouts.items()):
+                try:
+                    add_layouts(tx, name, per)
+                except ValueError as e:  # the store already records another layout
+                    raise BackupError(f"target store {url}: {e}") from None
     finally:
         store.close()
     return {"ledgers": len(snap.ledgers()), "entries": n}
@@ -438,6 +497,12 @@ def compare_stores(a_url: str, b_url: str) -> tuple[bool, list[str]]:
                         break
                 na += ra is not None
                 nb += rb is not None
+            clash = _layout_clash(a, b, name)
+            if clash and not diverged:
+                ok = False
+                lines.append(f"ledger {name!r}: DIVERGED: A and B record different entry layouts for "
+                             f"artifact {clash[:16]}… (its entries would read differently)")
+                continue
             if diverged:
                 ok = False
                 ra, rb = diverged
@@ -456,6 +521,12 @@ def compare_stores(a_url: str, b_url: str) -> tuple[bool, list[str]]:
         a.close()
         if b is not None:
             b.close()
+
+
+def _layout_clash(a, b, name: str) -> str | None:
+    """An artifact (hex) whose recorded layout of ledger `name` differs between stores a and b."""
+    la, lb = stored_layouts(a, name), stored_layouts(b, name)
+    return next((art.hex() for art in sorted(la) if art in lb and la[art] != lb[art]), None)
 
 
 # ------------------------------------------------------------------------------ commands

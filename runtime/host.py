@@ -2,9 +2,12 @@
 
 The state is a fold of the service's `on` blocks over its ledger entries (lwas.service), so:
 
-- on start, the state is rebuilt by replaying every entry, in append order, through the
-  native `on` functions (entries carry a service-wide strictly increasing time, which orders
-  entries of different ledgers);
+- on start, the state is restored from the newest snapshot that verifies (lwas.runtime.snapshot:
+  signed, same artifact, the stored entries up to its sizes have its roots) and the entries after
+  it are replayed, in append order, through the native `on` functions (entries carry a
+  service-wide strictly increasing time, which orders entries of different ledgers); without a
+  usable snapshot every entry is replayed. A snapshot is written every N entries or T seconds,
+  off the writer thread;
 - every mutating request runs on ONE writer thread, in a store transaction that is exclusive
   across processes: it first catches up with entries other processes appended (PostgreSQL
   deployments, or several `--workers` on one SQLite file), then runs the guard and the native
@@ -34,25 +37,30 @@ handler keeps the appends made before it.
 from __future__ import annotations
 
 import ctypes
+import heapq
 import logging
+from contextlib import ExitStack
 import os
 import queue
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Callable
 
 from lwas.abi import REQUEST_KEY
 from lwas.errors import RuntimeError as LwasRuntimeError
 from lwas.runtime.ledger import Ledger, decode_entry, decode_value, encode_value
 from lwas.runtime.native import Ref, hosted, read_value
+from lwas.runtime.snapshot import Policy, Snapshotter, load_newest, shelf_for
 from lwas.runtime.externs import bind_connectors
 from lwas.runtime.state import KeptState
 
 log = logging.getLogger("lwas.service")
 
 IDLE_CATCH_UP = 0.5  # seconds between catch-ups with other processes while idle
+REPLAY_PAGE = 20_000  # entries per ledger read, checked and folded at a time when a start replays
 
 
 class GuardRefused(Exception):
@@ -228,7 +236,8 @@ def _guard(program, route: dict, state, args: tuple) -> None:
 
 class Service:
     def __init__(self, program, desc: dict, store, private_key, artifact_digest: bytes,
-                 origin: str | None = None, max_batch: int = 1024, settings: dict[str, bytes] | None = None):
+                 origin: str | None = None, max_batch: int = 1024, settings: dict[str, bytes] | None = None,
+                 snapshots: Policy | None = None):
         self.program = program
         self.desc = desc
         self.name = desc["name"]
@@ -237,12 +246,16 @@ class Service:
         self.max_batch = max_batch
         self.settings = settings_from_env(self.name) if settings is None else settings
         self.ledger_specs = desc["ledgers"]
-        prefix = origin or f"lwas/{self.name}"
-        self.ledgers = [Ledger(l["name"], f"{prefix}/{l['name']}", private_key) for l in self.ledger_specs]
+        self.origin = origin or f"lwas/{self.name}"
+        self.signing_key = private_key  # signs checkpoints and snapshots
         self.public_key = private_key.public_key()
-        self.by_name = {l.name: l for l in self.ledgers}
+        self.reset_ledgers()
         self.kept = KeptState(program, desc)  # the committed state, in native memory
         self.last_time = 0  # the greatest entry time seen: new entries go after it
+        self.committed_time = 0  # last_time when the committed state last moved (what a snapshot records)
+        policy = snapshots if snapshots is not None else Policy.from_env()
+        self.snapshots = Snapshotter(self, shelf_for(store, policy), policy)
+        self.restored = None  # the snapshot the state started from (lwas.runtime.snapshot.Loaded)
         self.lock = threading.Lock()  # held while ledgers change (readers take it for proofs)
         self.queue: queue.Queue = queue.Queue()
         self.thread: threading.Thread | None = None
@@ -253,15 +266,33 @@ class Service:
         self.connectors = bind_connectors(self.externs, desc) if self.externs else []
 
     # ------------------------------------------------------------ start and replay
+    def reset_ledgers(self) -> None:
+        """Empty ledger objects (committed entry bytes are read back from the store on demand)."""
+        read = getattr(self.store, "entry", None)
+        self.ledgers = [Ledger(l["name"], f"{self.origin}/{l['name']}", self.signing_key,
+                               read=None if read is None else (lambda seq, n=l["name"]: read(n, seq)))
+                        for l in self.ledger_specs]
+        self.by_name = {l.name: l for l in self.ledgers}
+
     def start(self) -> None:
-        """Replay the store into memory, then start the writer thread."""
+        """Restore the newest valid snapshot and replay the entries after it (or replay them
+        all), then start the writer thread."""
         t0 = time.perf_counter()
         with self.store.transaction() as tx:  # a consistent snapshot, other writers paused
-            self.catch_up(tx)
+            from lwas.runtime.schema import start_service
+
+            start_service(self, tx)  # sets self.layouts; refuses a ledger this program cannot read
+            self.restored = load_newest(self, self.snapshots.shelf, tx)
+            self.replayed = self._replay(tx)
         self._same_key()
-        self.replayed = sum(l.size for l in self.ledgers)
-        log.info("service %s: replayed %d entries in %.3f s", self.name, self.replayed,
-                 time.perf_counter() - t0)
+        total = sum(l.size for l in self.ledgers)
+        if self.restored is not None:
+            log.info("service %s: ready in %.3f s: state from snapshot %s (%d entries), %d entries replayed "
+                     "after it", self.name, time.perf_counter() - t0, self.restored.name, self.restored.entries,
+                     self.replayed)
+        else:
+            log.info("service %s: replayed %d entries in %.3f s", self.name, total, time.perf_counter() - t0)
+        self.snapshots.start(self.restored.entries if self.restored is not None else 0)
         self.running = True
         self.thread = threading.Thread(target=self._writer, name=f"lwas-writer-{self.name}", daemon=True)
         self.thread.start()
@@ -270,18 +301,28 @@ class Service:
 
     def _same_key(self) -> None:
         """Refuse to extend a ledger whose checkpoints another key signed: a second key would
-        leave a log that verifies under neither (rotate by starting new ledgers, docs/operations.md)."""
+        leave a log that verifies under neither (rotate by starting new ledgers, docs/operations.md).
+        And refuse one whose loaded entries do not have the root its newest checkpoint signs
+        (rows altered behind the runtime's back: `lwasc ledger verify` names the entry)."""
         from lwas.runtime.checkpoint import key_name_for, parse_checkpoint
 
         for ledger in self.ledgers:
-            marks = self.store.checkpoints(ledger.name) if ledger.size else []
-            if not marks:
+            last = getattr(self.store, "last_checkpoint", None)
+            mark = (last(ledger.name) if last else (self.store.checkpoints(ledger.name) or [None])[-1]) \
+                if ledger.size else None
+            if mark is None:
                 continue
             try:
-                parse_checkpoint(marks[-1][1], self.public_key)
+                _, size, root = parse_checkpoint(mark[1], self.public_key)
             except ValueError:
                 raise ValueError(f"ledger {ledger.name!r} is signed by another key than this one "
                                  f"({key_name_for(self.public_key)}); serve it with the key that signed it") from None
+            with self.lock:
+                here = ledger.tree.root(size) if size <= ledger.size else None  # else: appended since by another
+            if here is not None and here != root:
+                raise ValueError(f"ledger {ledger.name!r}: the stored entries do not have the Merkle root its "
+                                 f"checkpoint signs at tree size {size}: the store was altered "
+                                 f"(`lwasc ledger verify` names the entry)")
 
     def _timer(self, timer: dict) -> None:
         """Submit the timer's handler every interval, like a request (never two queued at once).
@@ -308,39 +349,111 @@ class Service:
                 self.submit(route, (), done)
 
     def catch_up(self, tx) -> int:
-        """Load entries appended since we last looked (by anyone) and fold them into the state."""
-        fresh = []
-        for i, (spec, ledger) in enumerate(zip(self.ledger_specs, self.ledgers)):
-            rows = tx.read(ledger.name, ledger.size - 1)
-            if not rows:
+        """Load entries appended since we last looked (by anyone) and fold them into the state.
+
+        The rows are checked (Ledger.prepare) and folded first; then the ledgers, the committed
+        state and committed_time move together under self.lock, so whoever takes the lock (a
+        snapshot) sees a state and the ledger sizes it is the fold of."""
+        fresh, loads = [], []
+        for i, ledger in enumerate(self.ledgers):
+            loading = ledger.prepare(tx.rows(ledger.name, ledger.size - 1))
+            if not loading.entries:
                 continue
-            with self.lock:
-                ledger.load(rows)
-            for _, _, data in rows:
-                e = decode_entry(data)
-                fresh.append((e.time_micros, i, e.seq, e.payload))
+            loads.append((ledger, loading))
+            fresh.extend((e.time_micros, i, e.seq, e) for e in loading.entries)
         if not fresh:
             return 0
-        fresh.sort()
+        fresh.sort(key=lambda f: f[:3])
         kept = self.kept
         state = kept.committed
-        for t, i, _, payload in fresh:
+        last = self.last_time
+        for t, i, _, e in fresh:
             spec = self.ledger_specs[i]
             if spec["apply"] is not None:
-                state = kept.apply(spec["apply"], state, decode_value(spec["entry"], payload))
-            if t > self.last_time:
-                self.last_time = t
-        kept.commit(state)
+                state = kept.apply(spec["apply"], state, self.layouts.decode(i, e.artifact, e.payload))
+            if t > last:
+                last = t
+        with self.lock:
+            for ledger, loading in loads:
+                ledger.accept(loading)
+            kept.commit(state)
+            self.last_time = max(self.last_time, last)
+            self.committed_time = self.last_time
         return len(fresh)
+
+    def _replay(self, tx) -> int:
+        """At start, before anyone reads: fold every stored entry after the ledgers' sizes, page by
+        page and merged across ledgers in time order, so memory holds a page of entries, not the
+        history. Each page of each ledger gets every check of Ledger.load. The state is committed
+        (and its heap compacted when mostly garbage) after every REPLAY_PAGE entries folded."""
+        page = REPLAY_PAGE
+
+        def stream(i: int, ledger: Ledger):
+            rows = tx.rows(ledger.name, ledger.size - 1)
+            while True:
+                chunk = list(islice(rows, page))
+                if not chunk:
+                    return
+                for e in ledger.load(chunk):
+                    yield e.time_micros, i, e.seq, e
+                if len(chunk) < page:
+                    return
+
+        kept = self.kept
+        state = kept.committed
+        last = self.last_time
+        n = 0
+        for t, i, _, e in heapq.merge(*(stream(i, l) for i, l in enumerate(self.ledgers))):
+            spec = self.ledger_specs[i]
+            if spec["apply"] is not None:
+                state = kept.apply(spec["apply"], state, self.layouts.decode(i, e.artifact, e.payload))
+            if t > last:
+                last = t
+            n += 1
+            if n % page == 0:
+                kept.commit(state)
+                kept.maybe_compact()  # replay garbage (old path copies) does not pile up
+                state = kept.committed
+        with self.lock:
+            kept.commit(state)
+            self.last_time = max(self.last_time, last)
+            self.committed_time = self.last_time
+        kept.maybe_compact()
+        return n
+
+    def restore_snapshot(self, value, prefixes, last_time: int) -> None:
+        """Start from a snapshot (lwas.runtime.snapshot.load_newest, at start, before any entry
+        is loaded): the state value, and per ledger the (keys, tree) of the entries it covers."""
+        self.restore_state(value)
+        with self.lock:
+            for ledger, (keys, tree) in zip(self.ledgers, prefixes):
+                ledger.restore(keys, tree)
+            self.last_time = max(self.last_time, last_time)
+            self.committed_time = self.last_time
+
+    def cut(self):
+        """What the committed state is the fold of: ([(ledger, size)], committed_time). Call it
+        under self.lock (snapshot_state(at=...) does)."""
+        return [(l, l.size) for l in self.ledgers], self.committed_time
 
     @property
     def state(self):
         """The committed state as a Python value: O(state), for tools and tests."""
         return self.kept.value()
 
-    def snapshot_state(self):
-        """The committed state as a Python value (what a snapshot stores)."""
-        return self.kept.value()
+    def snapshot_state(self, at: Callable[[], Any] | None = None):
+        """The committed state as a Python value (what a snapshot stores). With `at`: (value,
+        at()), at() called under self.lock at the instant the state is taken, so that it sees
+        exactly the ledgers this state is the fold of (Service.cut). Only pinning the state
+        happens under the lock; converting it (O(state)) runs outside every lock, on the pinned,
+        immutable state, while the writer goes on."""
+        if at is None:
+            return self.kept.value()
+        with ExitStack() as pinned:
+            with self.lock:
+                _, state = pinned.enter_context(self.kept.reading())
+                mark = at()
+            return self.kept.value_of(state), mark
 
     def restore_state(self, value) -> None:
         """Make value (a Python state value, e.g. from a snapshot) the committed state."""
@@ -425,6 +538,7 @@ class Service:
         self.queue.put(None)
         if self.thread is not None:
             self.thread.join(timeout=10)
+        self.snapshots.stop()  # a snapshot being written is finished first (bounded)
 
     # ------------------------------------------------------------ the writer
     def _writer(self) -> None:
@@ -466,6 +580,7 @@ class Service:
                 self.catch_up(tx)
         except Exception as e:  # noqa: BLE001 - the store may be briefly unreachable
             log.warning("service %s: catch-up failed: %s", self.name, e)
+        self.snapshots.note(sum(l.size for l in self.ledgers))  # the time trigger, too
 
     def _run_batch(self, batch: list[_Job]) -> None:
         results: list = []
@@ -486,6 +601,7 @@ class Service:
                 for ledger in self.ledgers:
                     ledger.commit()
                 self.kept.commit(state)
+                self.committed_time = self.last_time
         except Exception as e:  # noqa: BLE001 - any store failure fails the whole batch
             with self.lock:
                 for ledger in self.ledgers:
@@ -497,6 +613,7 @@ class Service:
         for job, r in zip(batch, results):
             job.done(r)
         self.kept.maybe_compact()  # between batches: the heap is the writer's alone here
+        self.snapshots.note(sum(l.size for l in self.ledgers))  # written off this thread when due
 
     def _append(self, ledger: int, value, state):
         """One append of an external handler (_Caller): (Outcome, the state after it)."""

@@ -13,8 +13,15 @@ never as JSON, so equal values always have equal hashes.
 Payload = encode_value(desc, value), also big-endian and canonical (decode rejects anything
 encode would not produce): int, time -> i64 (time as µs since epoch); float, truth -> f64 (no
 NaN); bool -> 1 byte 0/1; enum -> u16 length + variant name; money -> i64 minor + 3 ASCII
-currency letters; text -> u32 length + UTF-8; array -> u32 count + elements; record -> its fields
-in declaration order; unit -> nothing (arrays of such zero-size values hold at most 2^16).
+currency letters; text -> u32 length + UTF-8; array -> u32 count + elements; map -> u32 count +
+(key, value) pairs in strictly ascending LwaS key order (lwas.runtime.values.map_order); record ->
+its fields in declaration order; unit -> nothing (arrays of such zero-size values hold at most
+2^16).
+
+The payload is positional: it is read with the layout (entry TypeDesc) of the program that wrote
+it. Every entry names that program (the artifact digest in its header), and the store records
+each artifact's layout per ledger, so a later program version reads older entries by converting
+them (lwas.runtime.schema: fields added with a default, variants added).
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ from hashlib import sha256
 
 from lwas.runtime.checkpoint import key_name_for, sign_checkpoint
 from lwas.runtime.merkle import MerkleTree
-from lwas.runtime.values import Money, micros_to_time, time_to_micros
+from lwas.runtime.values import Money, map_order, micros_to_time, sorted_items, time_to_micros
 
 MAGIC = b"LWE1"
 HEADER = struct.Struct(">4sQq64s32sI")  # magic, seq, time, artifact, prev, key length
@@ -91,6 +98,16 @@ def _enc(desc, v, out: list) -> None:
         out.append(_U32.pack(len(v)))
         for x in v:
             _enc(desc["array"], x, out)
+    elif "map" in desc:
+        if type(v) is not dict:
+            raise ValueError(f"map expected, got {v!r}")
+        for k in v:  # a key of another type is refused before it is compared
+            _enc(desc["map"], k, [])
+        items = sorted_items(desc, v)
+        out.append(_U32.pack(len(items)))
+        for k, x in items:
+            _enc(desc["map"], k, out)
+            _enc(desc["value"], x, out)
     elif "enum" in desc:
         if type(v) is not str or v not in desc["variants"]:
             raise ValueError(f"variant of {desc['enum']} expected, got {v!r}")
@@ -128,7 +145,7 @@ def min_size(desc) -> int:
         return {"int": 8, "float": 8, "truth": 8, "time": 8, "bool": 1, "text": 4}.get(desc, 0)
     if "money" in desc:
         return 11
-    if "array" in desc:
+    if "array" in desc or "map" in desc:
         return 4
     if "enum" in desc:
         return 2
@@ -147,6 +164,10 @@ def decode_value(desc, data: bytes):
     if end != len(data):
         raise ValueError(f"{len(data) - end} trailing bytes after {desc!r}")
     return v
+
+
+def _same(x):
+    return x
 
 
 def _take(data: bytes, at: int, n: int) -> bytes:
@@ -195,6 +216,22 @@ def _dec(desc, d: bytes, at: int):
             x, at = _dec(desc["array"], d, at)
             items.append(x)
         return items, at
+    if "map" in desc:
+        n = _U32.unpack_from(d, at)[0]
+        at += 4
+        kd, vd = desc["map"], desc["value"]
+        if n * (min_size(kd) + min_size(vd)) > len(d) - at:
+            raise ValueError(f"map count {n} exceeds the remaining bytes")
+        order = map_order(desc) or _same
+        m, last = {}, None
+        for i in range(n):
+            k, at = _dec(kd, d, at)
+            rank = order(k)
+            if i and not last < rank:  # strictly ascending: no duplicate, one order
+                raise ValueError(f"map keys out of order at {k!r}")
+            last = rank
+            m[k], at = _dec(vd, d, at)
+        return m, at
     if "enum" in desc:
         n = _U16.unpack_from(d, at)[0]
         name = _take(d, at + 2, n).decode("utf-8")
@@ -263,48 +300,87 @@ class LedgerError(ValueError):
 # the in-memory ledger
 
 
+@dataclass(slots=True)
+class Loading:
+    """Rows checked by Ledger.prepare, to be loaded by Ledger.accept."""
+    base: int  # the ledger's size they continue
+    entries: list
+    index: dict
+    leaves: list
+    datas: list
+    head: bytes
+
+
 class Ledger:
-    """One named ledger: committed entries, their key index and Merkle tree, plus staged ones.
+    """One named ledger: the key index and Merkle tree of its committed entries, plus staged ones.
 
     The writer stages entries inside a store transaction, writes `staged()` rows, and calls
     commit() once the store transaction is durable (rollback() if it failed), so memory never
     runs ahead of disk.
+
+    Memory per committed entry is its key (the index: key -> seq) and its 32-byte leaf hash (the
+    tree), not its bytes. Given `read` (seq -> the stored entry bytes; lwas.runtime.host passes
+    the store's) the entry bytes stay in the store and are read back when a proof needs them or
+    an idempotency check meets a key it already holds (to compare the payloads exactly);
+    without it (tools, tests) the ledger keeps the bytes itself.
     """
 
-    def __init__(self, name: str, origin: str, private_key, key_name: str | None = None):
+    def __init__(self, name: str, origin: str, private_key, key_name: str | None = None, read=None):
         self.name, self.origin = name, origin
         self.private_key = private_key
         self.key_name = key_name or key_name_for(private_key.public_key())
         self.tree = MerkleTree()
-        self._entries: list[bytes] = []
-        self._keys: list[str] = []
-        self._index: dict[str, tuple[int, bytes]] = {}  # key -> (seq, SHA-256 of payload)
-        self._staged: list[tuple[int, str, bytes]] = []
-        self._staged_index: dict[str, tuple[int, bytes]] = {}
+        self._read = read
+        self._entries: list[bytes] | None = None if read is not None else []
+        self._index: dict[str, int] = {}  # key -> seq of every committed entry
+        self._staged: list[tuple[int, str, bytes, bytes]] = []  # (seq, key, entry, leaf hash)
+        self._staged_index: dict[str, tuple[int, bytes]] = {}  # key -> (seq, SHA-256 of payload)
         self._head = ZERO_HASH  # leaf hash of the last entry, committed or staged
         self._notes: dict[int, tuple[bytes, str]] = {}  # size -> (root, note)
 
     @property
     def size(self) -> int:
-        return len(self._entries)
+        return len(self.tree)
 
     def entry(self, index: int) -> bytes:
-        return self._entries[index]
+        """The bytes of committed entry `index` (read from the store when the ledger has one)."""
+        if self._entries is not None:
+            return self._entries[index]
+        if not 0 <= index < self.size:
+            raise IndexError(f"ledger {self.name!r} has no entry {index}")
+        data = self._read(index)
+        if data is None:
+            raise LedgerError(index, "?", "the entry is missing from the store")
+        return data
 
     def entries(self) -> list[bytes]:
-        """Committed entry bytes by index (a copy)."""
-        return list(self._entries)
+        """Committed entry bytes by index (a copy; O(size): tools and tests)."""
+        if self._entries is not None:
+            return list(self._entries)
+        return [self.entry(i) for i in range(self.size)]
 
-    def load(self, rows) -> None:
-        """Rows (seq, key, entry bytes) from the store, continuing at self.size, in order."""
+    def load(self, rows) -> list[Entry]:
+        """Rows (seq, key, entry bytes[, stored leaf hash or None]) from the store, continuing at
+        self.size, in order: every entry is decoded and hashed, its seq, key and prev hash
+        checked (and its stored leaf hash, when there is one). All or nothing: LedgerError
+        names the first bad row and nothing is loaded. Returns the decoded entries."""
+        return self.accept(self.prepare(rows))
+
+    def prepare(self, rows) -> "Loading":
+        """The checks of `load` without changing the ledger: `accept` the result to load it."""
         if self._staged:
             raise RuntimeError("catch_up with staged entries: commit or roll back first")
-        entries, keys, index, leaves = self._entries, self._keys, self._index, self.tree
-        head = self._head
+        index = self._index
+        fresh: dict[str, int] = {}
+        leaves: list[bytes] = []
+        datas: list[bytes] = []
+        out: list[Entry] = []
+        head, want = self._head, self.size
         hl = HEADER.size
-        for seq, key, data in rows:
-            data = bytes(data)
-            want = len(entries)
+        keep = self._entries is not None
+        for row in rows:
+            seq, key, data = row[0], row[1], bytes(row[2])
+            stored = row[3] if len(row) > 3 else None
             if seq != want:
                 raise LedgerError(seq, key, f"expected seq {want}")
             if len(data) < hl or data[:4] != MAGIC:
@@ -316,57 +392,107 @@ class Ledger:
                 raise LedgerError(seq, key, f"entry bytes carry key {e.key!r}")
             if e.prev != head:
                 raise LedgerError(seq, key, "prev hash does not match the previous entry")
-            if key in index:
-                raise LedgerError(seq, key, f"duplicate key (first at seq {index[key][0]})")
+            if key in index or key in fresh:
+                raise LedgerError(seq, key, f"duplicate key (first at seq {index.get(key, fresh.get(key))})")
             head = sha256(b"\x00" + data).digest()
+            if stored is not None and bytes(stored) != head:
+                raise LedgerError(seq, key, "the stored leaf hash is not the hash of the entry")
             leaves.append(head)
-            entries.append(data)
-            keys.append(key)
-            index[key] = (seq, sha256(e.payload).digest())
-            self._head = head
+            fresh[key] = seq
+            if keep:
+                datas.append(data)
+            out.append(e)
+            want += 1
+        return Loading(self.size, out, fresh, leaves, datas, head)
+
+    def accept(self, loading: "Loading") -> list[Entry]:
+        """Load what `prepare` checked (nothing may have changed the ledger in between)."""
+        if loading.base != self.size or self._staged:
+            raise RuntimeError(f"ledger {self.name!r} changed between prepare and accept")
+        if loading.entries:
+            self.tree.extend(loading.leaves)
+            self._index.update(loading.index)
+            if self._entries is not None:
+                self._entries.extend(loading.datas)
+            self._head = loading.head
+        return loading.entries
 
     catch_up = load
 
+    def restore(self, keys: list[str], tree: MerkleTree) -> None:
+        """Start an empty ledger from a verified prefix without reading its entries: keys[i] is
+        the key of entry i and `tree` the Merkle tree over their leaf hashes (the stored leaf
+        hashes, checked against a signed snapshot: lwas.runtime.snapshot). The entries after
+        it are then `load`ed, the first of them checked against the last leaf hash here."""
+        if self.size or self._staged:
+            raise RuntimeError(f"ledger {self.name!r}: restore into a ledger that holds entries")
+        if self._entries is not None:
+            raise RuntimeError(f"ledger {self.name!r}: restore needs entries readable from a store")
+        n = len(keys)
+        if n != len(tree):
+            raise ValueError(f"ledger {self.name!r}: {n} keys for a tree of {len(tree)} leaves")
+        index = dict(zip(keys, range(n)))
+        if len(index) != n:
+            seen: dict[str, int] = {}
+            for i, k in enumerate(keys):
+                if k in seen:
+                    raise LedgerError(i, k, f"duplicate key (first at seq {seen[k]})")
+                seen[k] = i
+        self._index, self.tree = index, tree
+        self._head = tree.leaf(n - 1) if n else ZERO_HASH
+
+    def _payload(self, seq: int) -> bytes:
+        return decode_entry(self.entry(seq)).payload
+
     def check(self, key: str, payload: bytes) -> str:
         """"new", "exists" (same key, same payload: an idempotent retry) or "conflict"."""
-        hit = self._index.get(key) or self._staged_index.get(key)
+        seq = self._index.get(key)
+        if seq is not None:
+            return "exists" if self._payload(seq) == payload else "conflict"
+        hit = self._staged_index.get(key)
         if hit is None:
             return "new"
         return "exists" if hit[1] == sha256(payload).digest() else "conflict"
 
     def seq_of(self, key: str) -> int | None:
         """Seq of `key` among committed and staged entries."""
-        hit = self._index.get(key) or self._staged_index.get(key)
+        seq = self._index.get(key)
+        if seq is not None:
+            return seq
+        hit = self._staged_index.get(key)
         return None if hit is None else hit[0]
 
     def stage(self, key: str, payload: bytes, time_micros: int,
               artifact_digest: bytes) -> tuple[int, bytes]:
         if key in self._index or key in self._staged_index:
             raise ValueError(f"key {key!r} already in ledger {self.name}")
-        seq = len(self._entries) + len(self._staged)
+        seq = self.size + len(self._staged)
         data = encode_entry(seq, time_micros, artifact_digest, self._head, key, payload)
         self._head = sha256(b"\x00" + data).digest()
-        self._staged.append((seq, key, data))
+        self._staged.append((seq, key, data, self._head))
         self._staged_index[key] = (seq, sha256(payload).digest())
         return seq, data
 
-    def staged(self) -> list[tuple[int, str, bytes]]:
+    def staged(self) -> list[tuple[int, str, bytes, bytes]]:
+        """The staged rows (seq, key, entry bytes, leaf hash), as the store appends them."""
         return list(self._staged)
 
     def commit(self) -> None:
-        append, entries, keys = self.tree.append, self._entries, self._keys
-        for _, key, data in self._staged:
-            append(sha256(b"\x00" + data).digest())
-            entries.append(data)
-            keys.append(key)
-        self._index.update(self._staged_index)
+        if not self._staged:
+            return
+        self.tree.extend([h for _, _, _, h in self._staged])
+        index = self._index
+        for seq, key, _, _ in self._staged:
+            index[key] = seq
+        if self._entries is not None:
+            self._entries.extend(data for _, _, data, _ in self._staged)
         self._staged.clear()
         self._staged_index.clear()
 
     def rollback(self) -> None:
         self._staged.clear()
         self._staged_index.clear()
-        self._head = self.tree.levels[0][-1] if self._entries else ZERO_HASH
+        self._head = self.tree.leaf(self.size - 1) if self.size else ZERO_HASH
 
     def _note(self, size: int, root: bytes) -> str:
         hit = self._notes.get(size)
@@ -378,7 +504,7 @@ class Ledger:
     def pending_checkpoint(self) -> tuple[int, str]:
         """(size, signed note) covering committed + staged entries, to store in the same
         transaction as the staged rows: every durable entry is then under a signature."""
-        leaves = [sha256(b"\x00" + data).digest() for _, _, data in self._staged]
+        leaves = [h for _, _, _, h in self._staged]
         size = self.size + len(leaves)
         return size, self._note(size, self.tree.root_after(leaves))
 
@@ -390,17 +516,21 @@ class Ledger:
         return {"origin": self.origin, "tree_size": size, "root_hash": root.hex(),
                 "checkpoint": note}
 
-    def proof(self, key: str) -> dict | None:
-        hit = self._index.get(key)
-        if hit is None:
+    def proof(self, key: str, with_entry: bool = True) -> dict | None:
+        """Inclusion proof of `key` in the committed tree, with its signed checkpoint. The entry
+        bytes come from the store when the ledger reads them there: a caller holding a lock the
+        writer needs can pass with_entry=False and add "entry" (base64 of self.entry(leaf_index))
+        after releasing it (entries never change once committed)."""
+        seq = self._index.get(key)
+        if seq is None:
             return None
-        seq, size = hit[0], self.size
-        data = self._entries[seq]
-        return {"leaf_index": seq, "tree_size": size,
-                "leaf_hash": self.tree.levels[0][seq].hex(),
-                "entry": base64.b64encode(data).decode(),
-                "audit_path": [h.hex() for h in self.tree.inclusion_proof(seq, size)],
-                "checkpoint": self.checkpoint(size)["checkpoint"]}
+        size = self.size
+        out = {"leaf_index": seq, "tree_size": size, "leaf_hash": self.tree.leaf(seq).hex()}
+        if with_entry:  # the keys in the order they have always been served
+            out["entry"] = base64.b64encode(self.entry(seq)).decode()
+        out["audit_path"] = [h.hex() for h in self.tree.inclusion_proof(seq, size)]
+        out["checkpoint"] = self.checkpoint(size)["checkpoint"]
+        return out
 
     def consistency(self, first: int, second: int) -> dict:
         if not (isinstance(first, int) and isinstance(second, int)

@@ -2,7 +2,7 @@
 
 leaf = SHA-256(0x00 || data), node = SHA-256(0x01 || left || right), split at the largest power
 of two below n, empty tree = SHA-256(""). The tree keeps every level of complete, aligned
-subtrees (levels[k][i] covers leaves [i*2^k, (i+1)*2^k)), so appending is amortised one hash and
+subtrees (hash i of level k covers leaves [i*2^k, (i+1)*2^k)), so appending is amortised one hash and
 any historical root, inclusion proof or consistency proof needs O(log n) hashes: along a proof
 path at most one incomplete subtree is hashed recursively, the rest are cached level nodes.
 
@@ -30,49 +30,108 @@ def _split(n: int) -> int:
 
 
 class MerkleTree:
-    """An append-only tree of leaf hashes; every method works for any size <= len(self)."""
+    """An append-only tree of leaf hashes; every method works for any size <= len(self).
+
+    levels[k] is a bytearray holding the 32-byte hashes of the complete, aligned subtrees of 2^k
+    leaves, in order (levels[0]: the leaf hashes): a tree of a million leaves is 64 MB in some
+    twenty flat arrays, not two million objects. Appends only add to the end of each level, so
+    the tree at any size s <= len(self) is the first s >> k hashes of each level k: `levels_at`
+    gives them and `from_levels` takes them back (ledger snapshots, lwas.runtime.snapshot).
+    """
 
     __slots__ = ("levels",)
 
-    def __init__(self, leaves: list[bytes] | None = None):
-        self.levels: list[list[bytes]] = [[]]
-        for h in leaves or ():
-            self.append(h)
+    def __init__(self, leaves=None):
+        self.levels: list[bytearray] = [bytearray()]
+        if leaves:
+            self.extend(leaves)
 
     def __len__(self) -> int:
-        return len(self.levels[0])
+        return len(self.levels[0]) >> 5
+
+    def leaf(self, index: int) -> bytes:
+        """The leaf hash at `index`."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"leaf index {index} out of range for tree size {len(self)}")
+        return bytes(self.levels[0][index << 5:(index + 1) << 5])
 
     def append(self, leaf: bytes) -> None:
         """Add one leaf hash; completes the aligned subtrees it closes (amortised one hash)."""
+        if len(leaf) != 32:
+            raise ValueError("a leaf hash is 32 bytes")
         levels = self.levels
         row = levels[0]
-        row.append(leaf)
+        row += leaf
         k = 0
-        while not len(row) & 1:
+        while not (len(row) >> 5) & 1:
             k += 1
             if k == len(levels):
-                levels.append([])
+                levels.append(bytearray())
             up = levels[k]
-            up.append(sha256(b"\x01" + row[-2] + row[-1]).digest())
+            up += sha256(b"\x01" + row[-64:]).digest()
             row = up
 
     def extend(self, leaves) -> None:
-        for h in leaves:
-            self.append(h)
+        """Add many leaf hashes (an iterable of 32-byte hashes, or their concatenation): each
+        level is completed in one pass (about twice as fast as appending one by one)."""
+        blob = leaves if isinstance(leaves, (bytes, bytearray)) else b"".join(leaves)
+        if len(blob) & 31:
+            raise ValueError("leaf hashes are 32 bytes each")
+        levels = self.levels
+        levels[0] += blob
+        k = 0
+        while len(levels[k]) >= 64:
+            if k + 1 == len(levels):
+                levels.append(bytearray())
+            row, up = levels[k], levels[k + 1]
+            have, want = len(up) >> 5, len(row) >> 6
+            if have < want:
+                mv = memoryview(row)
+                try:
+                    up += b"".join([sha256(b"\x01" + mv[i:i + 64]).digest()
+                                    for i in range(have << 6, want << 6, 64)])
+                finally:
+                    mv.release()
+            k += 1
 
-    def _check(self, size: int) -> int:
+    def levels_at(self, size: int | None = None) -> list[bytes]:
+        """The tree of the first `size` leaves, level by level (level k: size >> k hashes)."""
+        size = self._check(size)
+        return [bytes(self.levels[k][:(size >> k) << 5]) for k in range(size.bit_length())]
+
+    @classmethod
+    def from_levels(cls, levels: list[bytes]) -> "MerkleTree":
+        """The tree whose levels are `levels`, as `levels_at` gives them. Only their shape is
+        checked: the caller vouches for the hashes (e.g. a signed snapshot whose leaves equal
+        the stored ones)."""
+        t = cls()
+        if not levels or not levels[0]:
+            if any(levels):
+                raise ValueError("tree levels above an empty level of leaves")
+            return t
+        size = len(levels[0]) >> 5
+        if len(levels[0]) & 31 or [len(x) for x in levels] != [(size >> k) << 5 for k in range(size.bit_length())]:
+            raise ValueError("tree levels do not have the shape of a tree over their leaves")
+        t.levels = [bytearray(x) for x in levels]
+        return t
+
+    def _check(self, size: int | None) -> int:
         if size is None:
             return len(self)
         if not 0 <= size <= len(self):
             raise ValueError(f"tree size {size} out of range 0..{len(self)}")
         return size
 
+    def _node(self, k: int, i: int) -> bytes:
+        """Hash of the aligned subtree i of 2^k leaves."""
+        return bytes(self.levels[k][i << 5:(i + 1) << 5])
+
     def _hash(self, start: int, end: int) -> bytes:
         """MTH of leaves [start, end), end > start; start is aligned to the range's split."""
         n = end - start
         if n & (n - 1) == 0 and start % n == 0:
             k = n.bit_length() - 1
-            return self.levels[k][start >> k]
+            return self._node(k, start >> k)
         k = _split(n)
         return node_hash(self._hash(start, start + k), self._hash(start + k, end))
 
@@ -86,7 +145,7 @@ class MerkleTree:
         stack: list[bytes] = []
         for k in range(n.bit_length() - 1, -1, -1):  # the frontier: complete subtrees, big first
             if n >> k & 1:
-                stack.append(self.levels[k][(n >> k) - 1])
+                stack.append(self._node(k, (n >> k) - 1))
         for h in leaves:
             stack.append(h)
             n += 1

@@ -32,6 +32,12 @@ class ServeConfig:
     workers: int = 1
     log_level: str = "info"
     source: str = ""  # what the user asked to serve, when the artifact was compiled from it
+    # state snapshots (lwas.runtime.snapshot); None: LWAS_SNAPSHOT_EVERY_ENTRIES (10000),
+    # LWAS_SNAPSHOT_EVERY_SECONDS (300), LWAS_SNAPSHOT_KEEP (3), LWAS_SNAPSHOT_DIR; 0 turns a trigger off
+    snapshot_every_entries: int | None = None
+    snapshot_every_seconds: float | None = None
+    snapshot_keep: int | None = None
+    snapshot_dir: str | None = None
 
 
 class ServeError(Exception):
@@ -74,9 +80,15 @@ def build(cfg: ServeConfig):
     from lwas.runtime.auth import load_credentials
     from lwas.runtime.host import Service
     from lwas.runtime.server import create_app
+    from lwas.runtime.snapshot import Policy
     from lwas.runtime.store import open_store
 
     limiter = rate_limiter(os.environ.get("LWAS_RATE_LIMIT", ""))
+    try:
+        snapshots = Policy.from_env(every_entries=cfg.snapshot_every_entries, every_seconds=cfg.snapshot_every_seconds,
+                                    keep=cfg.snapshot_keep, directory=cfg.snapshot_dir)
+    except ValueError as e:
+        raise ServeError(f"bad snapshot configuration: {e}") from None
     try:
         credentials = load_credentials()
     except ValueError as e:
@@ -94,7 +106,7 @@ def build(cfg: ServeConfig):
         raise ServeError(f"cannot open the ledger store {_safe_url(cfg.db)}: {e}") from None
     digest = hashlib.sha512(data).digest()
     try:  # binding `extern fn`s to connectors can refuse the artifact (lwas.runtime.externs)
-        services = [Service(program, d, store, key, digest) for d in described]
+        services = [Service(program, d, store, key, digest, snapshots=snapshots) for d in described]
     except ValueError as e:
         store.close()
         raise ServeError(f"cannot serve {cfg.artifact}: {e}") from None

@@ -14,6 +14,7 @@ service keeps serving), 503 store unavailable. Nothing is written in any of thes
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import time
@@ -229,11 +230,13 @@ def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: R
         if bad:
             return bad
         svc, ledger = hit
-        with svc.lock:
-            p = ledger.proof(key)
+        with svc.lock:  # the tree and its checkpoint at one size; the entry is read after
+            p = ledger.proof(key, with_entry=False)
         if p is None:
             return error(404, "unknown_key", f"ledger {name!r} has no entry with key {key!r}")
-        return p
+        entry = base64.b64encode(await run_in_threadpool(ledger.entry, p["leaf_index"])).decode()
+        return {"leaf_index": p["leaf_index"], "tree_size": p["tree_size"], "leaf_hash": p["leaf_hash"],
+                "entry": entry, "audit_path": p["audit_path"], "checkpoint": p["checkpoint"]}
 
     @app.get("/ledger/{name}/consistency", tags=["ledger"])
     async def consistency(name: str, first: int, second: int, request: Request):

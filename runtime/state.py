@@ -170,7 +170,11 @@ class KeptState:
     def value(self):
         """The committed state as a Python value (O(state): snapshots, tools, tests)."""
         with self.reading() as (_, state):
-            return to_python(self.desc["state"], state)
+            return self.value_of(state)
+
+    def value_of(self, state):
+        """A state struct as a Python value; hold a `reading()` of it (its heap) meanwhile."""
+        return to_python(self.desc["state"], state)
 
     def restore(self, value) -> None:
         """Make value (a Python state value) the committed state, in a fresh heap."""

@@ -1,6 +1,10 @@
 """Durable, append-only storage of ledger entries and checkpoints: SQLite or PostgreSQL.
 
-Only INSERT and SELECT statements exist here: rows are never updated or deleted. A write happens
+Only INSERT and SELECT statements touch entries and checkpoints: those rows are never updated or
+deleted. The one exception is the derived `leaf` column (each entry's RFC 6962 leaf hash, so a
+start loads hashes instead of re-hashing every entry): a migration fills it once for rows written
+before it existed, and a start fills it for rows an older runtime appended since (`hashes`). The
+snapshots table (PostgreSQL; lwas.runtime.snapshot) is a cache: its old rows are deleted. A write happens
 inside `store.transaction()`, which is exclusive across processes (SQLite BEGIN IMMEDIATE,
 PostgreSQL pg_advisory_xact_lock) so a writer reads the rows appended by others, catches up,
 stages and appends without racing them; the transaction is durable when the `with` exits.
@@ -14,6 +18,8 @@ import os
 import sqlite3
 import threading
 from contextlib import contextmanager
+from hashlib import sha256
+from operator import itemgetter
 from typing import Iterator
 
 PAGE = 50_000  # rows per SELECT page when streaming a ledger
@@ -22,10 +28,22 @@ ROW = tuple  # (seq, key, entry bytes)
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS entries (ledger TEXT NOT NULL, seq BIGINT NOT NULL, "
-    "key TEXT NOT NULL, entry {blob} NOT NULL, PRIMARY KEY (ledger, seq), UNIQUE (ledger, key))",
+    "key TEXT NOT NULL, entry {blob} NOT NULL, leaf {blob}, PRIMARY KEY (ledger, seq), UNIQUE (ledger, key))",
     "CREATE TABLE IF NOT EXISTS checkpoints (ledger TEXT NOT NULL, tree_size BIGINT NOT NULL, "
     "note TEXT NOT NULL, PRIMARY KEY (ledger, tree_size))",
+    # the entry layout of each artifact that writes a ledger, and how far entries are
+    # attributed to artifacts (lwas.runtime.schema; append-only too)
+    "CREATE TABLE IF NOT EXISTS layouts (ledger TEXT NOT NULL, artifact TEXT NOT NULL, "
+    "layout TEXT NOT NULL, PRIMARY KEY (ledger, artifact))",
+    "CREATE TABLE IF NOT EXISTS layout_scans (ledger TEXT NOT NULL, upto BIGINT NOT NULL, "
+    "seen TEXT NOT NULL, PRIMARY KEY (ledger, upto))",
 )
+
+
+# PostgreSQL keeps a service's state snapshots in the database every replica shares (SQLite:
+# files beside the database, lwas.runtime.snapshot). A cache: old rows are pruned.
+SNAPSHOTS = ("CREATE TABLE IF NOT EXISTS snapshots (service TEXT NOT NULL, taken BIGINT NOT NULL, "
+             "data {blob} NOT NULL, PRIMARY KEY (service, taken))")
 
 
 def open_store(url: str, create: bool = True):
@@ -47,7 +65,12 @@ def open_store(url: str, create: bool = True):
     return SqliteStore(url)
 
 
-CHUNK = 500  # rows per INSERT: 2000 parameters, under SQLite's limit (32766 since 3.32)
+CHUNK = 400  # rows per INSERT: 2000 parameters, under SQLite's limit (32766 since 3.32)
+_first, _second = itemgetter(0), itemgetter(1)
+
+
+class MissingEntries(LookupError):
+    """Rows that should be there are not (a gap in a ledger's seqs)."""
 
 
 class _Tx:
@@ -62,18 +85,78 @@ class _Tx:
                          "ORDER BY seq", (ledger, after_seq))
         return [(s, k, bytes(e)) for s, k, e in self.cur.fetchall()]
 
+    def rows(self, ledger: str, after_seq: int = -1) -> Iterator[tuple]:
+        """(seq, key, entry, leaf hash or None) with seq > after_seq, in seq order, page by page."""
+        m = self.mark
+        sql = (f"SELECT seq, key, entry, leaf FROM entries WHERE ledger = {m} AND seq > {m} "
+               f"ORDER BY seq LIMIT {PAGE}")
+        while True:
+            self.cur.execute(sql, (ledger, after_seq))
+            rows = self.cur.fetchall()
+            for s, k, e, h in rows:
+                yield s, k, bytes(e), None if h is None else bytes(h)
+            if len(rows) < PAGE:
+                return
+            after_seq = rows[-1][0]
+
+    def hashes(self, ledger: str, upto: int) -> tuple[list[str], bytes]:
+        """The keys and the concatenated leaf hashes of entries 0..upto-1, without reading the
+        entries themselves. MissingEntries if one of them is not there. A row without a stored
+        leaf hash (appended by an older runtime) gets it computed from its entry and stored."""
+        m = self.mark
+        sql = (f"SELECT key, leaf FROM entries WHERE ledger = {m} AND seq >= {m} AND seq < {m} "
+               "ORDER BY seq")
+        keys: list[str] = []
+        parts: list[bytes] = []
+        for lo in range(0, upto, PAGE):
+            hi = min(upto, lo + PAGE)
+            self.cur.execute(sql, (ledger, lo, hi))
+            rows = self.cur.fetchall()
+            if len(rows) != hi - lo:
+                raise MissingEntries(f"ledger {ledger!r}: {hi - lo - len(rows)} of the entries "
+                                     f"{lo}..{hi - 1} are missing")
+            keys.extend(map(_first, rows))
+            leaves = list(map(_second, rows))
+            if None in leaves:
+                leaves = self._fill(ledger, lo, leaves)
+            parts.append(b"".join(leaves))
+        return keys, b"".join(parts)
+
+    def _fill(self, ledger: str, lo: int, leaves: list) -> list:
+        m = self.mark
+        hi = lo + len(leaves)
+        self.cur.execute(f"SELECT seq, entry FROM entries WHERE ledger = {m} AND seq >= {m} AND seq < {m} "
+                         "AND leaf IS NULL", (ledger, lo, hi))
+        filled = [(sha256(b"\x00" + bytes(e)).digest(), ledger, s) for s, e in self.cur.fetchall()]
+        for h, _, s in filled:
+            leaves[s - lo] = h
+        self.fill_leaves(filled)
+        return leaves
+
+    def fill_leaves(self, filled) -> None:
+        """Store computed leaf hashes [(leaf, ledger, seq)] of rows that have none."""
+        m = self.mark
+        for i in range(0, len(filled), CHUNK):
+            self.cur.executemany(f"UPDATE entries SET leaf = {m} WHERE ledger = {m} AND seq = {m} AND leaf IS NULL",
+                                 filled[i:i + CHUNK])
+
     def append_many(self, ledger: str, rows) -> None:
         """Multi-row INSERTs of up to CHUNK rows: one statement is one round trip (PostgreSQL)
         and one release of the GIL (sqlite3 releases it for every row of an executemany, and a
-        busy event loop then holds it for up to a switch interval each time)."""
+        busy event loop then holds it for up to a switch interval each time). Rows are (seq,
+        key, entry) or (seq, key, entry, leaf hash); the leaf hash is computed when absent."""
         m = self.mark
-        one = f"({m}, {m}, {m}, {m})"
+        one = f"({m}, {m}, {m}, {m}, {m})"
         rows = list(rows)
         for i in range(0, len(rows), CHUNK):
             part = rows[i:i + CHUNK]
-            args = [x for s, k, e in part for x in (ledger, s, k, e)]
-            self.cur.execute(f"INSERT INTO entries (ledger, seq, key, entry) VALUES {', '.join([one] * len(part))}",
-                             args)
+            args = []
+            for r in part:
+                s, k, e = r[0], r[1], r[2]
+                h = r[3] if len(r) > 3 and r[3] is not None else sha256(b"\x00" + e).digest()
+                args += (ledger, s, k, e, h)
+            self.cur.execute("INSERT INTO entries (ledger, seq, key, entry, leaf) VALUES "
+                             f"{', '.join([one] * len(part))}", args)
 
     def add_checkpoint(self, ledger: str, size: int, note: str) -> None:
         m = self.mark
@@ -132,10 +215,35 @@ def _checkpoints(query, mark: str, ledger: str) -> list[tuple[int, str]]:
 _LEDGERS = "SELECT ledger FROM entries UNION SELECT ledger FROM checkpoints ORDER BY 1"
 
 
+def _migrate(tx, has_leaf: bool, blob: str) -> None:
+    """Databases made before the leaf column: add it and fill it (once, in the open transaction)."""
+    if has_leaf:
+        return
+    tx.cur.execute(f"ALTER TABLE entries ADD COLUMN leaf {blob}")
+    tx.cur.execute("SELECT DISTINCT ledger FROM entries")
+    m = tx.mark
+    for (ledger,) in tx.cur.fetchall():
+        after = -1
+        while True:
+            tx.cur.execute(f"SELECT seq, entry FROM entries WHERE ledger = {m} AND seq > {m} ORDER BY seq "
+                           f"LIMIT {PAGE}", (ledger, after))
+            rows = tx.cur.fetchall()
+            if not rows:
+                break
+            tx.fill_leaves([(sha256(b"\x00" + bytes(e)).digest(), ledger, s) for s, e in rows])
+            after = rows[-1][0]
+
+
 class _Reads:
     """What both stores read the same way (`MARK` is the driver's parameter marker)."""
 
     MARK = "?"
+
+    def entry(self, ledger: str, seq: int) -> bytes | None:
+        """The stored bytes of one entry (None if there is no such row)."""
+        rows = self._query(f"SELECT entry FROM entries WHERE ledger = {self.MARK} AND seq = {self.MARK}",
+                           (ledger, seq))
+        return bytes(rows[0][0]) if rows else None
 
     def read(self, ledger: str, after_seq: int = -1) -> Iterator[ROW]:
         """Rows (seq, key, entry) with seq > after_seq, in seq order, fetched page by page."""
@@ -143,6 +251,12 @@ class _Reads:
 
     def checkpoints(self, ledger: str) -> list[tuple[int, str]]:
         return _checkpoints(self._query, self.MARK, ledger)
+
+    def last_checkpoint(self, ledger: str) -> tuple[int, str] | None:
+        """(tree size, note) of the ledger's newest checkpoint (one row, whatever the history)."""
+        rows = self._query(f"SELECT tree_size, note FROM checkpoints WHERE ledger = {self.MARK} "
+                           "ORDER BY tree_size DESC LIMIT 1", (ledger,))
+        return (rows[0][0], rows[0][1]) if rows else None
 
     def ledgers(self) -> list[str]:
         return [r[0] for r in self._query(_LEDGERS)]
@@ -171,6 +285,8 @@ class SqliteStore(_Reads):
         with self.transaction() as tx:
             for stmt in SCHEMA:
                 tx.cur.execute(stmt.format(blob="BLOB"))
+            tx.cur.execute("PRAGMA table_info(entries)")
+            _migrate(tx, any(r[1] == "leaf" for r in tx.cur.fetchall()), "BLOB")
 
     def _connect(self):
         c = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
@@ -203,8 +319,11 @@ class PostgresStore(_Reads):
         self.url = url
         self._conns = _Conns(self._connect)
         with self.transaction() as tx:  # the lock also serialises concurrent CREATE TABLEs
-            for stmt in SCHEMA:
+            for stmt in SCHEMA + (SNAPSHOTS,):
                 tx.cur.execute(stmt.format(blob="BYTEA"))
+            tx.cur.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                           "AND table_name = 'entries' AND column_name = 'leaf'")
+            _migrate(tx, bool(tx.cur.fetchall()), "BYTEA")
 
     def _connect(self):
         import psycopg
@@ -223,4 +342,27 @@ class PostgresStore(_Reads):
             with c.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
                 yield _Tx(cur, "%s")
+
+    # ---------------------------------------------------------------- snapshots (a cache)
+    # Written on the snapshot thread's own connection, in autocommit and without the writers'
+    # advisory lock: a snapshot never waits for, nor holds up, a ledger write.
+
+    def snapshot_list(self, service: str) -> list[int]:
+        """The `taken` marks of the service's snapshots, newest first."""
+        return [t for (t,) in self._query("SELECT taken FROM snapshots WHERE service = %s ORDER BY taken DESC",
+                                          (service,))]
+
+    def snapshot_read(self, service: str, taken: int) -> bytes | None:
+        rows = self._query("SELECT data FROM snapshots WHERE service = %s AND taken = %s", (service, taken))
+        return bytes(rows[0][0]) if rows else None
+
+    def snapshot_write(self, service: str, taken: int, data: bytes) -> None:
+        with self._conns.get().cursor() as cur:
+            cur.execute("INSERT INTO snapshots (service, taken, data) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (service, taken) DO NOTHING", (service, taken, data))  # same cut: same state
+
+    def snapshot_prune(self, service: str, keep: int) -> None:
+        with self._conns.get().cursor() as cur:
+            cur.execute("DELETE FROM snapshots WHERE service = %s AND taken NOT IN (SELECT taken FROM snapshots "
+                        "WHERE service = %s ORDER BY taken DESC LIMIT %s)", (service, service, keep))
 

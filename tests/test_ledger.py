@@ -16,7 +16,7 @@ import rfc9162
 from lwas.runtime.checkpoint import key_name_for, parse_checkpoint, sign_checkpoint
 from lwas.runtime.ledger import (Ledger, LedgerError, decode_entry, decode_value, encode_entry,
                                  encode_value)
-from lwas.runtime.merkle import leaf_hash
+from lwas.runtime.merkle import MerkleTree, leaf_hash
 from lwas.runtime.values import EPOCH, Money
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
@@ -31,7 +31,10 @@ scalars = st.sampled_from(["int", "float", "bool", "truth", "text", "time"]) | \
     currencies.map(lambda c: {"money": c}) | st.just({"money": None}) | \
     st.lists(names, min_size=1, max_size=4, unique=True).map(
         lambda vs: {"enum": "E", "variants": vs})
-descs = st.recursive(scalars, lambda inner: inner.map(lambda t: {"array": t}) | st.lists(
+map_keys = st.sampled_from(["int", "text", "bool", "time"]) | st.lists(names, min_size=1, max_size=4, unique=True).map(
+    lambda vs: {"enum": "K", "variants": vs})
+descs = st.recursive(scalars, lambda inner: inner.map(lambda t: {"array": t}) | st.tuples(map_keys, inner).map(
+    lambda kv: {"map": kv[0], "value": kv[1]}) | st.lists(
     st.tuples(names, inner), min_size=0, max_size=4, unique_by=lambda f: f[0]).map(
         lambda fs: {"record": "R", "fields": [list(f) for f in fs]}), max_leaves=8)
 
@@ -57,6 +60,8 @@ def values(desc):
         return st.sampled_from(desc["variants"])
     if "array" in desc:
         return st.lists(values(desc["array"]), max_size=4)
+    if "map" in desc:
+        return st.dictionaries(values(desc["map"]), values(desc["value"]), max_size=4)
     return st.fixed_dictionaries({n: values(t) for n, t in desc["fields"]})
 
 
@@ -129,6 +134,28 @@ def test_value_layout_and_rejections():
         decode_value({"enum": "T", "variants": ["a"]}, b"\x00\x01b")
     with pytest.raises(ValueError):
         decode_value({"money": "USD"}, bytes(8) + b"EUR")
+
+
+def test_map_layout_is_canonical():
+    """Maps: u32 count, then key and value pairs in LwaS key order (text by UTF-8 bytes, an enum
+    in declaration order); decoding refuses another order and duplicate keys."""
+    m = {"map": "text", "value": "int"}
+    one = (1).to_bytes(8, "big")
+    b = encode_value(m, {"é": 1, "z": 1, "a": 1})
+    assert b == (3).to_bytes(4, "big") + b"".join(encode_value("text", k) + one for k in ["a", "z", "é"])
+    assert decode_value(m, b) == {"a": 1, "z": 1, "é": 1}
+    swapped = (2).to_bytes(4, "big") + encode_value("text", "z") + one + encode_value("text", "a") + one
+    twice = (2).to_bytes(4, "big") + (encode_value("text", "a") + one) * 2
+    for bad in (swapped, twice):
+        with pytest.raises(ValueError, match="out of order"):
+            decode_value(m, bad)
+    e = {"map": {"enum": "K", "variants": ["b", "a"]}, "value": "bool"}
+    assert encode_value(e, {"a": True, "b": False}) == (2).to_bytes(4, "big") + b"\x00\x01b\x00\x00\x01a\x01"
+    for desc, bad in [(m, {1: 1}), (m, [("a", 1)]), (e, {"c": True})]:
+        with pytest.raises(ValueError):
+            encode_value(desc, bad)
+    with pytest.raises(ValueError, match="exceeds"):  # a forged count is refused before any loop
+        decode_value(m, (2**32 - 1).to_bytes(4, "big"))
 
 
 def test_entry_round_trip_and_layout():
@@ -208,6 +235,59 @@ def test_load_rejects_broken_rows():
     part.load(rows[:2])
     part.catch_up(rows[2:])
     assert part.size == 4 and part.tree.root() == lg.tree.root()
+
+
+def test_load_is_all_or_nothing_and_checks_stored_leaf_hashes():
+    lg = ledger(5)
+    rows = [(i, decode_entry(b).key, b, leaf_hash(b)) for i, b in enumerate(lg.entries())]
+    part = Ledger("payments", "o", KEY)
+    part.load(rows[:2])
+    with pytest.raises(LedgerError, match="seq 4.*stored leaf hash"):
+        part.load(rows[2:4] + [rows[4][:3] + (bytes(32),)])
+    assert part.size == 2 and part.check("k2", b"p2") == "new"  # nothing of the failed rows stayed
+    loading = part.prepare(rows[2:])
+    assert part.size == 2 and [e.key for e in part.accept(loading)] == ["k2", "k3", "k4"]
+    assert part.size == 5 and part.tree.root() == lg.tree.root() and part.check("k4", b"p4") == "exists"
+    with pytest.raises(RuntimeError):
+        part.accept(loading)  # prepared against another size
+
+
+def test_a_ledger_reading_its_entries_from_a_store_keeps_only_keys_and_hashes():
+    """With `read`, entry bytes stay in the store: proofs, checks and entries() read them back;
+    `restore` starts it from keys and a tree (a snapshot) and `load` continues the chain."""
+    mem = ledger(9)
+    stored = mem.entries()
+    reads = []
+
+    def read(seq):
+        reads.append(seq)
+        return stored[seq]
+
+    lg = Ledger("payments", "lwas.test/payments", KEY, read=read)
+    lg.load([(i, decode_entry(b).key, b) for i, b in enumerate(stored[:4])])
+    assert lg._entries is None and not reads
+    assert lg.check("k1", b"p1") == "exists" and lg.check("k1", b"px") == "conflict" and reads == [1, 1]
+    assert lg.check("k7", b"p7") == "new"
+    other = Ledger("payments", "lwas.test/payments", KEY, read=read)
+    other.restore([decode_entry(b).key for b in stored[:6]], MerkleTree([leaf_hash(b) for b in stored[:6]]))
+    other.load([(i, decode_entry(b).key, b) for i, b in enumerate(stored[6:], 6)])
+    assert other.size == 9 and other.tree.root() == mem.tree.root() and other.entries() == stored
+    assert other.proof("k2") == mem.proof("k2") and other.checkpoint() == mem.checkpoint()
+    assert other.consistency(3, 9) == mem.consistency(3, 9)
+    seq, data = other.stage("k9", b"p9", 2000, ART)
+    assert (seq, data) == mem.stage("k9", b"p9", 2000, ART)
+    # the tail must chain to the restored prefix
+    broken = Ledger("payments", "o", KEY, read=read)
+    broken.restore([decode_entry(b).key for b in stored[:5]], MerkleTree([leaf_hash(b) for b in stored[:5]]))
+    with pytest.raises(LedgerError, match="seq 5"):
+        broken.load([(6, "k6", stored[6])])
+    with pytest.raises(LedgerError, match="seq 6.*prev hash"):
+        broken.load([(5, "k5", stored[5]), (6, "k6", encode_entry(6, 1006, ART, bytes(32), "k6", b"p6"))])
+    assert broken.size == 5
+    with pytest.raises(LedgerError, match="duplicate key"):
+        Ledger("payments", "o", KEY, read=read).restore(["a", "b", "a"], MerkleTree([leaf_hash(b) for b in stored[:3]]))
+    with pytest.raises(RuntimeError):
+        ledger(1).restore([], MerkleTree())  # keeps its entries in memory: cannot skip them
 
 
 def test_proofs_verify_independently_and_checkpoints_parse():

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from lwas.runtime.ledger import Ledger, append_batch, decode_entry, encode_entry
 from lwas.runtime.merkle import leaf_hash
-from lwas.runtime.store import open_store
+from lwas.runtime.store import MissingEntries, open_store
 from lwas.runtime.verify import verify_command, verify_store
 from postgres import postgres_url  # noqa: F401  (fixture)
 
@@ -144,6 +144,61 @@ def test_concurrent_reader_while_writing(url):
         assert seen == [(True, 10)]
     finally:
         store.close()
+
+
+def test_leaf_hashes_are_stored_and_read_without_the_entries(url):
+    store, lg = filled(url, 20, 5)
+    try:
+        with store.transaction() as tx:
+            rows = list(tx.rows("payments", 14))
+            assert [r[0] for r in rows] == list(range(15, 20))
+            assert all(h == leaf_hash(e) for _, _, e, h in rows)
+            keys, leaves = tx.hashes("payments", 20)
+            assert keys == [f"k{i}" for i in range(20)]
+            assert leaves == b"".join(leaf_hash(e) for e in lg.entries())
+            assert tx.hashes("payments", 0) == ([], b"")
+            with pytest.raises(MissingEntries):
+                tx.hashes("payments", 21)
+        assert store.entry("payments", 7) == lg.entry(7) and store.entry("payments", 20) is None
+        assert store.last_checkpoint("payments")[0] == 20 and store.last_checkpoint("nope") is None
+    finally:
+        store.close()
+    # a row an older runtime wrote (no leaf hash) is hashed when read, and the hash stored
+    raw(url, "UPDATE entries SET leaf = NULL WHERE ledger = 'payments' AND seq IN (3, 11)")
+    store = open_store(url)
+    try:
+        with store.transaction() as tx:
+            assert tx.hashes("payments", 20)[1] == b"".join(leaf_hash(e) for e in lg.entries())
+        with store.transaction() as tx:
+            assert all(h is not None for *_, h in tx.rows("payments"))
+        raw(url, "DELETE FROM entries WHERE ledger = 'payments' AND seq = 4")
+        with store.transaction() as tx:  # a gap is named
+            with pytest.raises(MissingEntries, match="1 of the entries 0..19 are missing"):
+                tx.hashes("payments", 20)
+    finally:
+        store.close()
+
+
+def test_an_older_database_gets_its_leaf_column(url):
+    """A store made before the leaf column: opening it adds the column and fills it."""
+    lg = new_ledger()
+    for i in range(7):
+        lg.stage(f"k{i}", b"p%d" % i, i, ART)
+    rows = lg.staged()
+    lg.commit()
+    raw(url, "CREATE TABLE entries (ledger TEXT NOT NULL, seq BIGINT NOT NULL, key TEXT NOT NULL, "
+             f"entry {'BYTEA' if url.startswith('postgresql') else 'BLOB'} NOT NULL, PRIMARY KEY (ledger, seq), "
+             "UNIQUE (ledger, key))")
+    for seq, key, data, _ in rows:
+        raw(url, "INSERT INTO entries (ledger, seq, key, entry) VALUES ('payments', ?, ?, ?)", (seq, key, data))
+    store = open_store(url)
+    try:
+        with store.transaction() as tx:
+            got = list(tx.rows("payments"))
+        assert got == [(s, k, e, leaf_hash(e)) for s, k, e, _ in rows]
+    finally:
+        store.close()
+    open_store(url).close()  # a second open finds the column and changes nothing
 
 
 WRITER = r"""
