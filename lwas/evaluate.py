@@ -792,8 +792,8 @@ class Evaluator:
         if c is ast.Name:
             return self.frame.vars, self.refs[target]
         container, key = self.place(target.obj)
-        if type(container) is dict and self.types.get(target.obj.obj if target.obj.__class__ is ast.Index
-                                                     else None).__class__ is MapT and key not in container:
+        through_map = target.obj.__class__ is ast.Index and self.types.get(target.obj.obj).__class__ is MapT
+        if through_map and key not in container:
             raise fault("key", "key not in map", target.obj)  # going on through an absent key
         obj = container[key]
         if c is ast.Field:

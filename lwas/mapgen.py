@@ -106,6 +106,26 @@ class Maps:
     def _is_null(self, b, p):
         return b.icmp_unsigned("==", b.ptrtoint(p, I64), _c(0))
 
+    def _not_null(self, b, p):
+        return b.icmp_unsigned("!=", b.ptrtoint(p, I64), _c(0))
+
+    def _unless(self, b, f, ok, fail) -> None:
+        """Go on where ok holds; where it does not, fail() emits the return (out of memory)."""
+        good = f.append_basic_block("ok")
+        bad = f.append_basic_block("oom")
+        b.cbranch(ok, good, bad)
+        b.position_at_end(bad)
+        fail()
+        b.position_at_end(good)
+
+    @staticmethod
+    def _ret(b, res, *values) -> None:
+        """Return the struct res made of values."""
+        v = L.Constant(res, None)
+        for i, x in enumerate(values):
+            v = b.insert_value(v, x, i)
+        b.ret(v)
+
     def _if_null(self, b, f, p):
         """Branch on p being null: the (null, not null) blocks; b stays where it was."""
         empty = f.append_basic_block("empty")
@@ -133,12 +153,7 @@ class Maps:
             nt = self.node_type(t)
             size = b.ptrtoint(b.gep(L.Constant(PTR, None), [_c(1)], source_etype=nt), I64)
             p = b.call(self.mb.alloc(), [arena, size])
-            ok = f.append_basic_block("ok")
-            oom = f.append_basic_block("oom")
-            b.cbranch(self._is_null(b, p), oom, ok)
-            b.position_at_end(oom)
-            b.ret(L.Constant(PTR, None))
-            b.position_at_end(ok)
+            self._unless(b, f, self._not_null(b, p), lambda: b.ret(L.Constant(PTR, None)))
             n = b.add(b.add(self._size(b, t, l), self._size(b, t, r)), _c(1))
             v_ = L.Constant(nt, None)
             for i, x in ((LEFT, l), (RIGHT, r), (SIZE, n), (KEY, k), (VALUE, v)):
@@ -174,12 +189,7 @@ class Maps:
 
             def checked(x, then):
                 """Return null when x is null (out of memory), else go on with then(x)."""
-                good = f.append_basic_block("made")
-                bad = f.append_basic_block("oom")
-                b.cbranch(self._is_null(b, x), bad, good)
-                b.position_at_end(bad)
-                b.ret(L.Constant(PTR, None))
-                b.position_at_end(good)
+                self._unless(b, f, self._not_null(b, x), lambda: b.ret(L.Constant(PTR, None)))
                 return then(x)
 
             # rotate left: r = (k2, v2, rl, rr)
@@ -259,12 +269,7 @@ class Maps:
             for blk, side in ((left, LEFT), (right, RIGHT)):
                 b.position_at_end(blk)
                 sub = b.call(f, [arena, nl if side == LEFT else nr, k, v])
-                ok = f.append_basic_block("ok")
-                oom = f.append_basic_block("oom")
-                b.cbranch(self._is_null(b, sub), oom, ok)
-                b.position_at_end(oom)
-                b.ret(L.Constant(PTR, None))
-                b.position_at_end(ok)
+                self._unless(b, f, self._not_null(b, sub), lambda: b.ret(L.Constant(PTR, None)))
                 l2, r2 = (sub, nr) if side == LEFT else (nl, sub)
                 b.ret(b.call(self.balance(t), [arena, nk, nv, l2, r2]))
         nt = self.node_type(t)
@@ -275,15 +280,16 @@ class Maps:
         k is absent; ok = 0: out of memory)."""
         res = L.LiteralStructType([PTR, I1])
 
-        def ret(b, p, ok=1):
-            b.ret(b.insert_value(b.insert_value(L.Constant(res, None), p, 0), _c(ok, I1), 1))
-
         def build(f):
             arena, root, k = f.args
             b = L.IRBuilder(f.append_basic_block("entry"))
+
+            def ret(p, ok=1):
+                self._ret(b, res, p, _c(ok, I1))
+
             empty, walk = self._if_null(b, f, root)
             b.position_at_end(empty)
-            ret(b, root)
+            ret(root)
             b.position_at_end(walk)
             nk, nv, nl, nr = (self._field(b, t, root, i) for i in (KEY, VALUE, LEFT, RIGHT))
             here, left, right = self._three_way(b, f, self.cmp(b, t, k, nk))
@@ -294,29 +300,19 @@ class Maps:
                 b.position_at_end(blk)
                 old = nl if side == LEFT else nr
                 r = b.call(f, [arena, old, k])
-                sub, ok = b.extract_value(r, 0), b.extract_value(r, 1)
-                good = f.append_basic_block("ok")
-                bad = f.append_basic_block("oom")
-                b.cbranch(ok, good, bad)
-                b.position_at_end(bad)
-                ret(b, L.Constant(PTR, None), 0)
-                b.position_at_end(good)
+                sub = b.extract_value(r, 0)
+                self._unless(b, f, b.extract_value(r, 1), lambda: ret(L.Constant(PTR, None), 0))
                 same = f.append_basic_block("unchanged")
                 changed = f.append_basic_block("changed")
                 b.cbranch(b.icmp_unsigned("==", b.ptrtoint(sub, I64), b.ptrtoint(old, I64)), same, changed)
                 b.position_at_end(same)  # the key is absent: share the whole map
-                ret(b, root)
+                ret(root)
                 b.position_at_end(changed)
                 l2, r2 = (sub, nr) if side == LEFT else (nl, sub)
                 p = b.call(self.balance(t), [arena, nk, nv, l2, r2])
                 # balance's null means out of memory (the node holds nk, so it is never empty)
-                made = f.append_basic_block("made")
-                oom = f.append_basic_block("balance_oom")
-                b.cbranch(self._is_null(b, p), oom, made)
-                b.position_at_end(made)
-                ret(b, p)
-                b.position_at_end(oom)
-                ret(b, L.Constant(PTR, None), 0)
+                self._unless(b, f, self._not_null(b, p), lambda: ret(L.Constant(PTR, None), 0))
+                ret(p)
         return self._fn(t, "delete", res, [PTR, PTR, self.node_type(t).elements[KEY]], build)
 
     def glue(self, t: MapT):
@@ -329,7 +325,7 @@ class Maps:
             b = L.IRBuilder(f.append_basic_block("entry"))
 
             def ret(p, ok=1):
-                b.ret(b.insert_value(b.insert_value(L.Constant(res, None), p, 0), _c(ok, I1), 1))
+                self._ret(b, res, p, _c(ok, I1))
 
             l_null = f.append_basic_block("left_empty")
             l_some = f.append_basic_block("left_some")
@@ -350,22 +346,12 @@ class Maps:
                 b.position_at_end(blk)
                 x = b.call(self.pop_end(t, side), [arena, l if side == LEFT else r])
                 extreme, rest, ok = (b.extract_value(x, i) for i in range(3))
-                good = f.append_basic_block("ok")
-                bad = f.append_basic_block("oom")
-                b.cbranch(ok, good, bad)
-                b.position_at_end(bad)
-                ret(L.Constant(PTR, None), 0)
-                b.position_at_end(good)
+                self._unless(b, f, ok, lambda: ret(L.Constant(PTR, None), 0))
                 ek, ev = self._field(b, t, extreme, KEY), self._field(b, t, extreme, VALUE)
                 l2, r2 = (rest, r) if side == LEFT else (l, rest)
                 p = b.call(self.balance(t), [arena, ek, ev, l2, r2])
-                made = f.append_basic_block("made")
-                oom = f.append_basic_block("balance_oom")
-                b.cbranch(self._is_null(b, p), oom, made)
-                b.position_at_end(made)
+                self._unless(b, f, self._not_null(b, p), lambda: ret(L.Constant(PTR, None), 0))
                 ret(p)
-                b.position_at_end(oom)
-                ret(L.Constant(PTR, None), 0)
         return self._fn(t, "glue", res, [PTR, PTR, PTR], build)
 
     def pop_end(self, t: MapT, side: int):
@@ -380,10 +366,7 @@ class Maps:
             b = L.IRBuilder(f.append_basic_block("entry"))
 
             def ret(node, rest, ok=1):
-                v = L.Constant(res, None)
-                for i, x in enumerate((node, rest, _c(ok, I1))):
-                    v = b.insert_value(v, x, i)
-                b.ret(v)
+                self._ret(b, res, node, rest, _c(ok, I1))
 
             nk, nv, nl, nr = (self._field(b, t, root, i) for i in (KEY, VALUE, LEFT, RIGHT))
             child = nr if toward == RIGHT else nl
@@ -395,21 +378,12 @@ class Maps:
             b.position_at_end(deeper)
             x = b.call(f, [arena, child])
             node, rest, ok = (b.extract_value(x, i) for i in range(3))
-            good = f.append_basic_block("ok")
-            bad = f.append_basic_block("oom")
-            b.cbranch(ok, good, bad)
-            b.position_at_end(bad)
-            ret(L.Constant(PTR, None), L.Constant(PTR, None), 0)
-            b.position_at_end(good)
+            failed = lambda: ret(L.Constant(PTR, None), L.Constant(PTR, None), 0)  # noqa: E731
+            self._unless(b, f, ok, failed)
             l2, r2 = (nl, rest) if toward == RIGHT else (rest, nr)
             p = b.call(self.balance(t), [arena, nk, nv, l2, r2])
-            made = f.append_basic_block("made")
-            oom = f.append_basic_block("balance_oom")
-            b.cbranch(self._is_null(b, p), oom, made)
-            b.position_at_end(made)
+            self._unless(b, f, self._not_null(b, p), failed)
             ret(node, p)
-            b.position_at_end(oom)
-            ret(L.Constant(PTR, None), L.Constant(PTR, None), 0)
         return self._fn(t, f"pop{side}", res, [PTR, PTR], build)
 
     def size(self, b, t: MapT, root):
@@ -453,15 +427,10 @@ class Maps:
             nt = self.node_type(t)
 
             def ret(p, ok=1):
-                b.ret(b.insert_value(b.insert_value(L.Constant(res, None), p, 0), _c(ok, I1), 1))
+                self._ret(b, res, p, _c(ok, I1))
 
             def guard(ok):
-                good = f.append_basic_block("ok")
-                bad = f.append_basic_block("oom")
-                b.cbranch(ok, good, bad)
-                b.position_at_end(bad)
-                ret(L.Constant(PTR, None), 0)
-                b.position_at_end(good)
+                self._unless(b, f, ok, lambda: ret(L.Constant(PTR, None), 0))
 
             empty, walk = self._if_null(b, f, root)
             b.position_at_end(empty)
@@ -481,7 +450,7 @@ class Maps:
                 v = b.insert_value(v, b.extract_value(r, 0), idx)
             size = b.ptrtoint(b.gep(L.Constant(PTR, None), [_c(1)], source_etype=nt), I64)
             p = b.call(self.mb.alloc(), [arena, size])
-            guard(b.icmp_unsigned("!=", b.ptrtoint(p, I64), _c(0)))
+            guard(self._not_null(b, p))
             b.store(v, p)
             ret(p)
         return self._fn(t, "adopt", res, [PTR, PTR], build)
@@ -498,10 +467,7 @@ class Maps:
             b = L.IRBuilder(f.append_basic_block("entry"))
 
             def ret(a, n, ok=1):
-                v = L.Constant(res, None)
-                for i, x in enumerate((a, n, _c(ok, I1))):
-                    v = b.insert_value(v, x, i)
-                b.ret(v)
+                self._ret(b, res, a, n, _c(ok, I1))
 
             done = f.append_basic_block("done")
             walk = f.append_basic_block("walk")
@@ -568,16 +534,10 @@ class Maps:
             nt = self.node_type(t)
 
             def ret(p, ok=1):
-                b.ret(b.insert_value(b.insert_value(L.Constant(res, None), p, 0), _c(ok, I1), 1))
+                self._ret(b, res, p, _c(ok, I1))
 
             def guard(ok, undo):
-                good = f.append_basic_block("ok")
-                bad = f.append_basic_block("oom")
-                b.cbranch(ok, good, bad)
-                b.position_at_end(bad)
-                undo()
-                ret(L.Constant(PTR, None), 0)
-                b.position_at_end(good)
+                self._unless(b, f, ok, lambda: (undo(), ret(L.Constant(PTR, None), 0)))
 
             empty, walk = self._if_null(b, f, root)
             b.position_at_end(empty)
@@ -592,30 +552,22 @@ class Maps:
             guard(b.extract_value(rr, 1), lambda: b.call(drop, [l2]))
             r2 = b.extract_value(rr, 0)
             made = []  # (index, type) of the key/value already copied
+
+            def undo(copied, done):
+                """Free both copied subtrees and the key/value copies in done (of copied)."""
+                return lambda: [b.call(drop, [l2]), b.call(drop, [r2])] + \
+                    [b.call(self.mb.drop(jt), [b.extract_value(copied, j)]) for j, jt in done]
+
             for idx, ft in ((KEY, t.key), (VALUE, t.value)):
                 if not owns_memory(ft):
                     continue
                 x = b.call(self.mb.dup(ft), [b.extract_value(v, idx)])
-                copied = v
-
-                def undo(copied=copied, made=list(made)):
-                    b.call(drop, [l2])
-                    b.call(drop, [r2])
-                    for j, jt in made:
-                        b.call(self.mb.drop(jt), [b.extract_value(copied, j)])
-                guard(b.extract_value(x, 1), undo)
+                guard(b.extract_value(x, 1), undo(v, list(made)))
                 v = b.insert_value(v, b.extract_value(x, 0), idx)
                 made.append((idx, ft))
             size = b.ptrtoint(b.gep(L.Constant(PTR, None), [_c(1)], source_etype=nt), I64)
             p = b.call(self.mb.libc("malloc"), [size])
-            copied = v
-
-            def undo_all():
-                b.call(drop, [l2])
-                b.call(drop, [r2])
-                for j, jt in made:
-                    b.call(self.mb.drop(jt), [b.extract_value(copied, j)])
-            guard(b.icmp_unsigned("!=", b.ptrtoint(p, I64), _c(0)), undo_all)
+            guard(self._not_null(b, p), undo(v, made))
             v = b.insert_value(b.insert_value(v, l2, LEFT), r2, RIGHT)
             b.store(v, p)
             ret(p)
