@@ -3,11 +3,12 @@ a cache of the items of the previous version of each file.
 
 `lwas.parse` already parses a file item by item when it has a syntax error (panic mode): the
 file is cut where an item keyword starts a line, and each chunk is parsed with its line and
-offset deltas. Here every chunk is cut that way, and a chunk whose text (and the `///` doc
-lines above it) did not change reuses its syntax nodes from the last parse; when it only
-moved, its spans are shifted in place (the nodes are frozen dataclasses that nothing else
-holds once the previous analysis is replaced). An edit inside one function therefore
-re-parses one function, not the file.
+offset deltas. Here every chunk is cut that way, and a chunk whose text did not change (nor
+the `///` doc lines above it, nor whether it ends the file: a chunk cut short mid-file reports
+the next item's keyword, the last one the end of the file) reuses its syntax nodes and its
+diagnostic from the last parse; when it only moved, its spans are shifted in place (the nodes
+are frozen dataclasses that nothing else holds once the previous analysis is replaced). An
+edit inside one function therefore re-parses one function, not the file.
 
 Equivalence with `parse_module`: when every chunk parses, the items are those of the
 whole-file parse; when some chunk does not, `parse_module` also works chunk by chunk and
@@ -145,7 +146,7 @@ class _Chunk:
 class IncrementalParser:
     def __init__(self) -> None:
         self.whole: dict[str, tuple[str, tuple]] = {}  # path -> (text, parse_module result)
-        self.chunks: dict[str, dict[tuple[str, str], list[_Chunk]]] = {}
+        self.chunks: dict[str, dict[tuple[str, str, bool], list[_Chunk]]] = {}
         self.stats = {"reused": 0, "parsed": 0}
 
     def parse(self, src: SourceFile):
@@ -167,7 +168,7 @@ class IncrementalParser:
     def _chunked(self, src: SourceFile):
         path, text = src.path, src.text
         old = self.chunks.get(path, {})
-        new: dict[tuple[str, str], list[_Chunk]] = {}
+        new: dict[tuple[str, str, bool], list[_Chunk]] = {}
         b = P._BUILDER
         b.src, b.path = src, path
         bounds = P._segments(text) + [len(text)]
@@ -187,7 +188,7 @@ class IncrementalParser:
             dl = line - 1
             doc = _doc_above(prev_chunk.split("\n")[:-1][-50:]) if "///" in prev_chunk else ""
             prev_chunk = chunk
-            key = (chunk, doc)
+            key = (chunk, doc, end == len(text))  # a chunk cut short reads differently at the end of the file
             bucket = old.get(key)
             entry = bucket.pop() if bucket else None
             if entry is not None:
@@ -204,7 +205,7 @@ class IncrementalParser:
                     entry = _Chunk(list(P._parse_tree(chunk)), None, dl, begin)
                     _relative(entry.items, entry)
                 except UnexpectedInput as e:
-                    entry = _Chunk([], P._syntax_error(e, src, dl, begin), dl, begin)
+                    entry = _Chunk([], P._syntax_error(e, src, dl, begin, end), dl, begin)
             if entry.diag is not None:
                 failed = True
                 diags.append(entry.diag)

@@ -4,7 +4,9 @@ Every answer comes from `lwas.driver`'s Compilation of the document: diagnostics
 ones `lwasc check` prints (same codes, messages and spans, the axiom chains as related
 information), and hover, definitions, references, completion, rename, semantic tokens and
 inlay hints read the type checker's side tables (`Checked.refs`, `bindings`, `let_types`,
-`signatures`) and the truth phase's effective truths. Positions are UTF-16 code units.
+`signatures`) and the truth phase's effective truths. Completion (lsp/completion.py) asks the
+grammar's own parser what may come at the cursor; lsp/describe.py words what a name denotes
+for hover and completion alike. Positions are UTF-16 code units.
 
 Usage: lwas-lsp            (stdio)
        lwas-lsp --tcp HOST PORT
@@ -26,7 +28,9 @@ from lwas import syntax as ast
 from lwas.source import SourceFile, Span
 
 from .analysis import (Analysis, Occ, build_index, definition_span, lsp_pos, name_span, offset_of,
-                       span_range, target_key, utf16_len)
+                       span_range, utf16_len)
+from .completion import complete
+from .describe import describe, num, truth_text
 from .incremental import IncrementalParser
 
 log = logging.getLogger("lwas.lsp")
@@ -38,12 +42,6 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TOKEN_TYPES = ["namespace", "type", "enum", "enumMember", "function", "variable", "parameter",
                "property", "macro"]
 TOKEN_MODIFIERS = ["declaration", "readonly", "defaultLibrary"]
-
-
-def _num(x: float) -> str:
-    from lwas.truth import _num as num
-
-    return num(x)
 
 
 # ---------------------------------------------------------------- the server
@@ -208,164 +206,6 @@ def _occ_at(a: Analysis, p: T.Position) -> Occ | None:
     return o
 
 
-def _truth_text(decl: ast.AxiomDecl) -> str:
-    v = decl.value
-    if v is None:
-        return "no value: holds its weakest premise"
-    return _num(v.lo) if v.lo == v.hi else f"{_num(v.lo)}..{_num(v.hi)}"
-
-
-def axiom_chain(a: Analysis, i: int) -> tuple[list[int], list[int]]:
-    """(bound chain: premises down to the axiom whose upper end is what i's premises allow,
-        effective chain: for a valueless axiom, the weakest premise down to a valued one)."""
-    prog, tr = a.program, a.c.truth
-    axioms, req = prog.axioms, prog.requires
-
-    def hi(j):
-        v = axioms[j].value
-        return 1.0 if v is None else v.hi
-
-    bound = tr.upper[i]
-    path, j = [i], i
-    while hi(j) != bound and len(path) <= len(axioms):
-        nxt = next((d for d in (req[j] if j < len(req) else []) if d >= 0 and tr.upper[d] == bound), None)
-        if nxt is None or nxt in path:
-            break
-        path.append(nxt)
-        j = nxt
-    eff_path, j = [i], i
-    while axioms[j].value is None and len(eff_path) <= len(axioms):
-        prem = [d for d in (req[j] if j < len(req) else []) if d >= 0]
-        if not prem:
-            break
-        nxt = min(prem, key=lambda d: tr.effective[d])
-        if nxt in eff_path:
-            break
-        eff_path.append(nxt)
-        j = nxt
-    return path, eff_path
-
-
-def _steps(a: Analysis, path: list[int], eff: bool = False) -> str:
-    prog, tr = a.program, a.c.truth
-    out = []
-    for j in path:
-        v = _num(tr.effective[j]) if eff else _truth_text(prog.axioms[j])
-        out.append(f"{prog.axiom_names[j]} ({v})")
-    return " -> ".join(out)
-
-
-def axiom_hover(a: Analysis, decl) -> list[str]:
-    i = a.axiom_index.get(id(decl))
-    lines = [f"```lwas\naxiom {decl.name} = {_truth_text(decl)}\n```"]
-    tr = a.c.truth
-    if i is None or tr is None or i >= len(tr.effective):
-        return lines
-    path, eff_path = axiom_chain(a, i)
-    lines.append(f"declared truth: {_truth_text(decl)}  \neffective truth: {_num(tr.effective[i])}  \n"
-                 f"premises allow at most: {_num(tr.upper[i])}")
-    if len(path) > 1:
-        lines.append(f"bounded by the chain: {_steps(a, path)}")
-    if len(eff_path) > 1:
-        lines.append(f"holds its weakest premise: {_steps(a, eff_path, eff=True)}")
-    return lines
-
-
-def rule_hover(a: Analysis, decl) -> list[str]:
-    sig = a.checked.signatures.get(decl) if a.checked else None
-    lines = [f"```lwas\nrule {decl.name}{sig if sig is not None else '(...)'}\n```"]
-    k = a.rule_index.get(id(decl))
-    tr = a.c.truth
-    if k is None or tr is None or k >= len(tr.caps):
-        return lines
-    lines.append(f"capped at: {_num(tr.caps[k])} (the weakest effective truth it requires)")
-    prog = a.program
-    targets = prog.rule_requires[k] if k < len(prog.rule_requires) else []
-    good = [t for t in targets if t >= 0]
-    if good:
-        weakest = min(good, key=lambda t: tr.effective[t])
-        _, eff_path = axiom_chain(a, weakest)
-        chain = f"{decl.name} -> " + _steps(a, eff_path, eff=True)
-        lines.append(f"bounded by the chain: {chain}")
-    return lines
-
-
-def describe(a: Analysis, occ: Occ) -> tuple[str, str | None, str | None]:
-    """(markdown hover, a one-line detail, doc) for what an occurrence denotes."""
-    t = occ.target
-    cls = type(t).__name__
-    chk = a.checked
-    doc = None
-    if cls == "Local":
-        kind = {"let": "let", "var": "var", "param": "param", "for": "for"}.get(t.kind, t.kind)
-        detail = f"{kind} {t.name}: {t.type}"
-        return f"```lwas\n{detail}\n```", detail, None
-    if cls == "ItemRef":
-        d = t.decl
-        doc = getattr(d, "doc", None)
-        if t.kind == "axiom":
-            parts = axiom_hover(a, d)
-            detail = f"axiom {d.name} = {_truth_text(d)}"
-        elif t.kind == "rule":
-            parts = rule_hover(a, d)
-            sig = chk.signatures.get(d)
-            detail = f"rule {d.name}{sig}"
-        elif t.kind == "fn":
-            sig = chk.signatures.get(d)
-            detail = f"fn {d.name}{sig if sig is not None else '(...)'}"
-            parts = [f"```lwas\n{detail}\n```"]
-        elif t.kind == "const":
-            ty = chk.const_types.get(d)
-            val = chk.const_values.get(d)
-            detail = f"const {d.name}: {ty}" + (f" = {_num(val) if isinstance(val, float) else val}" if val is not None else "")
-            parts = [f"```lwas\n{detail}\n```"]
-        elif t.kind == "record":
-            rt = chk.records.get(d)
-            fields = "; ".join(f"{k}: {v}" for k, v in (rt.fields.items() if rt else ()))
-            detail = f"record {d.name} {{ {fields} }}"
-            parts = [f"```lwas\n{detail}\n```"]
-        elif t.kind == "enum":
-            detail = f"enum {d.name} {{ {', '.join(v.name for v in d.variants)} }}"
-            parts = [f"```lwas\n{detail}\n```"]
-        else:
-            detail = f"{t.kind} {getattr(d, 'name', '')}"
-            parts = [f"```lwas\n{detail}\n```"]
-        if t.module is not None and not t.module.is_root:
-            parts.insert(1, f"from module `{t.module.name}`")
-    elif cls == "FieldRef":
-        rt = t.record
-        f = rt.decl.fields[t.index]
-        doc = f.doc
-        detail = f"{rt.name}.{f.name}: {rt.fields.get(f.name)}"
-        parts = [f"```lwas\n{detail}\n```"]
-    elif cls == "VariantRef":
-        v = t.enum.decl.variants[t.index]
-        doc = v.doc
-        detail = f"{t.enum.name}.{v.name}"
-        parts = [f"```lwas\n{detail}\n```", f"variant of enum `{t.enum.name}`"]
-    elif cls == "ModuleRef":
-        m = t.module
-        detail = f"module {m.name}"
-        first = m.tree.items[0] if m.tree.items else None
-        doc = first.doc if isinstance(first, ast.ModuleDecl) else None
-        parts = [f"```lwas\n{detail}\n```"]
-    elif cls == "BuiltinRef":
-        b = t.builtin
-        detail = b.signature_text()
-        doc = b.doc
-        parts = [f"```lwas\n{detail}\n```", "built-in"]
-    else:
-        return "", None, None
-    if occ.node is not None and chk is not None and not occ.decl:
-        ty = chk.types.get(occ.node)
-        conv = chk.coercions.get(occ.node)
-        if ty is not None and cls not in ("Local",):
-            parts.append(f"type here: `{ty}`" + (f" (converted to `{conv}`)" if conv is not None else ""))
-    if doc:
-        parts.append(doc)
-    return "\n\n---\n\n".join([parts[0], "\n\n".join(parts[1:])]) if len(parts) > 1 else parts[0], detail, doc
-
-
 # ---------------------------------------------------------------- hover, definition, references
 
 @server.feature(T.TEXT_DOCUMENT_HOVER)
@@ -461,7 +301,7 @@ def _symbol(a: Analysis, item) -> T.DocumentSymbol | None:
             children.append(T.DocumentSymbol(name=nm, kind=T.SymbolKind.Method, range=_range(a, path, m.span),
                                              selection_range=_range(a, path, getattr(m, "name_span", m.span))))
     elif isinstance(item, ast.AxiomDecl):
-        detail = _truth_text(item)
+        detail = truth_text(item)
     elif isinstance(item, (ast.FnDecl, ast.RuleDecl)) and a.checked is not None:
         sig = a.checked.signatures.get(item)
         detail = str(sig) if sig is not None else None
@@ -505,110 +345,15 @@ def workspace_symbols(ls: LwasServer, params: T.WorkspaceSymbolParams):
 
 # ---------------------------------------------------------------- completion
 
-_QUALIFIED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_0-9]*)$")
-_PARTIAL = re.compile(r"[A-Za-z_0-9]*$")
-
-
-def _item_completion(a: Analysis, name: str, decl, module) -> T.CompletionItem:
-    ref = a.item_refs.get(id(decl))
-    kinds = {"fn": T.CompletionItemKind.Function, "rule": T.CompletionItemKind.Function,
-             "axiom": T.CompletionItemKind.Constant, "const": T.CompletionItemKind.Constant,
-             "record": T.CompletionItemKind.Struct, "enum": T.CompletionItemKind.Enum}
-    detail = doc = None
-    kind = T.CompletionItemKind.Value
-    if ref is not None:
-        _, detail, doc = describe(a, Occ(decl.name_span, ref, target_key(ref), decl=True, node=decl))
-        kind = kinds.get(ref.kind, kind)
-    return T.CompletionItem(label=name, kind=kind, detail=detail,
-                            documentation=T.MarkupContent(kind=T.MarkupKind.Markdown, value=doc) if doc else None)
-
-
-def _locals_at(a: Analysis, line: int, col: int):
-    from .analysis import contains
-
-    if a.checked is None:
-        return []
-    every = {id(l): l for l in a.checked.locals}
-    for l in a.checked.bindings.values():  # parameters are bound but not all listed in `locals`
-        every.setdefault(id(l), l)
-    out = [l for l in every.values() if l.span.file == a.path and contains(l.scope, line, col)
-           and (l.span.line, l.span.col) <= (line, col)]
-    out.sort(key=lambda l: (l.span.line, l.span.col))
-    return out
-
-
 @server.feature(T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=["."]))
 def completion(ls: LwasServer, params: T.CompletionParams):
     a = ls.get(params.text_document.uri)
     line, col = _pos(a, params.position)
-    before = a.src.line_text(line)[:col - 1]
     # an analysis where the names around the cursor exist (the line being typed may not parse)
     good = a if a.checked is not None and a is ls.last_clean.get(a.uri) else ls.last_clean.get(a.uri, a)
     if good is not a and not good.occs:
         build_index(good)
-    items: list[T.CompletionItem] = []
-    m = _QUALIFIED.search(before)
-    if m:
-        q = m.group(1)
-        for ana in ((good, a) if good is not a else (a,)):
-            prog = ana.program
-            if prog is None:
-                continue
-            root = prog.root
-            mod = root.imports.get(q)
-            if mod is not None:
-                members = mod.items or {getattr(i, "name", None): i for i in mod.tree.items
-                                        if hasattr(i, "name_span")}
-                for name, decl in members.items():
-                    if name and (mod.is_root or getattr(decl, "public", False)):
-                        items.append(_item_completion(ana, name, decl, mod))
-                return T.CompletionList(is_incomplete=False, items=items)
-            decl = root.items.get(q)
-            if isinstance(decl, ast.EnumDecl):
-                for v in decl.variants:
-                    items.append(T.CompletionItem(label=v.name, kind=T.CompletionItemKind.EnumMember,
-                                                  detail=f"{decl.name}.{v.name}", documentation=v.doc))
-                return T.CompletionList(is_incomplete=False, items=items)
-            # a value: a local (or const) of a record type
-            ty = None
-            locs = [l for l in _locals_at(ana, line, col) if l.name == q]
-            if locs:
-                ty = locs[-1].type
-            elif isinstance(decl, ast.ConstDecl) and ana.checked is not None:
-                ty = ana.checked.const_types.get(decl)
-            if ty is not None and type(ty).__name__ == "RecordT":
-                for k, (fname, fty) in enumerate(ty.fields.items()):
-                    f = ty.decl.fields[k] if k < len(ty.decl.fields) else None
-                    items.append(T.CompletionItem(label=fname, kind=T.CompletionItemKind.Field,
-                                                  detail=f"{fname}: {fty}", documentation=f.doc if f else None))
-                return T.CompletionList(is_incomplete=False, items=items)
-        return T.CompletionList(is_incomplete=False, items=[])
-    seen: set[str] = set()
-    for kw in KEYWORDS:
-        items.append(T.CompletionItem(label=kw, kind=T.CompletionItemKind.Keyword))
-        seen.add(kw)
-    prog = good.program
-    if prog is not None:
-        for l in reversed(_locals_at(good, line, col)):
-            if l.name not in seen:
-                seen.add(l.name)
-                items.append(T.CompletionItem(label=l.name, kind=T.CompletionItemKind.Variable,
-                                              detail=f"{l.kind} {l.name}: {l.type}"))
-        for name, decl in prog.root.items.items():
-            if name not in seen and hasattr(decl, "name_span"):
-                seen.add(name)
-                items.append(_item_completion(good, name, decl, prog.root))
-        for name, mod in prog.root.imports.items():
-            if name not in seen:
-                seen.add(name)
-                items.append(T.CompletionItem(label=name, kind=T.CompletionItemKind.Module, detail=f"module {mod.name}"))
-    from lwas.builtins import BUILTINS
-
-    for name, b in BUILTINS.items():
-        if name not in seen:
-            items.append(T.CompletionItem(label=name, kind=T.CompletionItemKind.Function,
-                                          detail=b.signature_text(), documentation=b.doc))
-    return T.CompletionList(is_incomplete=False, items=items)
+    return T.CompletionList(is_incomplete=False, items=complete(a, good, line, col))
 
 
 # ---------------------------------------------------------------- rename
@@ -800,7 +545,7 @@ def inlay_hints(ls: LwasServer, params: T.InlayHintParams):
                 continue
             l0, c0 = lsp_pos(a.src, s.end_line, s.end_col)
             out.append(T.InlayHint(position=T.Position(line=l0, character=c0),
-                                   label=f"effective {_num(tr.effective[i])}", padding_left=True,
+                                   label=f"effective {num(tr.effective[i])}", padding_left=True,
                                    tooltip=f"the truth the program guarantees for `{prog.axiom_names[i]}`"))
     if chk is not None:
         for let, ty in chk.let_types.items():
@@ -834,7 +579,7 @@ def _lower_axiom_fix(a: Analysis, d: T.Diagnostic) -> list[T.CodeAction]:
         if ax.span.file == a.path and ax.name_span.line == line and ax.name_span.col == col and ax.value:
             bound = tr.upper[i]
             v = ax.value
-            new = _num(bound) if v.lo == v.hi or v.hi <= bound else f"{_num(bound)}..{_num(v.hi)}"
+            new = num(bound) if v.lo == v.hi or v.hi <= bound else f"{num(bound)}..{num(v.hi)}"
             edit = T.TextEdit(range=_range(a, a.path, v.span), new_text=new)
             out.append(T.CodeAction(title=f"Lower `{ax.name}` to {new} (what its premises allow)",
                                     kind=T.CodeActionKind.QuickFix, diagnostics=[d], is_preferred=True,
@@ -842,7 +587,6 @@ def _lower_axiom_fix(a: Analysis, d: T.Diagnostic) -> list[T.CodeAction]:
     return out
 
 
-_NOT_FOUND = re.compile(r"cannot find `([A-Za-z_][A-Za-z0-9_]*)`")
 _UNCOVERED = re.compile(r"non-exhaustive match: variants? (.*) not covered")
 
 
@@ -855,11 +599,15 @@ def _stdlib_modules() -> tuple[str, ...]:
 
 def _import_fix(a: Analysis, d: T.Diagnostic) -> list[T.CodeAction]:
     """`stats.mean(xs)` without `import std.stats`: add the import (after the last one, else
-    after the `module` line, else at the top)."""
-    m = _NOT_FOUND.match(d.message)
-    if m is None or m.group(1) not in _stdlib_modules() or a.src is None:
+    after the `module` line, else at the top). E0101's range is the name not found: the name
+    is read there, in the document, never out of the message's wording."""
+    r = d.range
+    if a.src is None or r.start.line != r.end.line:
         return []
-    name = m.group(1)
+    (line, c0), (_, c1) = _pos(a, r.start), _pos(a, r.end)
+    name = a.src.line_text(line)[c0 - 1:c1 - 1]
+    if name not in _stdlib_modules():
+        return []
     tree = getattr(a.c, "parsed_tree", None)
     line = 0  # 0-based line to insert before
     for it in (tree.items if tree is not None else ()):

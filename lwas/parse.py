@@ -4,11 +4,22 @@ Lark LALR(1) with the contextual lexer builds a parse tree; `_Builder` turns it 
 dataclasses. A post-lexer applies Go's newline rule. On a syntax error the file is re-parsed
 item by item (panic mode: resynchronise at the next item keyword at the start of a line), so
 each broken item reports its first error once and the good items still reach the checker.
+
+Running out of text is reported where it happens. Only the real end of the input is an
+`UnexpectedEnd` ("unexpected end of file"): a distinct kind, so a REPL asks the diagnostic's
+type, not its wording, whether an entry needs more lines. An item cut short mid-file (`import
+std.` and the next line another item) is reported at the end of its last line, with the
+next item's keyword as the token found, never as the end of the file.
+
+`prefix_state` steps the same parser through the text before an editor's cursor: the language
+server's completion asks the grammar what may come next.
 """
 from __future__ import annotations
 
 import re
 import threading
+from copy import copy
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
@@ -16,7 +27,7 @@ from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import syntax as ast
-from .diagnostics import Diagnostic
+from .diagnostics import Diagnostic, Label
 from .source import SourceFile, Span
 
 # A newline ends a statement only after one of these (Go's automatic-semicolon rule).
@@ -526,6 +537,18 @@ def _expected(tokens) -> str:
     return ", ".join(words)
 
 
+def _expected_of(e: UnexpectedInput) -> set[str]:
+    """The terminals the parser accepts where it stopped. When the contextual lexer raises the
+    error, `e.expected` also holds the terminals it lexes everywhere (the newline): read the
+    parse table of the parser's state instead."""
+    exp = set(getattr(e, "expected", None) or ())
+    state = getattr(e, "state", None)
+    try:
+        return {t for t in state.parse_conf.parse_table.states[state.position] if t.isupper()} or exp
+    except (AttributeError, KeyError, TypeError):
+        return exp
+
+
 def _describe(tok: Token) -> str:
     if tok.type == "$END":
         return "end of file"
@@ -539,7 +562,8 @@ _CHAR_HINTS = {"&": "write `and` instead of `&&`", "|": "write `or` instead of `
                "#": "comments start with `//`", "'": 'text literals use double quotes: "text"'}
 
 
-def _syntax_error(e: UnexpectedInput, src: SourceFile, dl: int, dp: int) -> Diagnostic:
+def _syntax_error(e: UnexpectedInput, src: SourceFile, dl: int, dp: int, end: int | None = None) -> Diagnostic:
+    """The diagnostic for a parse of src.text[dp:end] (one item in panic mode) that failed."""
     line, col = (e.line or 0) + dl, e.column or 1
     start = (e.pos_in_stream or 0) + dp
     if isinstance(e, UnexpectedCharacters):
@@ -553,12 +577,7 @@ def _syntax_error(e: UnexpectedInput, src: SourceFile, dl: int, dp: int) -> Diag
                           help=hint)
     tok = e.token if isinstance(e, UnexpectedToken) else None
     if tok is None or tok.type == "$END" or (tok.type == "_NL" and not tok.value) or isinstance(e, UnexpectedEOF):
-        end = dp + len(src.text[dp:].rstrip()) if tok is None or tok.type == "$END" else tok.end_pos + dp
-        eline, ecol = src.position(end)
-        span = Span(src.path, eline, ecol, eline, ecol, end, end)
-        exp = getattr(e, "expected", None) or ()
-        help_ = "a `{` was opened and never closed" if "RBRACE" in exp else None
-        return Diagnostic("E0001", "unexpected end of file", span, label=f"expected {_expected(exp)}", help=help_)
+        return _ran_out(e, src, dp, len(src.text) if end is None else end)
     width = max(1, len(tok.value)) if tok.type != "_NL" else 1
     span = Span(src.path, line, col, line, col + width, start, start + width)
     friendly = None
@@ -566,11 +585,175 @@ def _syntax_error(e: UnexpectedInput, src: SourceFile, dl: int, dp: int) -> Diag
         friendly = e.match_examples(_parse_tree, {k: v for k, v in _EXAMPLES.items()}, use_accepts=True)
     except Exception:  # noqa: BLE001 - a failed heuristic must never hide the real error
         friendly = None
-    message = f"expected {_expected(e.expected)}, found {_describe(tok)}"
+    message = f"expected {_expected(_expected_of(e))}, found {_describe(tok)}"
     if friendly:
         text, example = friendly
         return Diagnostic("E0001", f"{text}", span, label=message, help=f"for example: `{example}`")
     return Diagnostic("E0001", f"unexpected {_describe(tok)}", span, label=message, help=_CHAR_HINTS.get(tok.value))
+
+
+@dataclass(frozen=True, slots=True)
+class UnexpectedEnd(Diagnostic):
+    """E0001 at the real end of the input: the text stops before the item is complete.
+
+    A kind of its own (not a message to compare) so that tools ask the question structurally:
+    the REPL keeps reading lines while an entry's only trouble is an `UnexpectedEnd`.
+    """
+
+
+_LINE_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|//.*')
+_DOTTED_TAIL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\.$")
+_PATH_ITEM = re.compile(r"[ \t]*(?:import|module)\b")
+_CLOSER = {"(": ")", "[": "]", "{": "}"}
+
+
+def _blank(line: str) -> str:
+    """The line with its comment and the insides of its text literals blanked (same length)."""
+    return _LINE_COMMENT.sub(lambda m: '"' + " " * (len(m[0]) - 2) + '"' if m[0][0] == '"' else " " * len(m[0]),
+                             line)
+
+
+def _content_end(text: str, begin: int, end: int) -> int:
+    """The offset just after the last token of text[begin:end] (blank and comment lines skipped)."""
+    pos = end
+    while pos > begin:
+        start = max(begin, text.rfind("\n", begin, pos) + 1)
+        code = _blank(text[start:pos]).rstrip()
+        if code:
+            return start + len(code)
+        pos = start - 1
+    return begin
+
+
+def _unclosed(text: str, begin: int, stop: int) -> tuple[int, str] | None:
+    """The innermost bracket opened in text[begin:stop] and never closed: (offset, bracket)."""
+    opened: list[tuple[int, str]] = []
+    pos = begin
+    for line in text[begin:stop].split("\n"):
+        for i, ch in enumerate(_blank(line)):
+            if ch in _CLOSER:
+                opened.append((pos + i, ch))
+            elif ch in ")]}" and opened:
+                opened.pop()
+        pos += len(line) + 1
+    return opened[-1] if opened else None
+
+
+def _point(src: SourceFile, offset: int, width: int = 0) -> Span:
+    line, col = src.position(offset)
+    return Span(src.path, line, col, line, col + width, offset, offset + width)
+
+
+def _stdlib_names() -> str:
+    try:
+        from .resolve import default_stdlib_dir
+
+        return ", ".join(f"`std.{p.stem}`" for p in sorted(default_stdlib_dir().glob("*.lwas")))
+    except Exception:  # noqa: BLE001 - a hint must never hide the error
+        return ""
+
+
+def _ran_out(e: UnexpectedInput, src: SourceFile, dp: int, end: int) -> Diagnostic:
+    """The text of an item (src.text[dp:end]) ended before the item did.
+
+    At the real end of the input: "unexpected end of file" (an `UnexpectedEnd`). Mid-file the
+    item was cut short: the token found is the next item's keyword at `end`, and the error is
+    reported at the end of the item's last token, as rustc reports "expected X, found `import`"
+    after the previous token when the found one is on a later line.
+    """
+    text = src.text
+    exp = _expected_of(e)
+    stop = _content_end(text, dp, end)
+    expected = f"expected {_expected(exp)}"
+    message, label, labels, help_ = "unexpected end of line", expected, [], None
+    line_start = text.rfind("\n", 0, stop) + 1
+    dotted = _DOTTED_TAIL.search(_blank(text[line_start:stop])) if "NAME" in exp else None
+    opener = _unclosed(text, dp, stop)
+    if opener is not None and {"(": "RPAR", "[": "RSQB", "{": "RBRACE"}[opener[1]] not in exp:
+        opener = None
+    if dotted is not None:
+        q = dotted.group(1)
+        is_path = _PATH_ITEM.match(text, line_start) is not None
+        message = f"expected a {'module ' if is_path else ''}name after `{q}.`"
+        if is_path and q == "std":
+            names = _stdlib_names()
+            help_ = f"the standard library has {names}" if names else None
+        elif is_path:
+            help_ = f"name the module: `import {q}.NAME` reads `{q.replace('.', '/')}/NAME.lwas`"
+    elif opener is not None:
+        at, ch = opener
+        message, label = f"unclosed `{ch}`", f"expected `{_CLOSER[ch]}`"
+        labels.append(Label(_point(src, at, 1), f"this `{ch}` is never closed"))
+    if end >= len(text):  # the real end of the input
+        label = message if dotted is not None else label
+        return UnexpectedEnd("E0001", "unexpected end of file", _point(src, stop), label=label,
+                             labels=tuple(labels), help=help_)
+    m = _ITEM_START.match(text, end)
+    word = m.group(0) if m else text[end:end + 1]
+    labels.append(Label(_point(src, end, len(word)), f"found `{word}`: the next item starts here"))
+    return Diagnostic("E0001", message, _point(src, stop), label=label, labels=tuple(labels), help=help_)
+
+
+# ---------------------------------------------------------------- for editors
+
+_KEYWORD_WORDS = re.compile(r"\(?([a-z]+(?:\|[a-z]+)*)\)?\(\?!\[A-Za-z0-9_\]\)")
+
+
+@lru_cache(maxsize=None)
+def keywords() -> dict[str, tuple[str, ...]]:
+    """Keyword terminal -> the words it reads (`FN` -> fn; `METHOD` -> get, post, put, ...)."""
+    out = {}
+    for t in parser().terminals:
+        m = _KEYWORD_WORDS.fullmatch(getattr(t.pattern, "value", ""))
+        if m:
+            out[t.name] = tuple(m.group(1).split("|"))
+    return out
+
+
+def in_comment_or_text(line_before: str) -> bool:
+    """Whether the end of `line_before` (a line up to a cursor) is inside a comment or a text literal."""
+    for m in _LINE_COMMENT.finditer(line_before):
+        if m[0].startswith("//"):
+            return True
+    return '"' in _LINE_COMMENT.sub("", line_before)
+
+
+def unclosed_bracket(text: str) -> bool:
+    """Whether `text` leaves a bracket open (text literals and comments aside)."""
+    return _unclosed(text, 0, len(text)) is not None
+
+
+def item_start(text: str, offset: int) -> int:
+    """Where the item around `offset` starts: the chunk boundaries of panic mode (an item
+    keyword at the start of a line), searched backwards from the offset's line."""
+    i = text.rfind("\n", 0, offset) + 1
+    while i > 0:
+        if _ITEM_START.match(text, i):
+            return i
+        i = text.rfind("\n", 0, i - 1) + 1
+    return 0
+
+
+def prefix_state(text: str):
+    """The parser after `text`, the start of an item up to an editor's cursor.
+
+    Returns (parser, before_newline): Lark `InteractiveParser`s; `before_newline` is the state
+    before the text's last token when that is a newline (a continuation word typed next, such
+    as `else` or `requires`, joins the line above), else None. The end of `text` is not the end
+    of the input: the post-lexer's closing newline is not fed. Nothing is built (values are
+    plain lists of tokens), so `accepts()` and the value stack are all a caller reads.
+    Raises `UnexpectedInput` when the text itself does not parse.
+    """
+    ip = parser().parse_interactive(text)
+    conf = copy(ip.parser_state.parse_conf)
+    conf.callbacks = {}  # no syntax nodes: the builder needs a whole item
+    ip.parser_state.parse_conf = conf
+    before_newline = None
+    for tok in ip.iter_parse():  # yields each token before feeding it
+        if tok.type == "_NL" and not tok.value:
+            break  # the closing newline the post-lexer adds at the end of the text
+        before_newline = ip.copy(deepcopy_values=False) if tok.type == "_NL" else None
+    return ip, before_newline
 
 
 def _parse_tree(text: str):
@@ -611,7 +794,7 @@ def parse_module(src: SourceFile) -> tuple[ast.Module, list[Diagnostic]]:
         try:
             items.extend(_parse_tree(chunk))
         except UnexpectedInput as e:
-            diags.append(_syntax_error(e, src, dl, begin))
+            diags.append(_syntax_error(e, src, dl, begin, end))
     return ast.Module(src.path, tuple(items), src.span(0, len(text))), diags
 
 

@@ -296,11 +296,12 @@ async def test_completion(client: LanguageClient):
     items = await complete(client, name, typed, p.line, p.character)
     assert set(items) == {"amount", "kind"}
     assert items["amount"].detail == "amount: money"
-    # a plain name: keywords, items, locals in scope, imports, built-ins
+    # a value after `return`: expression keywords, items, locals in scope, imports, built-ins
     p = pos(FEATURES, "return m", 0, 7)
     items = await complete(client, "features.lwas", FEATURES, p.line, p.character)
-    for label in ("let", "match", "average", "valid", "Tx", "stats", "m", "xs", "label", "len"):
+    for label in ("match", "not", "true", "average", "valid", "Tx", "stats", "m", "xs", "label", "len"):
         assert label in items, label
+    assert "let" not in items and "return" not in items  # `return let` is not LwaS
     assert items["m"].detail == "let m: float"
     assert "fn average(xs: [float]) -> float" == items["average"].detail
     # Kind. -> variants
@@ -309,6 +310,163 @@ async def test_completion(client: LanguageClient):
     p = pos(typed, "Kind.\n", 0, 5)
     items = await complete(client, name, typed, p.line, p.character)
     assert set(items) == {"Payment", "Refund"}
+
+
+SHOP = """\
+record Tx {
+  id: text
+  amount: int
+}
+
+service shop {
+  ledger txs: Tx by id
+  state total: int = 0
+
+  on txs(tx) {
+    state.total += tx.amount
+  }
+
+  post "/tx" (tx: Tx) -> int {
+    append txs(tx)
+    return state.total
+  }
+
+  get "/total" -> int {
+    for i in 0..3 {
+      let t = now()
+    }
+    return state.total
+  }
+
+  every "10s" {
+    let c = cpu_percent()
+  }
+}
+
+fn plain(n: int) -> int {
+  let k = n + 1
+  return k
+}
+"""
+
+ITEM_KEYWORDS = {"import", "pub", "axiom", "const", "fn", "rule", "record", "enum", "test", "service", "extern"}
+STATEMENT_KEYWORDS = {"let", "var", "if", "while", "for", "return", "assert", "match"}
+HOST = {"now", "config", "config_int", "ledger_root", "ledger_has", "idempotency_key", "cpu_percent",
+        "ram_used_gb", "ram_total_gb", "uptime_secs"}
+
+
+async def test_completion_after_import_std_lists_the_standard_library(client: LanguageClient):
+    text = "import std.\nimport std.stats\n\nfn f() -> int = 1\n"
+    diags = await open_doc(client, "imports.lwas", text)
+    # the line that ends early is reported where it ends, not as the end of the file
+    (d,) = [d for d in diags if d.code == "E0001"]
+    assert d.message.splitlines()[0] == "expected a module name after `std.`"
+    assert (d.range.start.line, d.range.start.character) == (0, 11)
+    stdlib = {p.stem for p in STDLIB.glob("*.lwas")}
+    items = await complete(client, "imports.lwas", text, 0, 11)
+    assert set(items) == stdlib and {"stats", "money", "time"} <= stdlib
+    assert items["stats"].detail == "module std.stats"
+    assert "statistics" in items["stats"].documentation.value
+    # mid-word, after the complete `import std.stats`: the same modules, nothing else
+    items = await complete(client, "imports.lwas", text, 1, 13)
+    assert set(items) == stdlib
+    items = await complete(client, "imports.lwas", text, 1, len("import std.stats"))
+    assert set(items) == stdlib
+    # after `import `: `std` and the modules beside the document, never the document itself
+    items = await complete(client, "imports.lwas", text, 1, 7)
+    assert {"std", "chain", "features"} <= set(items) and "imports" not in items
+    assert "fn" not in items and "len" not in items
+
+
+async def test_completion_in_a_function_body(client: LanguageClient):
+    await open_doc(client, "shop.lwas", SHOP)
+    p = pos(SHOP, "return k")  # a statement starts here
+    items = await complete(client, "shop.lwas", SHOP, p.line, p.character)
+    assert not [label for label in items if "$" in label]  # `append$`, `now$`, ... cannot be typed
+    assert STATEMENT_KEYWORDS <= set(items)
+    assert not {"module", "import", "axiom", "fn", "pub"} & set(items)  # item keywords: top level only
+    assert {"k", "n", "plain", "Tx", "len", "abs"} <= set(items)
+    assert items["len"].detail.startswith("len(xs: [T]) -> int")
+    assert not {"break", "continue"} & set(items)  # not in a loop
+    # host calls read the host: the checker refuses them in functions (E0101), so none here
+    assert not HOST & set(items)
+
+
+async def test_completion_offers_the_documented_host_calls_in_handlers(client: LanguageClient):
+    await open_doc(client, "shop.lwas", SHOP)
+    for needle in ("return state.total", "let c"):  # a mutating route's handler, a timer
+        p = pos(SHOP, needle)
+        items = await complete(client, "shop.lwas", SHOP, p.line, p.character)
+        assert HOST <= set(items), needle
+        assert not [label for label in items if "$" in label]
+        assert "append" in items and "return" in items
+    assert items["now"].detail == "now() -> time"
+    assert items["config"].detail == "config(name: text) -> text"
+    assert items["cpu_percent"].detail == "cpu_percent() -> float"
+    assert "sampled" in items["cpu_percent"].documentation.value
+    # a `get` route reads the host but cannot append; inside its loop `break` is valid
+    p = pos(SHOP, "let t")
+    items = await complete(client, "shop.lwas", SHOP, p.line, p.character)
+    assert {"now", "config", "break", "continue"} <= set(items) and "append" not in items
+    # an `on` block is replayed from the ledger: no host calls, no `append`, no `return`
+    p = pos(SHOP, "state.total +=")
+    items = await complete(client, "shop.lwas", SHOP, p.line, p.character)
+    assert not HOST & set(items) and not {"append", "return"} & set(items)
+    assert "let" in items and "tx" in items
+    # where a member starts: the member keywords, nothing else
+    p = pos(SHOP, "get \"/total\"")
+    items = await complete(client, "shop.lwas", SHOP, p.line, p.character)
+    assert set(items) == {"ledger", "state", "on", "get", "post", "put", "patch", "delete", "every"}
+
+
+async def test_completion_at_the_top_level_offers_item_keywords(client: LanguageClient):
+    text = "// a new file\n\n"
+    await open_doc(client, "top.lwas", text)
+    items = await complete(client, "top.lwas", text, 2, 0)
+    assert set(items) == ITEM_KEYWORDS | {"module"}
+    # after other items `module` is an error (E0106): not offered; no statements, no names
+    p = pos(SHOP, "fn plain")
+    items = await complete(client, "shop.lwas", SHOP, p.line, p.character)
+    assert set(items) == ITEM_KEYWORDS
+    items = await complete(client, "shop.lwas", SHOP, len(SHOP.splitlines()), 0)  # after the last item
+    assert set(items) == ITEM_KEYWORDS
+
+
+async def test_completion_follows_the_syntax(client: LanguageClient):
+    text = "enum Kind { Payment, Refund }\nfn f(k: Kind, x: int) -> int {\n  // a comment \n  let s = \"a \"\n}\n"
+    await open_doc(client, "syntax.lwas", text)
+    # a type: primitive types and the module's records and enums, no values
+    p = pos(text, "Kind, x")
+    items = await complete(client, "syntax.lwas", text, p.line, p.character)
+    assert {"int", "float", "money", "text", "Kind"} <= set(items) and not {"len", "f", "let"} & set(items)
+    # a name being declared: nothing to offer
+    p = pos(text, "x: int", 0, 0)
+    assert await complete(client, "syntax.lwas", text, p.line, p.character) == {}
+    # inside a comment or a text literal: nothing
+    p = pos(text, "comment", 0, 0)
+    assert await complete(client, "syntax.lwas", text, p.line, p.character) == {}
+    p = pos(text, "a \"", 0, 2)
+    assert await complete(client, "syntax.lwas", text, p.line, p.character) == {}
+
+
+async def test_host_call_table_matches_the_service_stage():
+    from lwas.lsp.completion import HOST_CALLS
+    from lwas.service import HOST_CALLS as STAGE
+
+    assert set(HOST_CALLS) == set(STAGE) == HOST
+
+
+async def test_incremental_parser_knows_a_chunk_cut_short_mid_file_from_the_last():
+    from lwas.lsp.incremental import IncrementalParser
+    from lwas.parse import UnexpectedEnd
+    from lwas.source import SourceFile
+
+    big = "".join(f"fn f{i}() -> int = {i}\n" for i in range(3000))  # past the whole-file fallback
+    inc = IncrementalParser()
+    _, (d,) = inc.parse(SourceFile("big.lwas", big + "import std.\nfn tail() -> int = 1\n"))
+    assert not isinstance(d, UnexpectedEnd) and d.labels[0].span.line == 3002
+    _, (d,) = inc.parse(SourceFile("big.lwas", big + "import std.\n"))  # the same chunk, now the last
+    assert isinstance(d, UnexpectedEnd) and d.message == "unexpected end of file"
 
 
 # ---------------------------------------------------------------- rename

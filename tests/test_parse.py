@@ -11,7 +11,7 @@ from hypothesis.extra.lark import from_lark
 
 from lwas import syntax as ast
 from lwas.diagnostics import render
-from lwas.parse import parse_text, parser
+from lwas.parse import UnexpectedEnd, parse_text, parser
 from lwas.source import SourceFile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,6 +177,65 @@ def test_rendered_syntax_error_looks_like_rustc():
         "  |",
         "  = help: for example: `if x == 1 {`",
     ]
+
+
+def test_a_line_ending_early_mid_file_is_not_the_end_of_the_file():
+    src = "import std.\nimport std.stats\n\nfn f() -> int = 1\n"
+    (d,) = errors(src)
+    assert not isinstance(d, UnexpectedEnd) and d.message != "unexpected end of file"
+    assert (d.code, d.message) == ("E0001", "expected a module name after `std.`")
+    assert (d.span.line, d.span.col) == (1, 12)  # just after `std.`, where the name is missing
+    (found,) = d.labels  # the real token: the next item's keyword
+    assert (found.span.line, found.span.col, found.span.end_col) == (2, 1, 7)
+    assert "std.stats" in d.help and "std.money" in d.help
+    text = render(d, {"t.lwas": SourceFile("t.lwas", src)})
+    assert text.splitlines() == [
+        "error[E0001]: expected a module name after `std.`",
+        " --> t.lwas:1:12",
+        "  |",
+        "1 | import std.",
+        "  |            ^ expected a name",
+        "2 | import std.stats",
+        "  | ------ found `import`: the next item starts here",
+        "  |",
+        "  = help: " + d.help,
+    ]
+
+
+def test_an_unclosed_block_mid_file_points_at_its_brace_not_at_the_end_of_the_file():
+    src = "fn f() -> int {\n  let x = 1 // one\n\nfn g() -> int = 2\n"
+    (d,) = errors(src)
+    assert not isinstance(d, UnexpectedEnd)
+    assert d.message == "unclosed `{`"
+    assert (d.span.line, d.span.col) == (2, 12)  # after `1`, before the comment
+    opener, found = d.labels
+    assert (opener.span.line, opener.span.col, opener.message) == (1, 15, "this `{` is never closed")
+    assert (found.span.line, found.span.col) == (4, 1)
+
+
+def test_a_mid_file_early_end_without_a_name_missing_is_an_unexpected_end_of_line():
+    (d,) = errors("fn f(x: int) -> int =\n\nfn g() -> int = 2\n")
+    assert d.message == "unexpected end of line" and (d.span.line, d.span.col) == (1, 22)
+    assert d.labels[0].span.line == 3
+
+
+@pytest.mark.parametrize("src, at", [
+    ("import std.", (1, 12)),
+    ("import std.\n\n// nothing more\n", (1, 12)),
+    ("fn f() -> int {\n  return 1\n", (2, 11)),
+    ("fn f() -> int = 1\nfn g(", (2, 6)),
+])
+def test_the_real_end_of_the_input_is_still_the_end_of_the_file(src, at):
+    (d,) = errors(src)
+    assert isinstance(d, UnexpectedEnd) and d.code == "E0001"
+    assert d.message == "unexpected end of file"
+    assert (d.span.line, d.span.col) == at
+
+
+def test_expected_tokens_are_the_parsers_not_the_lexers():
+    # the contextual lexer lexes a newline everywhere; the parser did not expect one here
+    (d,) = errors("fn f(x) -> int = 1\n")
+    assert d.label == "expected `:`, found `)`"
 
 
 @pytest.mark.parametrize("src, code, hint", [

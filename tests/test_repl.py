@@ -122,6 +122,21 @@ def test_is_complete():
     assert is_complete(":help")
 
 
+def test_is_complete_asks_the_diagnostic_kind_not_its_message():
+    # the input ends before the item does: an UnexpectedEnd, so the REPL waits
+    assert not is_complete("import std.")
+    assert not is_complete("fn f(x: int) -> int {\n  if x > 1 {")
+    assert not is_complete("fn f() -> int = 1\nfn g(")  # the last item is the one cut short
+    # an item cut short before another one starts is an error now, not a wait
+    assert is_complete("import std.\nfn f() -> int = 1")
+
+
+def test_an_unfinished_line_waits_for_the_next(tmp_path):
+    out, _ = drive("import std." + ENTER + "stats" + ENTER + "stats.mean([2.0, 4.0])" + ENTER, tmp_path)
+    assert "error" not in out
+    assert "3.0 : float" in out
+
+
 def test_tmux_end_to_end(tmp_path):
     tmux = shutil.which("tmux")
     assert tmux, "tmux is not installed: the end-to-end REPL test needs `tmux` (apt-get install tmux)"
