@@ -28,6 +28,7 @@ class Diagnostic:
     labels: tuple[Label, ...] = ()  # secondary places (e.g. each axiom in a chain)
     notes: tuple[str, ...] = ()
     help: str | None = None
+    end_of_input: bool = False  # the input stopped before the item did: more text may complete it
 
     @property
     def is_error(self) -> bool:
@@ -61,6 +62,7 @@ class Diagnostic:
             ],
             "notes": list(self.notes),
             "help": self.help,
+            "end_of_input": self.end_of_input,
         }
 
 

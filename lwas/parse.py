@@ -5,9 +5,9 @@ dataclasses. A post-lexer applies Go's newline rule. On a syntax error the file 
 item by item (panic mode: resynchronise at the next item keyword at the start of a line), so
 each broken item reports its first error once and the good items still reach the checker.
 
-Running out of text is reported where it happens. Only the real end of the input is an
-`UnexpectedEnd` ("unexpected end of file"): a distinct kind, so a REPL asks the diagnostic's
-type, not its wording, whether an entry needs more lines. An item cut short mid-file (`import
+Running out of text is reported where it happens. Only the real end of the input is
+"unexpected end of file", with the diagnostic's `end_of_input` set: a REPL asks that field,
+not the wording, whether an entry needs more lines. An item cut short mid-file (`import
 std.` and the next line another item) is reported at the end of its last line, with the
 next item's keyword as the token found, never as the end of the file.
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 import threading
 from copy import copy
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
@@ -592,15 +591,6 @@ def _syntax_error(e: UnexpectedInput, src: SourceFile, dl: int, dp: int, end: in
     return Diagnostic("E0001", f"unexpected {_describe(tok)}", span, label=message, help=_CHAR_HINTS.get(tok.value))
 
 
-@dataclass(frozen=True, slots=True)
-class UnexpectedEnd(Diagnostic):
-    """E0001 at the real end of the input: the text stops before the item is complete.
-
-    A kind of its own (not a message to compare) so that tools ask the question structurally:
-    the REPL keeps reading lines while an entry's only trouble is an `UnexpectedEnd`.
-    """
-
-
 _LINE_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|//.*')
 _DOTTED_TAIL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\.$")
 _PATH_ITEM = re.compile(r"[ \t]*(?:import|module)\b")
@@ -656,7 +646,7 @@ def _stdlib_names() -> str:
 def _ran_out(e: UnexpectedInput, src: SourceFile, dp: int, end: int) -> Diagnostic:
     """The text of an item (src.text[dp:end]) ended before the item did.
 
-    At the real end of the input: "unexpected end of file" (an `UnexpectedEnd`). Mid-file the
+    At the real end of the input: "unexpected end of file" (`end_of_input`). Mid-file the
     item was cut short: the token found is the next item's keyword at `end`, and the error is
     reported at the end of the item's last token, as rustc reports "expected X, found `import`"
     after the previous token when the found one is on a later line.
@@ -686,8 +676,8 @@ def _ran_out(e: UnexpectedInput, src: SourceFile, dp: int, end: int) -> Diagnost
         labels.append(Label(_point(src, at, 1), f"this `{ch}` is never closed"))
     if end >= len(text):  # the real end of the input
         label = message if dotted is not None else label
-        return UnexpectedEnd("E0001", "unexpected end of file", _point(src, stop), label=label,
-                             labels=tuple(labels), help=help_)
+        return Diagnostic("E0001", "unexpected end of file", _point(src, stop), label=label,
+                          labels=tuple(labels), help=help_, end_of_input=True)
     m = _ITEM_START.match(text, end)
     word = m.group(0) if m else text[end:end + 1]
     labels.append(Label(_point(src, end, len(word)), f"found `{word}`: the next item starts here"))

@@ -84,13 +84,11 @@ def _stmt_wrap(text: str) -> tuple[str, int]:
 def is_complete(text: str) -> bool:
     """Whether Enter should submit: a complete entry, or one whose error is not at its end.
 
-    The parser says so structurally: an `UnexpectedEnd` diagnostic means the input stopped
+    The parser says so structurally: a diagnostic with `end_of_input` means the input stopped
     before the item did (never a comparison with a message's wording). A statement entry is
     parsed inside a generated function, so there an E0001 at or after the entry's end (the
     generated closing `}` found where an expression was due) means the same.
     """
-    from .parse import UnexpectedEnd
-
     body = text.strip()
     if not body or body.startswith(":"):
         return True
@@ -98,14 +96,14 @@ def is_complete(text: str) -> bool:
         return True
     if is_item_entry(text):
         _, diags = _parse(text)
-        return not any(isinstance(d, UnexpectedEnd) for d in diags)
+        return not any(d.end_of_input for d in diags)
     if _closes_too_much(text):
         return True
     wrapped, start = _stmt_wrap(text)
     _, diags = _parse(wrapped)
     end = start + len(text)
     for d in diags:
-        if isinstance(d, UnexpectedEnd) or (d.code == "E0001" and d.span.start >= end):
+        if d.end_of_input or (d.code == "E0001" and d.span.start >= end):
             return False
     return True
 

@@ -249,7 +249,8 @@ def _end_span(span: Span) -> Span:
 
 
 def _close(name: str, candidates) -> str | None:
-    m = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.7)
+    """The candidate spelled most like name; never one a user cannot write (`metric$`)."""
+    m = difflib.get_close_matches(name, [c for c in candidates if "$" not in c], n=1, cutoff=0.7)
     return m[0] if m else None
 
 

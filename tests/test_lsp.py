@@ -458,15 +458,14 @@ async def test_host_call_table_matches_the_service_stage():
 
 async def test_incremental_parser_knows_a_chunk_cut_short_mid_file_from_the_last():
     from lwas.lsp.incremental import IncrementalParser
-    from lwas.parse import UnexpectedEnd
     from lwas.source import SourceFile
 
     big = "".join(f"fn f{i}() -> int = {i}\n" for i in range(3000))  # past the whole-file fallback
     inc = IncrementalParser()
     _, (d,) = inc.parse(SourceFile("big.lwas", big + "import std.\nfn tail() -> int = 1\n"))
-    assert not isinstance(d, UnexpectedEnd) and d.labels[0].span.line == 3002
+    assert not d.end_of_input and d.labels[0].span.line == 3002
     _, (d,) = inc.parse(SourceFile("big.lwas", big + "import std.\n"))  # the same chunk, now the last
-    assert isinstance(d, UnexpectedEnd) and d.message == "unexpected end of file"
+    assert d.end_of_input and d.message == "unexpected end of file"
 
 
 # ---------------------------------------------------------------- rename

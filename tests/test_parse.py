@@ -11,7 +11,7 @@ from hypothesis.extra.lark import from_lark
 
 from lwas import syntax as ast
 from lwas.diagnostics import render
-from lwas.parse import UnexpectedEnd, parse_text, parser
+from lwas.parse import parse_text, parser
 from lwas.source import SourceFile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,7 +182,7 @@ def test_rendered_syntax_error_looks_like_rustc():
 def test_a_line_ending_early_mid_file_is_not_the_end_of_the_file():
     src = "import std.\nimport std.stats\n\nfn f() -> int = 1\n"
     (d,) = errors(src)
-    assert not isinstance(d, UnexpectedEnd) and d.message != "unexpected end of file"
+    assert not d.end_of_input and d.message != "unexpected end of file"
     assert (d.code, d.message) == ("E0001", "expected a module name after `std.`")
     assert (d.span.line, d.span.col) == (1, 12)  # just after `std.`, where the name is missing
     (found,) = d.labels  # the real token: the next item's keyword
@@ -205,7 +205,7 @@ def test_a_line_ending_early_mid_file_is_not_the_end_of_the_file():
 def test_an_unclosed_block_mid_file_points_at_its_brace_not_at_the_end_of_the_file():
     src = "fn f() -> int {\n  let x = 1 // one\n\nfn g() -> int = 2\n"
     (d,) = errors(src)
-    assert not isinstance(d, UnexpectedEnd)
+    assert not d.end_of_input
     assert d.message == "unclosed `{`"
     assert (d.span.line, d.span.col) == (2, 12)  # after `1`, before the comment
     opener, found = d.labels
@@ -227,7 +227,7 @@ def test_a_mid_file_early_end_without_a_name_missing_is_an_unexpected_end_of_lin
 ])
 def test_the_real_end_of_the_input_is_still_the_end_of_the_file(src, at):
     (d,) = errors(src)
-    assert isinstance(d, UnexpectedEnd) and d.code == "E0001"
+    assert d.end_of_input and d.code == "E0001"
     assert d.message == "unexpected end of file"
     assert (d.span.line, d.span.col) == at
 

@@ -123,7 +123,7 @@ def test_is_complete():
 
 
 def test_is_complete_asks_the_diagnostic_kind_not_its_message():
-    # the input ends before the item does: an UnexpectedEnd, so the REPL waits
+    # the input ends before the item does (end_of_input), so the REPL waits
     assert not is_complete("import std.")
     assert not is_complete("fn f(x: int) -> int {\n  if x > 1 {")
     assert not is_complete("fn f() -> int = 1\nfn g(")  # the last item is the one cut short

@@ -926,3 +926,11 @@ def test_a_10k_line_program_checks_clean():
     sink = Sink()
     check_program(program, sink)
     clean(sink)
+
+
+
+def test_spelling_suggestions_never_name_an_internal_function():
+    _, sink, _ = check("fn f() -> int = metrc(1)\n")
+    assert only(sink, "E0101").help is None  # not `metric$`, which cannot be written
+    _, sink, _ = check("fn metric() -> int = 1\nfn f() -> int = metrc()\n")
+    assert only(sink, "E0101").help == "a name with a similar spelling exists: `metric`"
