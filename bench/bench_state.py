@@ -7,8 +7,13 @@ SQLite), then:
 - POST /transaction: p50 of a durable append (guards, native handler with the state by
   reference, SQLite commit with synchronous=FULL, signed checkpoint), one at a time;
 - GET /equity and GET /metrics (30 days): p50 of the read, against the committed state;
-- replay: a cold start of a new service on the same ledger (entries/s to ready);
+- replay: a cold start of a new service on the same ledger (entries/s to ready; snapshots off);
 - memory: the state's live native bytes per state entry (after a compaction).
+
+Then the restart issue 14 names: BENCH_REPLAY_ENTRIES (default 1,000,000) transactions over a
+tenth as many days, started cold (every entry folded: entries/s, wall and CPU time of this
+process, which the shared machine's other load does not inflate) and from a snapshot written
+after them (time to ready).
 
 Requests run in process (Service.call / Service.read): this measures the runtime's own cost,
 which is what grows with the state; HTTP adds a constant (bench_service.py measures it).
@@ -37,11 +42,14 @@ from lwas import keys  # noqa: E402
 from lwas.driver import compile_file  # noqa: E402
 from lwas.runtime.host import Service  # noqa: E402
 from lwas.runtime.loader import load_verified  # noqa: E402
+from lwas.runtime.snapshot import Policy  # noqa: E402
 from lwas.runtime.store import open_store  # noqa: E402
 from lwas.runtime.values import Money  # noqa: E402
 
 SIZES = [int(x) for x in os.environ.get("BENCH_STATE_SIZES", "10,10000,100000").split(",")]
 SAMPLES = int(os.environ.get("BENCH_STATE_SAMPLES", "300"))
+REPLAY_ENTRIES = int(os.environ.get("BENCH_REPLAY_ENTRIES", "1000000"))
+OFF = Policy(every_entries=0, every_seconds=0)  # no snapshot unless written by hand
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -54,8 +62,8 @@ def route(desc: dict, method: str, path: str) -> dict:
     return next(r for r in desc["routes"] if r["method"] == method and r["path"] == path)
 
 
-def fill(svc: Service, n: int) -> float:
-    """n transactions on n distinct days through the writer (batched by group commit): seconds."""
+def fill(svc: Service, n: int, per_day: int = 1) -> float:
+    """n transactions, per_day on each day, through the writer (batched by group commit): seconds."""
     append = {"append": (0, None), "method": "APPEND", "path": "transactions"}
     left = [n]
     done = threading.Event()
@@ -68,9 +76,9 @@ def fill(svc: Service, n: int) -> float:
             done.set()
 
     t0 = time.perf_counter()
-    start_day = 20_000 - n  # days before 2024-10: the benchmark's own requests come later
+    start_day = 20_000 - -(-n // per_day)  # days before 2024-10: the benchmark's own requests come later
     for i in range(n):
-        svc.submit({**append, "append": (0, tx(i, start_day + i))}, (), finished)
+        svc.submit({**append, "append": (0, tx(i, start_day + i // per_day))}, (), finished)
         if i % 20_000 == 19_999:  # keep the queue bounded: at most 5,000 waiting
             deadline = time.monotonic() + 600
             while (i + 1) - (n - left[0]) > 5_000 and time.monotonic() < deadline:
@@ -103,7 +111,7 @@ def main() -> None:
         for n in SIZES:
             db = str(Path(tmp) / f"economy-{n}.db")
             store = open_store(db)
-            svc = Service(program, desc, store, key, bytes(64), settings={})
+            svc = Service(program, desc, store, key, bytes(64), settings={}, snapshots=OFF)
             svc.start()
             fill_s = fill(svc, n)
             base = 10_000_000 + n
@@ -122,7 +130,7 @@ def main() -> None:
             gc.collect()
             store = open_store(db)
             t0 = time.perf_counter()
-            again = Service(program, desc, store, key, bytes(64), settings={})
+            again = Service(program, desc, store, key, bytes(64), settings={}, snapshots=OFF)
             again.start()
             replay_s = time.perf_counter() - t0
             assert again.read(equity, ())["total_equity"] == Money(1999 * entries, "USD")
@@ -134,9 +142,49 @@ def main() -> None:
                   f"GET /equity p50 {equity_us:6.0f} us  GET /metrics p50 {metrics_us:6.0f} us  "
                   f"replay {entries / replay_s:>9,.0f} entries/s ({replay_s:.2f} s)  "
                   f"state {live / max(n, 1):6.0f} B/day", flush=True)
-    small, large = rows[0], rows[-1]
-    print(f"\nlargest/smallest ({large[0]:,} vs {small[0]:,} days): POST {large[2] / small[2]:.2f}x, "
-          f"GET /equity {large[3] / small[3]:.2f}x, GET /metrics {large[4] / small[4]:.2f}x (goal <= 1.5)")
+        small, large = rows[0], rows[-1]
+        print(f"\nlargest/smallest ({large[0]:,} vs {small[0]:,} days): POST {large[2] / small[2]:.2f}x, "
+              f"GET /equity {large[3] / small[3]:.2f}x, GET /metrics {large[4] / small[4]:.2f}x (goal <= 1.5)")
+        if REPLAY_ENTRIES:
+            restart(program, desc, key, equity, str(Path(tmp) / "economy-replay.db"), REPLAY_ENTRIES)
+
+
+def restart(program, desc, key, equity, db: str, n: int) -> None:
+    """n transactions over n/10 days: a cold start (every entry folded), then a start from a
+    snapshot written after them."""
+    store = open_store(db)
+    svc = Service(program, desc, store, key, bytes(64), settings={}, snapshots=OFF)
+    svc.start()
+    fill_s = fill(svc, n, per_day=10)
+    svc.stop()
+    store.close()
+    gc.collect()
+    store = open_store(db)
+    t0, c0 = time.perf_counter(), time.process_time()
+    cold = Service(program, desc, store, key, bytes(64), settings={}, snapshots=OFF)
+    cold.start()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    want = cold.read(equity, ())
+    assert cold.replayed == n and want["total_equity"] == Money(1999 * n, "USD")
+    cold.kept.compact()
+    live = cold.kept.live
+    t0 = time.perf_counter()
+    cold.snapshots.write_now()
+    snap_s = time.perf_counter() - t0
+    cold.stop()
+    store.close()
+    gc.collect()
+    store = open_store(db)
+    t0 = time.perf_counter()
+    warm = Service(program, desc, store, key, bytes(64), settings={}, snapshots=Policy(0, 0, keep=1))
+    warm.start()
+    ready = time.perf_counter() - t0
+    assert warm.restored is not None and warm.read(equity, ()) == want
+    warm.stop()
+    store.close()
+    print(f"\nrestart, {n:,} entries over {-(-n // 10):,} days (filled at {n / fill_s:,.0f}/s): "
+          f"cold replay {n / wall:,.0f} entries/s ({wall:.1f} s; {n / cpu:,.0f}/s of this process's CPU), "
+          f"state {live / n:.0f} B/entry; snapshot written in {snap_s:.2f} s, start from it ready in {ready:.2f} s")
 
 
 if __name__ == "__main__":

@@ -48,9 +48,12 @@ REQUEST_KEY = "$request.idempotency_key"
 SYMBOL_PREFIX = "lwas$"  # native symbol of an export: SYMBOL_PREFIX + qualified name
 # A service function (a name with `$`, made by lwas.service) also has a kept-arena form
 # KEEP_PREFIX + name(ptr out, ptr arena, i64 adopt, params...): the caller's arena (ARENA:
-# {ptr head, i64 bytes}, zeroed when new) receives every allocation and keeps it; parameter i is
-# first copied into it when bit i of `adopt` is set; the result is written as it is (it may
-# point into the arena). ARENA_FREE(ptr arena) frees such an arena (lwas.runtime.state).
+# {ptr head, i64 bytes, i64 edit}, zeroed when new) receives every allocation and keeps it;
+# parameter i is first copied into it when bit i of `adopt` is set; the result is written as it
+# is (it may point into the arena). `edit` (not 0) lets the writer's inserts into the state's own
+# maps write in place the nodes made under that number (lwas.mapgen.insert_owned); the caller
+# changes it whenever those nodes become visible. ARENA_FREE(ptr arena) frees such an arena
+# (lwas.runtime.state).
 KEEP_PREFIX = SYMBOL_PREFIX + "keep$"
 ARENA_FREE = SYMBOL_PREFIX + "arena_free"
 AXIOM_TABLE = "lwas$axioms"  # [N x double]: effective truths, in `NativeModule.axioms` order

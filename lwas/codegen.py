@@ -67,7 +67,9 @@ F64 = L.DoubleType()
 PTR = L.PointerType()
 MONEY = L.LiteralStructType([I64, I32])
 SLICE = L.LiteralStructType([PTR, I64])  # text and arrays
-ARENA = L.LiteralStructType([PTR, I64])  # the head of the arena's list of blocks, and its bytes
+# The head of the arena's list of blocks, its bytes, and its edit number (lwas.mapgen.insert_owned;
+# 0 but in a kept state's heap).
+ARENA = L.LiteralStructType([PTR, I64, I64])
 INT_MIN = -(2 ** 63)
 TIME_MIN, TIME_MAX = -62135596800000000, 253402300799999999  # 0001-01-01 .. 9999-12-31T23:59:59.999999Z
 
@@ -208,8 +210,8 @@ def _wrapper(mb: "_ModuleBuilder", impl: L.Function, fn: ir.Function, keep: bool
 
     keep=True builds the kept-arena form `KEEP_PREFIX + name(ptr out, ptr arena, i64 adopt,
     params...)` of a service function, which lets a runtime keep values in native memory
-    between calls (lwas.runtime.state): the caller owns `arena` (an ARENA: head and bytes,
-    zeroed for a new one; freed with ARENA_FREE), every allocation of the call goes there and
+    between calls (lwas.runtime.state): the caller owns `arena` (an ARENA: head, bytes and
+    edit number, zeroed for a new one; freed with ARENA_FREE), every allocation of the call goes there and
     stays, and the result is written to *out as it is (no copy: it may point into the arena,
     into constants, or into the parameters). Parameter i whose bit is set in `adopt` is first
     copied into the arena with everything it points to (text, arrays, map nodes), so that a
@@ -1233,7 +1235,8 @@ class _FunctionBuilder:
 
     def map_op(self, e: ir.Prim, op: str, args):
         """The map operations (lwas.mapgen): map_get (a `key` fault when absent), map_get_or,
-        map_has (key, map), map_len, map_insert and map_delete (new maps in the arena),
+        map_has (key, map), map_len, map_insert and map_delete (new maps in the arena; map_insert
+        with arg "owned" writes the state's own nodes in place: lwas.inplace),
         map_keys and map_values (arrays in key order)."""
         b = self.b
         maps = self.mb.maps
@@ -1268,7 +1271,8 @@ class _FunctionBuilder:
         if op == "map_len":
             return maps.size(b, t, m)
         if op == "map_insert":
-            r = b.call(maps.insert(t), [self.arena, m, self.to_mem(args[1], t.key), self.to_mem(args[2], t.value)])
+            insert = maps.insert_owned(t) if e.arg == "owned" else maps.insert(t)
+            r = b.call(insert, [self.arena, m, self.to_mem(args[1], t.key), self.to_mem(args[2], t.value)])
             self.check(b.icmp_unsigned("!=", b.ptrtoint(r, I64), L.Constant(I64, 0)), e.site)
             return r
         if op == "map_delete":

@@ -18,7 +18,7 @@ the construct never reaches the IR).
 """
 from __future__ import annotations
 
-from . import ir
+from . import inplace, ir
 from . import syntax as ast
 from .abi import SYMBOL_PREFIX, AxiomEntry, ErrorSite, Export, Extern, Param, type_desc
 from .errors import KINDS
@@ -53,6 +53,8 @@ class _Lowerer:
         self.calls: list = []  # (caller, ir.Call, span) of every call of a fn or rule
         self.owned: set = set()  # typecheck.Local of every `var` whose array elements are assigned
         self.caps: dict = {}  # typecheck.Local of a `var` that grows by `xs = xs + ys` -> its room (ir.Var)
+        self.owned_maps: dict = {}  # state RecordT -> indices of its owned map fields (lwas.inplace)
+        self.state = None  # the `state` variable (typecheck.Local) of the writer being lowered
 
     # ------------------------------------------------------------ program
 
@@ -62,6 +64,7 @@ class _Lowerer:
             for it in m.tree.items:
                 if it.__class__ in (ast.FnDecl, ast.RuleDecl):
                     self.names[it] = it.name if m.is_root else f"{m.name}.{it.name}"
+        self.owned_maps = inplace.owned_fields([it for m in p.modules for it in m.tree.items], self.c)
         n_tests = 0
         for m in p.modules:
             for it in m.tree.items:
@@ -98,6 +101,7 @@ class _Lowerer:
         self.vars = {}
         self.owned = self.element_targets(d.body)
         self.caps = self.push_targets(d.body)
+        self.state = inplace.state_local(d, self.c)
         self.cap = self.truth.caps[self.rule_index[id(d)]] if is_rule else 1.0
         params = []
         for p, (_, t) in zip(d.params, sig.params):
@@ -135,6 +139,7 @@ class _Lowerer:
         self.vars = {}
         self.owned = self.element_targets(d.body)
         self.caps = self.push_targets(d.body)
+        self.state = None
         self.cap = 1.0
         self.current = f"test${index}"
         fn = ir.Function(self.current, "test", [], UNIT, self.block(d.body), d.span)
@@ -309,7 +314,9 @@ class _Lowerer:
         element (`m[k].f = v`), the element is read (a `key` fault if absent) into an owned
         temporary, assigned into along the remaining steps, and inserted back. The new map is
         stored where the old one was. Order: target steps left to right, each checked when
-        reached, then the value (compound: the current value first)."""
+        reached, then the value (compound: the current value first). An insert into an owned
+        field of a writer's state (`state.F[k]`, lwas.inplace) is marked "owned": it may write
+        the nodes its edit made in place (lwas.mapgen.insert_owned)."""
         out: list = []
         j = next(i for i, e in enumerate(chain) if self.is_map_step(e) or
                  (s.__class__ is ast.Delete and i == len(chain) - 1))
@@ -337,6 +344,8 @@ class _Lowerer:
 
         rest = chain[j + 1:]
         memory = self.site("memory", s.span, "out of memory building the new map")
+        owned = "owned" if self.state is not None and v is self.vars.get(self.state) and len(steps) == 1 \
+            and steps[0][0] == "field" and steps[0][1] in self.owned_maps.get(self.state.type, ()) else None
         if s.__class__ is ast.Delete and not rest:
             new = ir.Prim("map_delete", [read_map(), ir.Load(key)], mt, memory)
         elif not rest:
@@ -346,7 +355,7 @@ class _Lowerer:
                 cur = ir.Prim("map_get", [read_map(), ir.Load(key)], mt.value, self.key_site(at))
                 left = self.convert(cur, mt.value, self.c.coercions.get(s.target), s.target)
                 value = self.binary(s.op[0], left, self.expr(s.value), s.target, s.value, s)
-            new = ir.Prim("map_insert", [read_map(), ir.Load(key), value], mt, memory)
+            new = ir.Prim("map_insert", [read_map(), ir.Load(key), value], mt, memory, owned)
         else:
             elem = ir.Var("$elem", mt.value)
             got = ir.Prim("map_get", [read_map(), ir.Load(key)], mt.value, self.key_site(at))
@@ -357,7 +366,7 @@ class _Lowerer:
                 out.append(self.store_at(s, elem, rest))
             else:
                 out.append(self.assign_fields(s, elem, [self.c.refs[e].index for e in reversed(rest)]))
-            new = ir.Prim("map_insert", [read_map(), ir.Load(key), ir.Load(elem)], mt, memory)
+            new = ir.Prim("map_insert", [read_map(), ir.Load(key), ir.Load(elem)], mt, memory, owned)
         if not steps:
             out.append(ir.Store(v, new))
         elif all(st[0] == "field" for st in steps):

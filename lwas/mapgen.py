@@ -3,12 +3,21 @@
 A map is a pointer to the root node of a persistent weight-balanced search tree ordered by key
 (null: the empty map). A node is the struct
 
-    {ptr left, ptr right, i64 size, K key, V value}     (K, V in their memory forms)
+    {ptr left, ptr right, i64 size, K key, V value, i64 edit}     (K, V in their memory forms)
 
-and is never written after it is made: an insert or a delete copies the O(log n) nodes on the
+and is not written after it is made: an insert or a delete copies the O(log n) nodes on the
 path to the key and shares every other node with the map it came from. So a map is a value
 (`let b = a` shares, and no later change of `a` shows in `b`) without any copying, and a
 version that readers hold stays valid while a writer makes the next one.
+
+The one exception, `insert_owned` (a transient, as Clojure calls it): a service's writer
+inserting into a state field that nothing else can see (lwas.inplace proves which) writes in
+place the nodes made since the runtime last sealed the state's heap. The heap's arena carries
+an edit number (ARENA's third field; 0 in every other arena), the nodes an owned insert makes
+carry it in `edit`, and the runtime moves the arena to a new number at every commit and before
+every request (lwas.runtime.state), so nodes that a reader, a snapshot or a request that may
+fail can see are never written. A replay folds a page of entries under one number: each path
+is copied once per page, not once per entry, and the heap does not fill with garbage.
 
 Balance is Adams' (as in Haskell's Data.Map): a node is balanced when neither subtree has more
 than DELTA times the weight of the other; one single or double rotation (chosen with RATIO)
@@ -35,7 +44,8 @@ from .types import BOOL, TEXT, MapT
 I1, I8, I32, I64 = L.IntType(1), L.IntType(8), L.IntType(32), L.IntType(64)
 PTR = L.PointerType()
 DELTA, RATIO = 3, 2
-LEFT, RIGHT, SIZE, KEY, VALUE = range(5)
+LEFT, RIGHT, SIZE, KEY, VALUE, EDIT = range(6)
+ARENA_EDIT = 2  # the edit number's field in codegen's ARENA
 
 
 def _c(v, t=I64):
@@ -46,16 +56,17 @@ class Maps:
     """The map functions of one module, built on first use, one set per map shape."""
 
     def __init__(self, mb):
-        from .codegen import mem_type
+        from .codegen import ARENA, mem_type
 
         self.mb = mb
         self.mem_type = mem_type
+        self.arena_type = ARENA
         self.fns: dict = {}
 
     # ------------------------------------------------------------ helpers
 
     def node_type(self, t: MapT) -> L.Type:
-        return L.LiteralStructType([PTR, PTR, I64, self.mem_type(t.key), self.mem_type(t.value)])
+        return L.LiteralStructType([PTR, PTR, I64, self.mem_type(t.key), self.mem_type(t.value), I64])
 
     def _fn(self, t: MapT, what: str, ret, params, build):
         key = ("map", what, repr(t))
@@ -70,6 +81,16 @@ class Maps:
     def _field(self, b, t: MapT, node, i: int, name: str = ""):
         nt = self.node_type(t)
         return b.load(b.gep(node, [_c(0, I32), _c(i, I32)], source_etype=nt), typ=nt.elements[i], name=name)
+
+    def _set(self, b, t: MapT, node, i: int, value) -> None:
+        nt = self.node_type(t)
+        b.store(value, b.gep(node, [_c(0, I32), _c(i, I32)], source_etype=nt))
+
+    @staticmethod
+    def _unbalanced(b, sl, sr):
+        """Whether subtrees of sizes sl and sr need `balance`'s rotation (its first tests)."""
+        heavy = b.or_(b.icmp_unsigned(">", sr, b.mul(sl, _c(DELTA))), b.icmp_unsigned(">", sl, b.mul(sr, _c(DELTA))))
+        return b.and_(b.icmp_unsigned(">", b.add(sl, sr), _c(1)), heavy)
 
     def _size(self, b, t: MapT, node):
         """size(node), 0 for null."""
@@ -275,6 +296,64 @@ class Maps:
         nt = self.node_type(t)
         return self._fn(t, "insert", PTR, [PTR, PTR, nt.elements[KEY], nt.elements[VALUE]], build)
 
+    def insert_owned(self, t: MapT):
+        """`ptr insert_owned(ptr arena, ptr root, K k, V v)`: `insert`, but the nodes on the path
+        that carry the arena's edit number (not 0) are written in place, and the nodes it makes
+        carry that number (see the module docstring). Null: out of memory; nodes already
+        written then belong to the request that fails, which the runtime discards."""
+        def build(f):
+            arena, root, k, v = f.args
+            b = L.IRBuilder(f.append_basic_block("entry"))
+            at = b.gep(arena, [_c(0, I32), _c(ARENA_EDIT, I32)], source_etype=self.arena_type)
+            b.ret(b.call(self.insert_marked(t), [arena, b.load(at, typ=I64), root, k, v]))
+        nt = self.node_type(t)
+        return self._fn(t, "insert_owned", PTR, [PTR, PTR, nt.elements[KEY], nt.elements[VALUE]], build)
+
+    def insert_marked(self, t: MapT):
+        """`ptr insert_marked(ptr arena, i64 edit, ptr root, K k, V v)`: insert_owned's walk."""
+        def build(f):
+            arena, edit, root, k, v = f.args
+            b = L.IRBuilder(f.append_basic_block("entry"))
+            null = L.Constant(PTR, None)
+
+            def marked(n):
+                self._unless(b, f, self._not_null(b, n), lambda: b.ret(null))
+                self._set(b, t, n, EDIT, edit)
+                b.ret(n)
+
+            empty, walk = self._if_null(b, f, root)
+            b.position_at_end(empty)
+            marked(b.call(self.node(t), [arena, k, v, null, null]))
+            b.position_at_end(walk)
+            nk, nv, nl, nr = (self._field(b, t, root, i) for i in (KEY, VALUE, LEFT, RIGHT))
+            ours = b.and_(b.icmp_unsigned("!=", edit, _c(0)),
+                          b.icmp_unsigned("==", self._field(b, t, root, EDIT), edit))
+            here, left, right = self._three_way(b, f, self.cmp(b, t, k, nk))
+            b.position_at_end(here)
+            write, copy = f.append_basic_block("write"), f.append_basic_block("copy")
+            b.cbranch(ours, write, copy)
+            b.position_at_end(write)
+            self._set(b, t, root, VALUE, v)
+            b.ret(root)
+            b.position_at_end(copy)
+            marked(b.call(self.node(t), [arena, k, v, nl, nr]))
+            for blk, side in ((left, LEFT), (right, RIGHT)):
+                b.position_at_end(blk)
+                sub = b.call(f, [arena, edit, nl if side == LEFT else nr, k, v])
+                self._unless(b, f, self._not_null(b, sub), lambda: b.ret(null))
+                l2, r2 = (sub, nr) if side == LEFT else (nl, sub)
+                sl, sr = self._size(b, t, l2), self._size(b, t, r2)
+                write, copy = f.append_basic_block("write"), f.append_basic_block("copy")
+                b.cbranch(b.and_(ours, b.not_(self._unbalanced(b, sl, sr))), write, copy)
+                b.position_at_end(write)
+                self._set(b, t, root, side, sub)
+                self._set(b, t, root, SIZE, b.add(b.add(sl, sr), _c(1)))
+                b.ret(root)
+                b.position_at_end(copy)
+                marked(b.call(self.balance(t), [arena, nk, nv, l2, r2]))
+        nt = self.node_type(t)
+        return self._fn(t, "insert_marked", PTR, [PTR, I64, PTR, nt.elements[KEY], nt.elements[VALUE]], build)
+
     def delete(self, t: MapT):
         """`{ptr, i1 ok} delete(ptr arena, ptr root, K k)`: the map without k (the same map when
         k is absent; ok = 0: out of memory)."""
@@ -436,7 +515,7 @@ class Maps:
             b.position_at_end(empty)
             ret(root)
             b.position_at_end(walk)
-            v = b.load(root, typ=nt)
+            v = b.insert_value(b.load(root, typ=nt), _c(0), EDIT)  # a copy belongs to no edit
             for idx in (LEFT, RIGHT):
                 r = b.call(f, [arena, b.extract_value(v, idx)])
                 guard(b.extract_value(r, 1))
@@ -544,7 +623,7 @@ class Maps:
             ret(root)
             b.position_at_end(walk)
             drop = self.drop(t)
-            v = b.load(root, typ=nt)
+            v = b.insert_value(b.load(root, typ=nt), _c(0), EDIT)
             rl = b.call(f, [b.extract_value(v, LEFT)])
             guard(b.extract_value(rl, 1), lambda: None)
             l2 = b.extract_value(rl, 0)

@@ -370,7 +370,7 @@ class Service:
         for t, i, _, e in fresh:
             spec = self.ledger_specs[i]
             if spec["apply"] is not None:
-                state = kept.apply(spec["apply"], state, self.layouts.decode(i, e.artifact, e.payload))
+                state = kept.apply(spec["apply"], state, self.layouts.native(i, e.artifact, e.payload), fold=True)
             if t > last:
                 last = t
         with self.lock:
@@ -406,7 +406,7 @@ class Service:
         for t, i, _, e in heapq.merge(*(stream(i, l) for i, l in enumerate(self.ledgers))):
             spec = self.ledger_specs[i]
             if spec["apply"] is not None:
-                state = kept.apply(spec["apply"], state, self.layouts.decode(i, e.artifact, e.payload))
+                state = kept.apply(spec["apply"], state, self.layouts.native(i, e.artifact, e.payload), fold=True)
             if t > last:
                 last = t
             n += 1

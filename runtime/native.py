@@ -121,7 +121,7 @@ _nodes: dict = {}  # id(map desc) -> (desc, node Structure)
 
 
 def map_node(desc):
-    """The node of a map (lwas.codegen): {left, right, size, key, value}; a persistent,
+    """The node of a map (lwas.mapgen): {left, right, size, key, value, edit}; a persistent,
     weight-balanced search tree ordered by key (equal descs share the Structure)."""
     def make(d):
         key = ("map", repr(d))
@@ -129,7 +129,7 @@ def map_node(desc):
         if st is None:
             st = _records[key] = type("MapNode", (ctypes.Structure,), {"_fields_": [
                 ("left", ctypes.c_void_p), ("right", ctypes.c_void_p), ("size", ctypes.c_int64),
-                ("key", ctype(d["map"])), ("value", ctype(d["value"]))]})
+                ("key", ctype(d["map"])), ("value", ctype(d["value"])), ("edit", ctypes.c_int64)]})
         return st
     return _by_type(_nodes, desc, make)
 
@@ -572,9 +572,7 @@ def _bind(address: int, export: dict, sites: list):
         out = rtype() if rtype is not None else None
         status = cfunc(ctypes.addressof(out) if out is not None else None, *flat)
         if status:
-            s = sites[status - 1]
-            raise LwasRuntimeError(s["kind"], s["message"], Position(s["file"], s["line"], s["col"],
-                                                                     s["end_line"], s["end_col"]))
+            _fault(sites, status)
         if out is None:
             return None
         if owns:
@@ -611,11 +609,27 @@ def _bind_kept(address: int, bound, export: dict, sites: list):
         finally:
             c.keep.clear()
         if status:
-            s = sites[status - 1]
-            raise LwasRuntimeError(s["kind"], s["message"], Position(s["file"], s["line"], s["col"],
-                                                                     s["end_line"], s["end_col"]))
+            _fault(sites, status)
         return out
+
+    def by_address(arena: int, adopt: int, *addresses: int):
+        """The same call when every argument is a record already in memory (the state and an
+        entry, in a replay): their addresses, nothing to encode."""
+        out = rtype()
+        status = cfunc(ctypes.addressof(out), arena, adopt, *addresses)
+        if status:
+            _fault(sites, status)
+        return out
+
+    kept.by_address = by_address
     return kept
+
+
+def _fault(sites: list, status: int):
+    """Raise the fault of error site `status` (1-based) as an lwas.RuntimeError."""
+    s = sites[status - 1]
+    raise LwasRuntimeError(s["kind"], s["message"], Position(s["file"], s["line"], s["col"],
+                                                             s["end_line"], s["end_col"]))
 
 
 # ---------------------------------------------------------------- the host interface

@@ -429,6 +429,7 @@ class LedgerReader:
         self.layouts = dict(layouts)
         self.store = store  # to look up artifacts that started after us
         self._plans: dict[bytes, tuple | None] = {}
+        self._native = None  # entry_reader(desc), built on first use
 
     def _plan_for(self, artifact: bytes):
         layout = self.layouts.get(artifact)
@@ -444,6 +445,20 @@ class LedgerReader:
             raise SchemaError([Problem(self.name, f"entries written by artifact {artifact.hex()[:_SHORT]}… "
                                                   f"cannot be read: {what}")])
         return None if plan.convert is None else (layout["entry"], plan.convert)
+
+    def native(self, artifact: bytes, payload: bytes):
+        """The entry as the `on` block takes it: read straight into its ctypes record when it
+        is in the program's own layout (lwas.runtime.transcode), else converted as a Python value."""
+        artifact = bytes(artifact)
+        if artifact not in self._plans:
+            self._plans[artifact] = self._plan_for(artifact)
+        if self._plans[artifact] is not None:
+            return self.decode(artifact, payload)
+        if self._native is None:
+            from lwas.runtime.transcode import entry_reader
+
+            self._native = entry_reader(self.desc)
+        return self._native(payload)
 
     def decode(self, artifact: bytes, payload: bytes):
         artifact = bytes(artifact)
@@ -469,6 +484,10 @@ class Layouts:
     def decode(self, ledger: int, artifact: bytes, payload: bytes):
         """The value of an entry payload of ledger `ledger` (an index) written by `artifact`."""
         return self.readers[ledger].decode(artifact, payload)
+
+    def native(self, ledger: int, artifact: bytes, payload: bytes):
+        """The entry of ledger `ledger` in the form its `on` block takes (LedgerReader.native)."""
+        return self.readers[ledger].native(artifact, payload)
 
 
 def survey(db, spec: dict, digest: bytes | None) -> LedgerReport:

@@ -11,6 +11,14 @@ is immutable, so readers (get routes, guards, external routes, snapshots) need n
 the writer computes the next state; a fault or a failed commit is undone by dropping the new
 state (nothing was written in place); and a snapshot can be read off a writer that keeps going.
 
+One bounded exception makes folds cheap: inserts into the state's owned maps (lwas.inplace)
+write in place the nodes made under the heap's current *edit number* (lwas.mapgen). The number
+moves on (`_seal`) whenever the nodes made so far may be seen or may have to be given up: at
+every commit, and before every request (`run`, and `apply` of a route's append), so a refused
+or failed request still leaves no trace. A replay or a catch-up folds its entries with
+`apply(..., fold=True)` under one number until its commit: each path is copied once per page
+of entries, not once per entry (a fault there fails the whole start or batch anyway).
+
 Memory: the writer's calls (`on` blocks, mutating routes, timers) run in their kept-arena form
 (lwas.abi KEEP_PREFIX) with the service's *heap* as arena: what they allocate stays, the
 parameters they may keep (entries, bodies) are first copied into the heap (`adopt`), and what
@@ -34,8 +42,9 @@ COMPACT_MIN = 8 << 20  # bytes: below this a heap is never compacted
 
 
 class _Arena(ctypes.Structure):
-    """lwas.abi ARENA: the head of the list of blocks and the bytes they hold."""
-    _fields_ = [("head", ctypes.c_void_p), ("bytes", ctypes.c_int64)]
+    """lwas.codegen ARENA: the head of the list of blocks, the bytes they hold, and the edit
+    number under which owned map inserts write in place (lwas.mapgen.insert_owned)."""
+    _fields_ = [("head", ctypes.c_void_p), ("bytes", ctypes.c_int64), ("edit", ctypes.c_int64)]
 
 
 class Heap:
@@ -76,21 +85,38 @@ class KeptState:
         self.live = 0  # live bytes after the last compaction
         self.compactions = 0
         self._results: dict = {}  # writer function -> its result TypeDesc
+        self.edit = 0  # the heap's edit number (see the module docstring)
         self.committed = self._struct(program.kept(desc["init"])(self.heap.address, 0))
+        self._seal()
 
     def _struct(self, value):
         """A private copy of a state struct (its pointers still point into the heap)."""
         return self.state_type.from_buffer_copy(value)
 
     # ------------------------------------------------------------ the writer
-    def apply(self, fn: str, state, entry):
-        """`on` block fn over state (a struct) and entry (a Python value): the new state struct."""
-        return self._struct(self.program.kept(fn)(self.heap.address, 0b10, Ref(ctypes.addressof(state)), entry))
+    def _seal(self) -> None:
+        """No node made so far is written in place again: a new edit number for the heap."""
+        self.edit += 1
+        self.heap.arena.edit = self.edit
+
+    def apply(self, fn: str, state, entry, fold: bool = False):
+        """`on` block fn over state (a struct) and entry (a Python value, or a Ref to its record
+        in memory, as lwas.runtime.transcode reads it): the new state struct. fold=True (a
+        replay, a catch-up: committed after many entries) keeps the edit number."""
+        if not fold:
+            self._seal()
+        kept = self.program.kept(fn)
+        if type(entry) is Ref:
+            out = kept.by_address(self.heap.address, 0b10, ctypes.addressof(state), entry.address)
+        else:
+            out = kept(self.heap.address, 0b10, Ref(ctypes.addressof(state)), entry)
+        return self._struct(out)
 
     def run(self, fn: str, state, args: tuple):
         """A writer function (mutating route or timer) over state: (new state struct, its
         response as a Python value, or None when it has none)."""
         export_result = self._result(fn)
+        self._seal()
         mask = ((1 << (len(args) + 1)) - 1) & ~1  # adopt every parameter but the state
         out = self.program.kept(fn)(self.heap.address, mask, Ref(ctypes.addressof(state)), *args)
         return self._split(export_result, out)
@@ -117,6 +143,7 @@ class KeptState:
         """state is now what readers see."""
         with self.lock:
             self.committed = state
+        self._seal()
 
     def maybe_compact(self) -> bool:
         """Between batches, on the writer: move the committed state to a new heap when the heap
@@ -141,6 +168,7 @@ class KeptState:
             old, self.heap, self.committed = self.heap, new, moved
             old.retired = True
             idle = old.readers == 0
+        self._seal()
         if idle:
             old.free()
         self.live = new.bytes
