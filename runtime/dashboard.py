@@ -2,15 +2,28 @@
 
 `create_dashboard(economy_url, payment_url, telemetry_url)` is a FastAPI app that polls the three
 services in the background (httpx, every `interval` seconds, 0.5 by default) and keeps one
-*snapshot* of what it saw: equity and profitability (a point per change), the latest
-transactions, payment intents and the outbox, system telemetry (with a short history), active
-alerts, and the economy ledger's signed checkpoint, verified here with the service's Ed25519 key.
-A service that does not answer is shown as unreachable; its last known data stays, marked stale.
+*snapshot* of what it saw: equity and net profit per day over time, the latest transactions,
+payment intents and the outbox, system telemetry (with a short history), active alerts, and the
+economy ledger's signed checkpoint, verified here with the service's Ed25519 key. A service that
+does not answer is shown as unreachable; its last known data stays, marked stale.
 
-    GET /         the page (HTML, CSS and JS inline: no framework, no build step, no CDN)
-    GET /state    the current snapshot (JSON)
-    GET /events   Server-Sent Events: the snapshot now, then again after every change
-    GET /healthz  alive
+The equity chart starts from the ledger, not from when the dashboard started: once the economy
+answers, the poller reads its per-day figures (`GET /days?after=&limit=`, page by page, the last
+HISTORY_DAYS days only) and turns them into one point per day (the equity at the end of the day
+and that day's net: revenue - expenses - refunds); then it appends a point per change it sees
+live, from today's page of the same route. Each page states the ledger state it was read from
+(transaction count, equity), so the equity and the day's net of a point come from one state. A
+restarted dashboard draws the same history. The second line is the day's net, on its own axis,
+and not the period's profitability: that equals the equity as long as every transaction is
+within the period (30 days), so the two lines used to coincide.
+
+    GET /              the page (runtime/dashboard_static/index.html: no framework, no build
+                       step, no CDN; its CSS and JS are served beside it, under a strict CSP)
+    GET /static/NAME   dashboard.css, dashboard.js
+    GET /favicon.ico   the icon (SVG)
+    GET /state         the current snapshot (JSON)
+    GET /events        Server-Sent Events: the snapshot now, then again after every change
+    GET /healthz       alive
 
 `lwasc dashboard --economy URL --payment URL --telemetry URL [--host H] [--port P]` runs it
 (`main(argv)`).
@@ -19,27 +32,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import hashlib
+import importlib.resources
 import json
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from lwas.runtime.checkpoint import parse_checkpoint
 
 log = logging.getLogger("lwas.dashboard")
 
-HISTORY = 200          # equity/profitability points kept (one per change)
+HISTORY = 200          # live equity points kept (one per change seen)
+HISTORY_DAYS = 365     # days of the ledger's history drawn: the last N calendar days (UTC)
+DAYS_PAGE = 500        # days per GET /days request
+MAX_DAY_PAGES = 20     # a history load reads at most this many pages, then gives up
+HISTORY_RETRY = 30.0   # seconds before a failed history load is tried again
 SYSTEM_HISTORY = 120   # telemetry samples kept for the sparklines (one per poll)
 SHOW_PAYMENTS = 50     # newest intents shown
 KEEPALIVE = 15.0       # seconds between SSE comments when nothing changes
@@ -47,6 +65,44 @@ KEEPALIVE = 15.0       # seconds between SSE comments when nothing changes
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def today_utc() -> int:
+    """Today's UTC day number (days since 1970-01-01), as the economy numbers its days."""
+    return int(time.time() // 86400)
+
+
+def history_points(days: list[dict], equity: Decimal) -> list[dict]:
+    """Chart points from GET /days figures (ascending) and the equity of the same ledger state.
+
+    `days` must hold every day with activity after the first one (the ledger's tail), so the
+    equity at the end of day d is the equity now minus the nets of the days after d. Amounts are
+    added as decimals (exact), then written as JSON numbers."""
+    points, later = [], Decimal(0)
+    for d in reversed(days):
+        net = Decimal(str(d["net"]))
+        points.append({"t": d["date"], "day": d["day"], "equity": float(equity - later),
+                       "day_profit": float(net), "live": False})
+        later += net
+    points.reverse()
+    return points
+
+
+def today_net(page: dict, today: int) -> float:
+    """The net of `today` from a `GET /days?after=today-1&limit=1` page (0 without activity)."""
+    days = page["days"]
+    return float(days[0]["net"]) if days and days[0]["day"] == today else 0.0
+
+
+def why_failed(e: BaseException) -> str:
+    """A request's failure in a few words (shown on the page)."""
+    if isinstance(e, httpx.HTTPStatusError):
+        return f"HTTP {e.response.status_code} from {e.request.url.path}"
+    if isinstance(e, httpx.HTTPError):
+        return f"unreachable ({type(e).__name__})"
+    if type(e) is ValueError and str(e):  # ours (not a JSONDecodeError)
+        return str(e)
+    return f"bad answer ({type(e).__name__})"
 
 
 def verify_checkpoint(cp: dict, pem: bytes | str) -> dict:
@@ -134,6 +190,7 @@ class Hub:
                 yield ": keepalive\n\n"
 
 
+
 class Poller:
     """Reads the three services and folds what it sees into the hub's snapshot."""
 
@@ -141,46 +198,100 @@ class Poller:
                  economy_pubkey: bytes | None = None):
         self.hub, self.client, self.urls = hub, client, urls
         self.pinned = economy_pubkey
-        self.equity_history: list[dict] = []
+        self.history: list[dict] = []       # one point per day, from the ledger (GET /days)
+        self.live: list[dict] = []          # one point per change seen since
+        self.history_status = {"loaded": False, "days": 0, "window_days": HISTORY_DAYS, "error": ""}
+        self.history_retry_at = 0.0
+        self.history_count: int | None = None  # transactions in the ledger state the history shows
         self.system_history: list[dict] = []
         self.last: dict[str, Any] = {}
         self.services = {name: {"name": name, "url": url, "up": False, "error": "not polled yet", "checked_at": None}
                          for name, url in urls.items()}
 
-    async def _get(self, service: str, path: str, text: bool = False):
+    async def _get(self, service: str, path: str, text: bool = False, exact: bool = False):
         r = await self.client.get(self.urls[service].rstrip("/") + path)
         r.raise_for_status()
-        return r.text if text else r.json()
+        if text:
+            return r.text
+        return r.json(parse_float=Decimal) if exact else r.json()
 
-    async def _service(self, name: str, paths: dict[str, tuple[str, bool]]) -> dict | None:
-        """{field: answer} for every path, or None (and the service marked unreachable)."""
+    async def _service(self, name: str, paths: dict[str, tuple[str, bool]],
+                       optional: frozenset[str] = frozenset()) -> dict | None:
+        """{field: answer} for every path, or None (and the service marked unreachable). A field
+        in `optional` that fails is None and leaves the service up."""
         keys = list(paths)
         got = await asyncio.gather(*(self._get(name, p, t) for p, t in (paths[k] for k in keys)),
                                    return_exceptions=True)
         status = self.services[name]
         status["checked_at"] = _now()
-        errors = [g for g in got if isinstance(g, BaseException)]
+        errors = [g for k, g in zip(keys, got) if isinstance(g, BaseException) and k not in optional]
         if errors:
-            e = errors[0]
-            if isinstance(e, httpx.HTTPStatusError):
-                why = f"HTTP {e.response.status_code} from {e.request.url.path}"
-            elif isinstance(e, httpx.HTTPError):
-                why = f"unreachable ({type(e).__name__})"
-            else:
-                why = f"bad answer ({type(e).__name__})"
-            status.update(up=False, error=why)
+            status.update(up=False, error=why_failed(errors[0]))
             return None
         status.update(up=True, error="")
-        return dict(zip(keys, got))
+        return {k: None if isinstance(g, BaseException) else g for k, g in zip(keys, got)}
+
+    async def _days_after(self, day: int) -> tuple[list[dict], dict] | None:
+        """Every day with activity after `day`, ascending, page by page (at most MAX_DAY_PAGES),
+        and the first page (its count and equity); None if the ledger moved between pages."""
+        days: list[dict] = []
+        first = None
+        for _ in range(MAX_DAY_PAGES):
+            page = await self._get("economy", f"/days?after={day}&limit={DAYS_PAGE}", exact=True)
+            first = first or page
+            if page["transaction_count"] != first["transaction_count"]:
+                return None
+            days += page["days"]
+            if len(page["days"]) < DAYS_PAGE:
+                return days, first
+            day = page["days"][-1]["day"]
+        raise ValueError(f"more than {MAX_DAY_PAGES * DAYS_PAGE} days to read")
+
+    async def load_history(self) -> tuple[list[dict], int]:
+        """The chart's per-day points for the last HISTORY_DAYS days, and the number of
+        transactions they account for. The days and the equity they are anchored to come from
+        one ledger state: if a page states another count than the first, the read starts over
+        (3 times at most)."""
+        start = today_utc() - HISTORY_DAYS
+        for _ in range(3):
+            got = await self._days_after(start)
+            if got is not None:
+                days, first = got
+                return history_points(days, Decimal(str(first["equity"])))[-HISTORY_DAYS:], first["transaction_count"]
+        raise ValueError("the ledger kept changing while its history was read")
+
+    async def _try_history(self) -> None:
+        """Load the history once; on failure, say why and try again after HISTORY_RETRY s."""
+        try:
+            self.history, self.history_count = await self.load_history()
+        except Exception as e:  # noqa: BLE001 - no history is not a reason to stop: live points go on
+            why = why_failed(e)
+            log.warning("dashboard: no equity history from the economy: %s", why)
+            self.history_status.update(error=why)
+            self.history_retry_at = time.monotonic() + HISTORY_RETRY
+            return
+        self.history_status.update(loaded=True, days=len(self.history), error="")
+        self.live = []  # the history covers what was seen live before it
+
+    def _add_live_point(self, at: str, count: int, equity: float, day_profit: float | None) -> None:
+        """Append a live point when equity or the day's net moved since the last point, unless
+        the answers (`count` transactions) are older than the history (read after them)."""
+        if self.history_count is not None and count < self.history_count:
+            return
+        prev = (self.live or self.history)[-1:]
+        if not prev or (prev[0]["equity"], prev[0]["day_profit"]) != (equity, day_profit):
+            self.live = (self.live + [{"t": at, "equity": equity, "day_profit": day_profit, "live": True}])[-HISTORY:]
 
     async def poll_once(self) -> dict:
+        today = today_utc()
         eco_paths = {"equity": ("/equity", False), "profitability": ("/profitability", False),
                      "metrics": ("/metrics", False), "transactions": ("/transactions", False),
-                     "checkpoint": ("/ledger/transactions/checkpoint", False)}
+                     "checkpoint": ("/ledger/transactions/checkpoint", False),
+                     "today": (f"/days?after={today - 1}&limit=1", False)}
         if self.pinned is None and "economy_key" not in self.last:
             eco_paths["key"] = ("/ledger/key", True)
         eco, pay, tel = await asyncio.gather(
-            self._service("economy", eco_paths),
+            self._service("economy", eco_paths, optional=frozenset({"today"})),
             self._service("payment", {"payments": ("/payments", False), "outbox": ("/outbox", False)}),
             self._service("telemetry", {"system": ("/system", False), "alerts": ("/alerts", False)}))
         at = _now()
@@ -188,9 +299,14 @@ class Poller:
             if "key" in eco:
                 self.last["economy_key"] = eco["key"]
             eq, pr = eco["equity"]["total_equity"], eco["profitability"]["current_profitability"]
-            if not self.equity_history or (self.equity_history[-1]["equity"], self.equity_history[-1]["profitability"]) != (eq, pr):
-                self.equity_history = (self.equity_history + [{"t": at, "equity": eq, "profitability": pr}])[-HISTORY:]
             m = eco["metrics"]
+            if not self.history_status["loaded"] and time.monotonic() >= self.history_retry_at:
+                await self._try_history()
+            page = eco["today"]  # one state: its count, equity and today's net agree
+            if page is not None:
+                self._add_live_point(at, page["transaction_count"], page["equity"], today_net(page, today))
+            else:  # an economy without GET /days: equity alone
+                self._add_live_point(at, m["transaction_count"], eq, None)
             self.last["economy"] = {
                 "currency": eco["equity"]["currency"], "equity": eq, "profitability": pr,
                 "revenue": m["revenue"], "expenses": m["expenses"], "refunds": m["refunds"],
@@ -217,7 +333,8 @@ class Poller:
             "polled_at": at,
             "services": [dict(v) for v in self.services.values()],
             "economy": self.last.get("economy"),
-            "equity_history": list(self.equity_history),
+            "equity_history": self.history + self.live,
+            "history": dict(self.history_status),
             "transactions": self.last.get("transactions", []),
             "payments": self.last.get("payments", []),
             "payments_total": self.last.get("payments_total", 0),
@@ -244,6 +361,25 @@ class Poller:
             await asyncio.sleep(max(0.05, interval - (time.monotonic() - started)))
 
 
+# The page's assets (runtime/dashboard_static/, package data of lwas.runtime): name -> media type.
+ASSETS = {"index.html": "text/html; charset=utf-8", "dashboard.css": "text/css; charset=utf-8",
+          "dashboard.js": "text/javascript; charset=utf-8", "favicon.svg": "image/svg+xml"}
+
+# Nothing inline and nothing from elsewhere: scripts and styles only from the dashboard itself.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+def load_assets() -> dict[str, bytes]:
+    """The bytes of every asset, read once; a missing one is a broken install, said plainly."""
+    folder = importlib.resources.files(__package__ or "lwas.runtime") / "dashboard_static"
+    try:
+        return {name: (folder / name).read_bytes() for name in ASSETS}
+    except OSError as e:
+        raise RuntimeError(f"the dashboard's page is missing from this install ({e}): "
+                           "lwas.runtime must ship dashboard_static/* as package data") from e
+
+
 def create_dashboard(economy_url: str, payment_url: str, telemetry_url: str, api_key: str | None = None, *,
                      interval: float = 0.5, economy_pubkey: bytes | None = None,
                      transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
@@ -253,6 +389,7 @@ def create_dashboard(economy_url: str, payment_url: str, telemetry_url: str, api
     hub = Hub()
     urls = {"economy": economy_url, "payment": payment_url, "telemetry": telemetry_url}
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    assets = load_assets()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -271,9 +408,23 @@ def create_dashboard(economy_url: str, payment_url: str, telemetry_url: str, api
     app = FastAPI(title="LwaS dashboard", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.hub = hub
 
+    def asset(name: str, cache: str = "no-cache") -> Response:
+        return Response(assets[name], media_type=ASSETS[name],
+                        headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"})
+
     @app.get("/", response_class=HTMLResponse)
     async def page():
-        return HTMLResponse(PAGE, headers={"Cache-Control": "no-store", "Content-Security-Policy": CSP})
+        return HTMLResponse(assets["index.html"], headers={"Cache-Control": "no-store", "Content-Security-Policy": CSP})
+
+    @app.get("/static/{name}")
+    async def static(name: str):
+        if name not in ("dashboard.css", "dashboard.js"):
+            return JSONResponse({"error": {"code": "not_found", "message": "no such file"}}, status_code=404)
+        return asset(name)
+
+    @app.get("/favicon.ico")
+    async def favicon():
+        return asset("favicon.svg", "public, max-age=86400")
 
     @app.get("/state")
     async def state():
@@ -319,327 +470,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"dashboard on http://{a.host}:{a.port}/", flush=True)
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning", timeout_graceful_shutdown=1)  # open /events streams end then
     return 0
-
-
-CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-
-PAGE = r"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>LwaS dashboard</title>
-<style>
-:root { --fg: #1b1f24; --muted: #4a5360; --bg: #f6f7f9; --card: #ffffff; --line: #c9ced6;
-        --accent: #0b57d0; --ok: #0a6b2e; --warn: #8a4b00; --bad: #b3261e; --focus: #0b57d0; }
-* { box-sizing: border-box; }
-html { -webkit-text-size-adjust: 100%; }
-body { margin: 0; font: 16px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); }
-a { color: var(--accent); }
-:focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; }
-.skip { position: absolute; left: -999px; top: 0; background: var(--card); padding: .5rem 1rem; }
-.skip:focus { left: .5rem; }
-header[role=banner] { background: #14213d; color: #fff; padding: .75rem 1rem; display: flex; flex-wrap: wrap; gap: .5rem 1.5rem; align-items: center; }
-header h1 { font-size: 1.25rem; margin: 0; }
-header ul { list-style: none; margin: 0; padding: 0; display: flex; flex-wrap: wrap; gap: .5rem; }
-.svc { padding: .15rem .6rem; border-radius: 1rem; font-size: .875rem; border: 1px solid #fff; }
-.svc.up { background: #e6f4ea; color: #0a4b20; }
-.svc.down { background: #fce8e6; color: #8c1d18; font-weight: 600; }
-main { display: grid; gap: 1rem; padding: 1rem; grid-template-columns: repeat(auto-fit, minmax(min(100%, 24rem), 1fr)); }
-section { background: var(--card); border: 1px solid var(--line); border-radius: .5rem; padding: .75rem 1rem 1rem; min-width: 0; }
-section.wide { grid-column: 1 / -1; }
-section[data-stale="true"] { border-color: var(--bad); }
-h2 { font-size: 1.1rem; margin: 0 0 .5rem; }
-h3 { font-size: 1rem; margin: .75rem 0 .25rem; }
-.figures { display: flex; flex-wrap: wrap; gap: .25rem 1.5rem; margin: 0 0 .5rem; }
-.figures div { min-width: 8rem; }
-.figures dt { color: var(--muted); font-size: .875rem; }
-.figures dd { margin: 0; font-size: 1.25rem; font-variant-numeric: tabular-nums; }
-svg.chart { width: 100%; height: 12.5rem; display: block; background: #fbfcfd; border: 1px solid var(--line); border-radius: .25rem; }
-.legend { font-size: .875rem; color: var(--muted); margin: .25rem 0 0; }
-.legend .sw { display: inline-block; width: 1.5rem; height: 0; border-top: 3px solid var(--accent); vertical-align: middle; margin-right: .25rem; }
-.legend .sw.dash { border-top: 3px dashed #7a3e9d; }
-.table-wrap { overflow-x: auto; max-width: 100%; }
-table { border-collapse: collapse; width: 100%; font-size: .9rem; }
-caption { text-align: left; color: var(--muted); font-size: .875rem; padding-bottom: .25rem; }
-th, td { text-align: left; padding: .3rem .4rem; border-bottom: 1px solid var(--line); vertical-align: top; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.id { overflow-wrap: anywhere; min-width: 8ch; }
-svg.spark { height: 4rem; }
-tr.new { animation: flash 1.5s ease-out; }
-@keyframes flash { from { background: #fff3bf; } to { background: transparent; } }
-@media (prefers-reduced-motion: reduce) { tr.new { animation: none; } }
-.badge { display: inline-block; padding: 0 .45rem; border-radius: .25rem; font-size: .8rem; font-weight: 600; border: 1px solid currentColor; }
-.badge.ok { color: var(--ok); } .badge.warning { color: var(--warn); } .badge.critical, .badge.bad { color: var(--bad); }
-.gauge { display: grid; grid-template-columns: 6.5rem 1fr 4.5rem; gap: .5rem; align-items: center; margin: .35rem 0; }
-.gauge meter { width: 100%; height: 1.1rem; }
-.gauge output { text-align: right; font-variant-numeric: tabular-nums; }
-.root { font-family: ui-monospace, monospace; font-size: .85rem; overflow-wrap: anywhere; }
-.status { font-weight: 700; }
-.status.ok { color: var(--ok); } .status.bad { color: var(--bad); }
-ul.alerts { list-style: none; padding: 0; margin: 0; }
-ul.alerts li { padding: .35rem 0; border-bottom: 1px solid var(--line); }
-.muted { color: var(--muted); }
-footer { padding: 0 1rem 1rem; color: var(--muted); font-size: .875rem; }
-</style>
-</head>
-<body>
-<a class="skip" href="#main">Skip to content</a>
-<header role="banner">
-  <h1>LwaS dashboard</h1>
-  <nav aria-label="Services"><ul id="services" aria-live="polite"></ul></nav>
-</header>
-<main id="main" tabindex="-1">
-  <section id="equity" class="wide" aria-labelledby="equity-h">
-    <h2 id="equity-h">Equity and profitability</h2>
-    <dl class="figures">
-      <div><dt>Equity</dt><dd id="equity-value">–</dd></div>
-      <div><dt>Profitability (<span id="period">30</span> days)</dt><dd id="profit-value">–</dd></div>
-      <div><dt>Growth rate</dt><dd id="growth-value">–</dd></div>
-      <div><dt>Transactions</dt><dd id="count-value">–</dd></div>
-    </dl>
-    <svg id="equity-chart" class="chart" viewBox="0 0 600 200" role="img" aria-labelledby="equity-chart-title equity-chart-desc" data-points="0">
-      <title id="equity-chart-title">Equity and profitability over time</title>
-      <desc id="equity-chart-desc">No data yet.</desc>
-      <g id="equity-axes" stroke="#c9ced6" stroke-width="1"></g>
-      <g id="equity-labels" fill="#4a5360" font-size="12"></g>
-      <path id="equity-path" fill="none" stroke="#0b57d0" stroke-width="2.5" d=""></path>
-      <path id="profit-path" fill="none" stroke="#7a3e9d" stroke-width="2" stroke-dasharray="6 4" d=""></path>
-    </svg>
-    <p class="legend"><span class="sw" aria-hidden="true"></span>equity <span class="sw dash" aria-hidden="true"></span>profitability — one point per change the dashboard saw</p>
-  </section>
-
-  <section id="transactions" aria-labelledby="tx-h">
-    <h2 id="tx-h">Latest transactions</h2>
-    <div class="table-wrap" tabindex="0" role="region" aria-labelledby="tx-caption">
-    <table>
-      <caption id="tx-caption">The last 50 transactions in the economy's ledger, newest first</caption>
-      <thead><tr><th scope="col">Id</th><th scope="col">Type</th><th scope="col" class="num">Amount</th><th scope="col">Time</th></tr></thead>
-      <tbody id="tx-body" aria-live="polite" aria-relevant="additions"></tbody>
-    </table>
-    </div>
-  </section>
-
-  <section id="payments" aria-labelledby="pay-h">
-    <h2 id="pay-h">Payments</h2>
-    <div class="table-wrap" tabindex="0" role="region" aria-labelledby="pay-caption">
-    <table>
-      <caption id="pay-caption">Payment intents and their status, newest first</caption>
-      <thead><tr><th scope="col">Intent</th><th scope="col" class="num">Amount</th><th scope="col">Status</th></tr></thead>
-      <tbody id="pay-body" aria-live="polite"></tbody>
-    </table>
-    </div>
-    <h3 id="outbox-h">Outbox</h3>
-    <dl class="figures" aria-labelledby="outbox-h" aria-live="polite" id="outbox">
-      <div><dt>Pending transfers</dt><dd id="ob-pending">–</dd></div>
-      <div><dt>Pending reports</dt><dd id="ob-reports">–</dd></div>
-      <div><dt>Dead letters</dt><dd id="ob-dead">–</dd></div>
-      <div><dt>Delivered</dt><dd id="ob-delivered">–</dd></div>
-    </dl>
-    <ul id="ob-dead-list" class="alerts" aria-label="Dead letters"></ul>
-  </section>
-
-  <section id="telemetry" aria-labelledby="tel-h">
-    <h2 id="tel-h">System</h2>
-    <div class="gauge"><label for="cpu-meter">CPU</label><meter id="cpu-meter" min="0" max="100" low="70" high="90" optimum="0" value="0"></meter><output id="cpu-out" for="cpu-meter">–</output></div>
-    <div class="gauge"><label for="ram-meter">RAM</label><meter id="ram-meter" min="0" max="100" low="75" high="95" optimum="0" value="0"></meter><output id="ram-out" for="ram-meter">–</output></div>
-    <div class="gauge"><label for="res-meter">Resonance</label><meter id="res-meter" min="0" max="1" low="0.5" high="0.9" optimum="1" value="0"></meter><output id="res-out" for="res-meter">–</output></div>
-    <p>Uptime: <span id="uptime">–</span> · RAM <span id="ram-detail">–</span></p>
-    <svg id="cpu-spark" class="chart spark" viewBox="0 0 300 60" preserveAspectRatio="none" role="img" aria-labelledby="cpu-spark-title">
-      <title id="cpu-spark-title">CPU and RAM usage, recent samples (percent)</title>
-      <path id="ram-spark-path" fill="none" stroke="#7a3e9d" stroke-width="1.5" stroke-dasharray="4 3" vector-effect="non-scaling-stroke" d=""></path>
-      <path id="cpu-spark-path" fill="none" stroke="#0b57d0" stroke-width="2" vector-effect="non-scaling-stroke" d=""></path>
-    </svg>
-    <p class="legend"><span class="sw" aria-hidden="true"></span>CPU <span class="sw dash" aria-hidden="true"></span>RAM</p>
-  </section>
-
-  <section id="alerts" aria-labelledby="alerts-h">
-    <h2 id="alerts-h">Active alerts</h2>
-    <ul id="alert-list" class="alerts" aria-live="assertive"></ul>
-  </section>
-
-  <section id="checkpoint" aria-labelledby="cp-h">
-    <h2 id="cp-h">Ledger checkpoint</h2>
-    <dl class="figures" aria-live="polite">
-      <div><dt>Signature</dt><dd><span id="cp-status" class="status">–</span></dd></div>
-      <div><dt>Tree size</dt><dd id="cp-size">–</dd></div>
-    </dl>
-    <p>Root hash: <span id="cp-root" class="root">–</span></p>
-    <p class="muted" id="cp-note">The economy's <code>transactions</code> ledger: its latest signed checkpoint, checked by the dashboard against the service's Ed25519 key.</p>
-  </section>
-</main>
-<footer><p>Updated <time id="updated">never</time> · <span id="conn" aria-live="polite">connecting…</span></p></footer>
-<script>
-"use strict";
-const $ = (id) => document.getElementById(id);
-const el = (tag, text, cls) => { const e = document.createElement(tag); if (text !== undefined) e.textContent = text; if (cls) e.className = cls; return e; };
-const money = (v) => (v === null || v === undefined) ? "–" : Number(v).toLocaleString("en-US", {style: "currency", currency: "USD"});
-const last = {};
-const changed = (key, value) => { const s = JSON.stringify(value); if (last[key] === s) return false; last[key] = s; return true; };
-
-function stepPath(points, key, x, y) {
-  let d = "";
-  points.forEach((p, i) => { const px = x(i).toFixed(1), py = y(p[key]).toFixed(1); d += i === 0 ? `M${px} ${py}` : `H${px} V${py}`; });
-  return d;
-}
-
-function renderEquity(snap) {
-  const e = snap.economy, h = snap.equity_history || [];
-  if (e && changed("eco", e)) {
-    $("equity-value").textContent = money(e.equity);
-    $("profit-value").textContent = money(e.profitability);
-    $("period").textContent = e.period_days;
-    $("growth-value").textContent = (100 * e.growth_rate).toFixed(1) + " %";
-    $("count-value").textContent = e.transaction_count;
-  }
-  const svg = $("equity-chart");
-  const W = Math.max(240, Math.round(svg.clientWidth) || 600), H = Math.max(120, Math.round(svg.clientHeight) || 200);
-  if (!changed("hist", [h, W, H])) return;
-  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  const L = 70, R = 10, T = 10, B = 24;
-  const vals = h.flatMap((p) => [p.equity, p.profitability]);
-  let lo = Math.min(0, ...vals), hi = Math.max(0, ...vals); if (hi === lo) hi = lo + 1;
-  const n = Math.max(h.length - 1, 1);
-  const x = (i) => L + (W - L - R) * (h.length === 1 ? 1 : i / n);
-  const y = (v) => T + (H - T - B) * (1 - (v - lo) / (hi - lo));
-  $("equity-path").setAttribute("d", stepPath(h, "equity", x, y));
-  $("profit-path").setAttribute("d", stepPath(h, "profitability", x, y));
-  const axes = $("equity-axes"), labels = $("equity-labels");
-  axes.replaceChildren(); labels.replaceChildren();
-  for (const v of [lo, (lo + hi) / 2, hi]) {
-    const line = document.createElementNS("http://www.w3.org/2000/svg", "line");
-    line.setAttribute("x1", L); line.setAttribute("x2", W - R); line.setAttribute("y1", y(v)); line.setAttribute("y2", y(v));
-    axes.appendChild(line);
-    const t = document.createElementNS("http://www.w3.org/2000/svg", "text");
-    t.setAttribute("x", L - 6); t.setAttribute("y", y(v) + 4); t.setAttribute("text-anchor", "end"); t.textContent = money(v);
-    labels.appendChild(t);
-  }
-  const when = (p) => new Date(p.t).toLocaleTimeString();
-  if (h.length) for (const [i, anchor] of (h.length > 1 ? [[0, "start"], [h.length - 1, "end"]] : [[0, "end"]])) {
-    const t = document.createElementNS("http://www.w3.org/2000/svg", "text");
-    t.setAttribute("x", x(i)); t.setAttribute("y", H - 6); t.setAttribute("text-anchor", anchor); t.textContent = when(h[i]);
-    labels.appendChild(t);
-  }
-  svg.dataset.points = h.length;
-  const lastP = h[h.length - 1];
-  svg.dataset.equity = lastP ? lastP.equity : "";
-  $("equity-chart-desc").textContent = lastP
-    ? `${h.length} points; equity now ${money(lastP.equity)}, profitability ${money(lastP.profitability)}.`
-    : "No data yet.";
-}
-
-function renderTransactions(snap) {
-  const txs = snap.transactions || [];
-  if (!changed("tx", txs)) return;
-  const body = $("tx-body"), had = new Set([...body.rows].map((r) => r.dataset.id)), first = body.rows.length === 0;
-  const rows = txs.map((t) => {
-    const tr = el("tr"); tr.dataset.id = t.id;
-    if (!first && !had.has(t.id)) tr.className = "new";
-    tr.append(el("td", t.id, "id"), el("td", t.tx_type), el("td", money(t.amount), "num"), el("td", (t.timestamp || "").replace("T", " ").replace(/\.\d+/, "")));
-    return tr;
-  });
-  if (!rows.length) { const tr = el("tr"); const td = el("td", "No transactions yet.", "muted"); td.colSpan = 4; tr.append(td); rows.push(tr); }
-  body.replaceChildren(...rows);
-}
-
-function statusBadge(s) {
-  const cls = s === "succeeded" ? "ok" : (s === "failed" || s === "canceled") ? "bad" : (s === "refunded" ? "warning" : "");
-  return el("span", s, "badge " + cls);
-}
-
-function renderPayments(snap) {
-  const ps = snap.payments || [];
-  if (changed("pay", ps)) {
-    const rows = ps.map((p) => { const tr = el("tr"); const st = el("td"); st.append(statusBadge(p.status));
-      tr.append(el("td", p.id, "id"), el("td", money(p.amount), "num"), st); return tr; });
-    if (!rows.length) { const tr = el("tr"); const td = el("td", "No payment intents yet.", "muted"); td.colSpan = 3; tr.append(td); rows.push(tr); }
-    $("pay-body").replaceChildren(...rows);
-  }
-  const o = snap.outbox;
-  if (o && changed("outbox", o)) {
-    $("ob-pending").textContent = o.pending_transfers.length;
-    $("ob-reports").textContent = o.pending_reports.length;
-    $("ob-dead").textContent = o.dead_transfers.length;
-    $("ob-delivered").textContent = o.delivered;
-    $("ob-dead-list").replaceChildren(...o.dead_transfers.map((d) => {
-      const li = el("li"); li.append(el("span", "dead", "badge bad"), " " + d.transfer.id + ": " + d.last_error); return li; }));
-  }
-}
-
-function spark(points, key) {
-  let d = ""; const n = Math.max(points.length - 1, 1);
-  points.forEach((p, i) => { if (p[key] === null || p[key] === undefined) return;
-    const x = (300 * i / n).toFixed(1), y = (58 - 56 * Math.min(100, Math.max(0, p[key])) / 100).toFixed(1);
-    d += (d ? "L" : "M") + x + " " + y; });
-  return d;
-}
-
-function duration(s) {
-  s = Math.floor(s || 0); const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
-  return (d ? d + " d " : "") + h + " h " + m + " min";
-}
-
-function renderSystem(snap) {
-  const s = snap.system; if (!s) return;
-  const ram = s.ram_total_gb ? 100 * s.ram_used_gb / s.ram_total_gb : 0;
-  $("cpu-meter").value = s.cpu_usage; $("cpu-out").textContent = s.cpu_usage.toFixed(1) + " %";
-  $("ram-meter").value = ram; $("ram-out").textContent = ram.toFixed(1) + " %";
-  $("res-meter").value = s.resonance; $("res-out").textContent = Number(s.resonance).toFixed(2);
-  $("uptime").textContent = duration(s.uptime_secs);
-  $("ram-detail").textContent = `${s.ram_used_gb.toFixed(1)} of ${s.ram_total_gb.toFixed(1)} GiB`;
-  const h = snap.system_history || [];
-  $("cpu-spark-path").setAttribute("d", spark(h, "cpu"));
-  $("ram-spark-path").setAttribute("d", spark(h, "ram"));
-}
-
-function renderAlerts(snap) {
-  const a = snap.alerts || [];
-  if (!changed("alerts", a)) return;
-  const items = a.map((x) => { const li = el("li"); const sev = String(x.severity || "").toLowerCase();
-    li.append(el("span", sev || "alert", "badge " + sev), " ", el("strong", x.name), " — " + x.message + " (since " + x.since + ")"); return li; });
-  if (!items.length) items.push(el("li", "No active alerts.", "muted"));
-  $("alert-list").replaceChildren(...items);
-}
-
-function renderCheckpoint(snap) {
-  const c = snap.checkpoint;
-  if (!c || !changed("cp", c)) return;
-  const st = $("cp-status");
-  st.textContent = c.verified ? "verified" : "NOT verified";
-  st.className = "status " + (c.verified ? "ok" : "bad");
-  st.title = c.error || "";
-  $("cp-size").textContent = c.tree_size;
-  $("cp-root").textContent = c.root_hash;
-  if (!c.verified) $("cp-note").textContent = "Not verified: " + c.error;
-}
-
-function renderServices(snap) {
-  const ss = snap.services || [];
-  if (!changed("svc", ss)) return;
-  $("services").replaceChildren(...ss.map((s) => { const li = el("li", `${s.name}: ${s.up ? "up" : s.error || "unreachable"}`, "svc " + (s.up ? "up" : "down")); return li; }));
-  const stale = Object.fromEntries(ss.map((s) => [s.name, !s.up]));
-  for (const [sec, svc] of [["equity", "economy"], ["transactions", "economy"], ["checkpoint", "economy"], ["payments", "payment"], ["telemetry", "telemetry"], ["alerts", "telemetry"]])
-    $(sec).dataset.stale = stale[svc] ? "true" : "false";
-}
-
-function render(snap) {
-  if (!snap || !snap.version) return;
-  latest = snap;
-  for (const f of [renderServices, renderEquity, renderTransactions, renderPayments, renderSystem, renderAlerts, renderCheckpoint]) {
-    try { f(snap); } catch (err) { console.error(f.name, err); }
-  }
-  document.body.dataset.version = snap.version;
-  $("updated").textContent = new Date().toLocaleTimeString();
-}
-
-let latest = null;
-window.addEventListener("resize", () => { if (latest) renderEquity(latest); });
-fetch("/state").then((r) => r.json()).then(render).catch(() => {});
-const es = new EventSource("/events");
-es.addEventListener("snapshot", (ev) => render(JSON.parse(ev.data)));
-es.onopen = () => { $("conn").textContent = "live"; };
-es.onerror = () => { $("conn").textContent = "reconnecting…"; };
-</script>
-</body>
-</html>
-"""

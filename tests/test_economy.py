@@ -168,3 +168,61 @@ def test_every_transaction_is_kept_and_served_in_pages(economy):
     spec = http.get("/openapi.json").json()["paths"]["/transactions"]["get"]["parameters"]
     assert {p["name"]: (p["in"], p["required"], p["schema"].get("default")) for p in spec} == {
         "limit": ("query", False, 50), "after": ("query", False, 0)}
+
+
+def test_days_are_served_in_ascending_pages(compiled, tmp_path):
+    """GET /days?limit=&after=: per-day figures (UTC days by the transactions' own timestamps) in
+    ascending day order, `limit` days after day `after`, with the transaction count and equity of
+    the state they come from; the history the dashboard's chart draws. Every day can be paged to,
+    the nets sum to the equity, and a restart serves the same days."""
+    db = str(tmp_path / "economy.db")
+    s = Server(*compiled, db)
+    base = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+    day0 = int(base.timestamp()) // 86400
+    try:
+        for i in range(7):  # one day a week apart, with two transactions on the odd ones
+            when = base + timedelta(days=7 * i)
+            assert post(s, tx(f"d{i}", f"{10 * (i + 1)}.00", when=when)).status_code == 200
+            if i % 2:
+                assert post(s, tx(f"x{i}", "2.50", "Expense", when=when + timedelta(hours=1))).status_code == 200
+        # a transaction before 1970 is a day like any other (a negative number)
+        assert post(s, tx("old", "1.00", "Refund", when=datetime(1969, 12, 31, 23, tzinfo=timezone.utc))).status_code == 200
+        http = s.http
+        first = http.get("/days").json()
+        assert (first["transaction_count"], first["equity"], first["currency"]) == (11, 271.5, "USD")  # 280 - 3 x 2.50 - 1
+        every = first["days"]
+        assert [d["day"] for d in every] == [-1] + [day0 + 7 * i for i in range(7)]
+        assert every[0] == {"day": -1, "date": "1969-12-31T00:00:00Z", "revenue": 0.0, "expenses": 0.0,
+                            "refunds": 1.0, "net": -1.0, "currency": "USD"}
+        d1 = every[2]
+        assert d1["date"] == (base + timedelta(days=7)).strftime("%Y-%m-%dT00:00:00Z")
+        assert (d1["revenue"], d1["expenses"], d1["refunds"], d1["net"]) == (20.0, 2.5, 0.0, 17.5)
+        assert round(sum(d["net"] for d in every), 2) == http.get("/equity").json()["total_equity"] == first["equity"]
+        pages, after = [], None
+        while True:
+            params = {"limit": 3} if after is None else {"limit": 3, "after": after}
+            got = http.get("/days", params=params).json()
+            assert got["transaction_count"] == 11
+            page = got["days"]
+            if not page:
+                break
+            pages.append([d["day"] for d in page])
+            after = page[-1]["day"]
+        assert [len(p) for p in pages] == [3, 3, 2] and sum(pages, []) == [d["day"] for d in every]
+        window = http.get("/days", params={"after": day0 + 13, "limit": 2}).json()["days"]  # a window of days
+        assert [d["day"] for d in window] == [day0 + 14, day0 + 21]
+        for bad in (0, 1001):
+            r = http.get("/days", params={"limit": bad})
+            assert r.status_code == 422 and r.json()["error"]["rule"] == "valid_days_page", r.text
+        r = http.get("/days", params={"after": "yesterday"})
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["query", "after"]
+        spec = http.get("/openapi.json").json()["paths"]["/days"]["get"]["parameters"]
+        assert {p["name"]: (p["in"], p["required"], p["schema"].get("default")) for p in spec} == {
+            "limit": ("query", False, 50), "after": ("query", False, -719163)}
+    finally:
+        s.close()
+    s = Server(*compiled, db)
+    try:
+        assert s.http.get("/days").json() == first
+    finally:
+        s.close()
