@@ -17,31 +17,19 @@ HOST ?= 127.0.0.1
 
 # The main job: check everything, then compile, sign and serve the three services on localhost
 # with SQLite ledgers (kept in var/ between runs): telemetry on 8890, economy on 8891, payment on
-# 8892 (its outbox delivers to the other two). One development API key for all three is printed,
-# unless LWAS_API_KEYS is set; likewise a development Stripe webhook secret unless
-# STRIPE_WEBHOOK_SECRET is set. Stripe API calls need STRIPE_SECRET_KEY (without it, intents
-# answer 503 "payments are not configured"). The dashboard (a live page over the three) is on
-# 8893. Ctrl-C stops them all.
+# 8892 (its outbox delivers to the other two), and the dashboard (a live page over the three) on
+# 8893. The console shows the URLs, a development API key and Stripe webhook secret (kept in
+# var/dev-api-key and var/dev-stripe-webhook-secret, the same on every run, unless LWAS_API_KEYS /
+# STRIPE_WEBHOOK_SECRET are set), then only warnings and errors; every log record, access log
+# included, goes as JSON to var/log/NAME.log. Stripe API calls need STRIPE_SECRET_KEY (without it,
+# intents answer 503 "payments are not configured"). Ctrl-C stops them all. The launcher is
+# runtime/launch.py (`python -m lwas.runtime.launch --help`).
 run: $(STAMP)
 	$(VENV)/bin/lwasc check examples/*.lwas stdlib/*.lwas services/*.lwas
-	@mkdir -p var
-	@KEYS="$${LWAS_API_KEYS:-lwas_dev_$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))'):admin}"; \
-	 [ -n "$$LWAS_API_KEYS" ] || echo "development API key (role admin): KEY=$${KEYS%:admin}"; \
-	 export LWAS_API_KEYS="$$KEYS"; FIRST="$${KEYS%%,*}"; FIRST="$${FIRST%:*}"; \
-	 export STRIPE_WEBHOOK_SECRET="$${STRIPE_WEBHOOK_SECRET:-whsec_dev_$$($(PY) -c 'import secrets; print(secrets.token_hex(16))')}"; \
-	 echo "Stripe webhook secret: WHSEC=$$STRIPE_WEBHOOK_SECRET"; \
-	 export LWAS_CONFIG_PAYMENT_ECONOMY_URL="$${LWAS_CONFIG_PAYMENT_ECONOMY_URL:-http://$(HOST):8891}"; \
-	 export LWAS_CONFIG_PAYMENT_TELEMETRY_URL="$${LWAS_CONFIG_PAYMENT_TELEMETRY_URL:-http://$(HOST):8890}"; \
-	 export LWAS_CONFIG_PAYMENT_ECONOMY_API_KEY="$${LWAS_CONFIG_PAYMENT_ECONOMY_API_KEY:-$$FIRST}"; \
-	 export LWAS_CONFIG_PAYMENT_TELEMETRY_API_KEY="$${LWAS_CONFIG_PAYMENT_TELEMETRY_API_KEY:-$$FIRST}"; \
-	 $(VENV)/bin/lwasc serve services/telemetry.lwas --host $(HOST) --port 8890 --db var/telemetry.db & TEL=$$!; \
-	 export LWAS_REPORT_URL="$${LWAS_REPORT_URL:-http://$(HOST):8890}" LWAS_REPORT_API_KEY="$${LWAS_REPORT_API_KEY:-$$FIRST}"; \
-	 $(VENV)/bin/lwasc serve services/payment.lwas --host $(HOST) --port 8892 --db var/payment.db & PAY=$$!; \
-	 $(VENV)/bin/lwasc dashboard --economy http://$(HOST):8891 --payment http://$(HOST):8892 \
-	   --telemetry http://$(HOST):8890 --host $(HOST) --port 8893 & DASH=$$!; \
-	 echo "dashboard: http://$(HOST):8893/"; \
-	 trap 'kill $$TEL $$PAY $$DASH 2>/dev/null' EXIT INT TERM; \
-	 $(VENV)/bin/lwasc serve services/economy.lwas --host $(HOST) --port 8891 --db var/economy.db
+	@$(PY) -m lwas.runtime.launch --host $(HOST) --var var --dashboard-port 8893 \
+	  --serve services/telemetry.lwas --port 8890 \
+	  --serve services/economy.lwas --port 8891 \
+	  --serve services/payment.lwas --port 8892
 
 # Every .lwas file is in the one style (the VS Code grammar's scope fixtures are columns, not code).
 LWAS_SOURCES = $(shell find examples stdlib services bench tests -name '*.lwas' -not -path '*/node_modules/*')

@@ -20,6 +20,18 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+_SERVE_LOGS = """\
+logs:
+  --log-format json     one JSON object per record on stderr, access log included (for log
+                        shippers, journald, kubectl logs)
+  --log-format console  plain lines on stderr, warnings and errors only (for a person at a terminal)
+  --log-format auto     console when stderr is a terminal, json otherwise: systemd units, containers
+                        and pipes keep getting JSON (the default; LWAS_LOG_FORMAT sets it too)
+  --log-file FILE       every record as JSON lines in FILE as well, whatever stderr shows
+                        (`make run` keeps one per service in var/log/)
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lwasc", description="The LwaS compiler.")
     p.add_argument("--version", action="version", version=f"lwasc {__version__}")
@@ -68,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--timings", action="store_true")
     r.add_argument("--color", choices=["auto", "always", "never"], default="auto")
 
-    s = sub.add_parser("serve", help="serve the program's services over HTTP with a signed ledger")
+    s = sub.add_parser("serve", help="serve the program's services over HTTP with a signed ledger",
+                       description="Serve the program's services over HTTP with a signed ledger.",
+                       epilog=_SERVE_LOGS, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("file", metavar="FILE|ARTIFACT")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
@@ -80,6 +94,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--pubkey", metavar="PUB", action="append", default=[],
                    help="also trust this public key for the artifact (repeatable)")
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    s.add_argument("--log-format", choices=["auto", "console", "json"], default=None,
+                   help="what stderr shows (default: $LWAS_LOG_FORMAT, else auto; see below)")
+    s.add_argument("--log-file", metavar="FILE", default=None,
+                   help="also write every record, access log included, as JSON lines to FILE "
+                        "(default: $LWAS_LOG_FILE)")
+    s.add_argument("--quiet", action="store_true",
+                   help="print no start lines (a created development key is still printed)")
 
     t = sub.add_parser("test", help="run the `test` blocks of .lwas files (and generated tests)")
     t.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: .)")
@@ -515,6 +536,7 @@ def _read_quietly(path: str) -> str | None:
 
 def cmd_serve(args) -> int:
     from .artifact import MAGIC
+    from .runtime.logs import LogSetupError, resolve_file, resolve_format
     from .runtime.serve import ServeConfig, ServeError, compile_to_artifact, serve
 
     try:
@@ -524,15 +546,19 @@ def cmd_serve(args) -> int:
         return _fail(f"cannot read `{args.file}`: {e.strerror or e}")
     if args.workers < 1:
         return _fail("--workers must be at least 1")
+    try:
+        log_format = resolve_format(args.log_format)
+    except LogSetupError as e:
+        return _fail(str(e))
     temp = None
     try:
         path = args.file
         if not is_artifact:
             path = temp = compile_to_artifact(args.file, args.key)
         cfg = ServeConfig(artifact=path, db=args.db, key=args.key, pubkeys=args.pubkey, host=args.host,
-                          port=args.port, workers=args.workers, log_level=args.log_level,
-                          source=args.file)
-        serve(cfg, announce=lambda line: print(line, file=sys.stderr, flush=True))
+                          port=args.port, workers=args.workers, log_level=args.log_level, log_format=log_format,
+                          log_file=resolve_file(args.log_file), source=args.file)
+        serve(cfg, announce=lambda line: print(line, file=sys.stderr, flush=True), quiet=args.quiet)
     except ServeError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERRORS

@@ -4,13 +4,28 @@ A source file is compiled and signed once, in the parent process, into a tempora
 every worker process then loads that artifact like any other: verify the signature, map the
 native code, replay the ledgers, serve. So a worker never runs code whose signature it did not
 check, and `--workers N` compiles once.
+
+The order of a start is the contract, so that a refusal is one clear error and nothing else:
+1. everything that can be checked without the network: the settings (LWAS_RATE_LIMIT, the
+   credentials, the snapshot policy, the log file), the signing key, the artifact's signature and
+   that it declares a service (a source file without one is refused before it is compiled);
+2. the listening sockets are bound here, with uvicorn's own options (SO_REUSEADDR, one socket per
+   address of --host), and handed to uvicorn: a port in use is `error: port N on HOST is in use`
+   with a `help:` line, exit 1, never a traceback, and no race between a check and uvicorn's bind;
+3. only then a development API key is created (when none is configured), the ledgers are
+   replayed, and the key and the `serving ...` line are printed.
+Messages name the file the user gave, never the temporary artifact.
+
+Logs: lwas.runtime.logs (stderr as a console for people or JSON lines for machines, and a JSON file).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import socket
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -31,6 +46,8 @@ class ServeConfig:
     port: int = 8000
     workers: int = 1
     log_level: str = "info"
+    log_format: str = "json"  # what stderr shows: "json" lines or the "console" (lwas.runtime.logs)
+    log_file: str | None = None  # every record as JSON lines, whatever stderr shows
     source: str = ""  # what the user asked to serve, when the artifact was compiled from it
     # state snapshots (lwas.runtime.snapshot); None: LWAS_SNAPSHOT_EVERY_ENTRIES (10000),
     # LWAS_SNAPSHOT_EVERY_SECONDS (300), LWAS_SNAPSHOT_KEEP (3), LWAS_SNAPSHOT_DIR; 0 turns a trigger off
@@ -41,20 +58,43 @@ class ServeConfig:
 
 
 class ServeError(Exception):
-    """A reason not to serve (bad artifact, unreadable key, unreachable store)."""
+    """A reason not to serve (bad artifact, unreadable key, unreachable store, port in use); the
+    text follows `error: ` and may go on with `  = note: ` / `  = help: ` lines."""
+
+    def __init__(self, message: str, *, note: str = "", help: str = ""):
+        super().__init__(message + (f"\n  = note: {note}" if note else "") + (f"\n  = help: {help}" if help else ""))
+
+
+def no_service(name: str) -> ServeError:
+    return ServeError(f"`{name}` declares no service: there is nothing to serve",
+                      help=f"a `service NAME {{ ... }}` block gives a program HTTP routes (docs/services.md); "
+                           f"to run its `main` instead: `lwasc run {name}`")
 
 
 def compile_to_artifact(source: str, key_path: str | None) -> str:
     """Compile and sign `source`; the artifact's path (a temporary file). Raises ServeError with
-    the rendered diagnostics when the program does not compile."""
+    the rendered diagnostics when the program does not compile, and before the back end runs when
+    it declares no service."""
     from lwas.diagnostics import render_all
-    from lwas.driver import compile_file
-    from lwas.keys import signing_key
+    from lwas.driver import BUILD, FRONT_END, Compilation, run
+    from lwas.keys import KeyFileError, signing_key
+    from lwas.source import SourceFile
 
-    key, note = signing_key(key_path)
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ServeError(f"cannot read `{source}`: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        key, note = signing_key(key_path)
+    except KeyFileError as e:
+        raise ServeError(str(e)) from None
     if note:
         print(note, file=sys.stderr)
-    c = compile_file(source, key=key)
+    c = run(Compilation(SourceFile(source, text), key=key), FRONT_END)
+    if c.ok and not c.services:
+        raise no_service(source)
+    if c.ok:
+        run(c, BUILD)
     if not c.ok or c.artifact is None:
         raise ServeError(render_all(c.diagnostics, c.sources))
     fd, path = tempfile.mkstemp(prefix="lwas-serve-", suffix=".lwasart")
@@ -63,25 +103,31 @@ def compile_to_artifact(source: str, key_path: str | None) -> str:
     return path
 
 
+def _name(cfg: ServeConfig) -> str:
+    """What the user asked to serve (never the temporary artifact of a source file)."""
+    return cfg.source or cfg.artifact
+
+
+def _trusted(cfg: ServeConfig, key) -> list:
+    from lwas.keys import load_public, trusted_keys
+
+    return [load_public(k) for k in cfg.pubkeys] + trusted_keys() + [key.public_key()]
+
+
 def _load(cfg: ServeConfig):
-    from lwas.keys import load_private, load_public, public_pem, signing_key, trusted_keys
+    from lwas.keys import public_pem, signing_key
     from lwas.runtime.loader import load_verified
 
     key, _ = signing_key(cfg.key)
     data = Path(cfg.artifact).read_bytes()
-    trusted = [load_public(k) for k in cfg.pubkeys] + trusted_keys() + [key.public_key()]
-    art, program = load_verified(data, trusted)
+    art, program = load_verified(data, _trusted(cfg, key))
     return data, art, program, key, public_pem(key)
 
 
-def build(cfg: ServeConfig):
-    """(app, services, store) with the services started (ledgers replayed)."""
-    from lwas.keys import KeyFileError
+def _settings(cfg: ServeConfig):
+    """(rate limiter, snapshot policy, credentials) from the environment, or ServeError."""
     from lwas.runtime.auth import load_credentials
-    from lwas.runtime.host import Service
-    from lwas.runtime.server import create_app
     from lwas.runtime.snapshot import Policy
-    from lwas.runtime.store import open_store
 
     limiter = rate_limiter(os.environ.get("LWAS_RATE_LIMIT", ""))
     try:
@@ -93,13 +139,46 @@ def build(cfg: ServeConfig):
         credentials = load_credentials()
     except ValueError as e:
         raise ServeError(f"bad credentials configuration: {e}") from None
+    return limiter, snapshots, credentials
+
+
+def preflight(cfg: ServeConfig) -> None:
+    """Step 1 of a start (the module docstring): the settings, the signing key, the artifact's
+    signature and services, the log file. Maps no native code, binds nothing; raises ServeError."""
+    from lwas.keys import KeyFileError, signing_key
+    from lwas.runtime.loader import check
+    from lwas.runtime.logs import LogSetupError, open_file
+
+    _settings(cfg)
+    try:
+        key, _ = signing_key(cfg.key)
+        art = check(Path(cfg.artifact).read_bytes(), _trusted(cfg, key))
+    except (OSError, ArtifactError, KeyFileError) as e:
+        raise ServeError(f"cannot serve {_name(cfg)}: {getattr(e, 'strerror', None) or e}") from None
+    if not art.manifest.get("services"):
+        raise no_service(_name(cfg))
+    if cfg.log_file:
+        try:
+            open_file(cfg.log_file).close()
+        except LogSetupError as e:
+            raise ServeError(str(e)) from None
+
+
+def build(cfg: ServeConfig):
+    """(app, services, store) with the services started (ledgers replayed)."""
+    from lwas.keys import KeyFileError
+    from lwas.runtime.host import Service
+    from lwas.runtime.server import create_app
+    from lwas.runtime.store import open_store
+
+    limiter, snapshots, credentials = _settings(cfg)
     try:
         data, art, program, key, pub_pem = _load(cfg)
     except (OSError, ArtifactError, KeyFileError) as e:
-        raise ServeError(f"cannot serve {cfg.artifact}: {e}") from None
+        raise ServeError(f"cannot serve {_name(cfg)}: {e}") from None
     described = art.manifest.get("services") or []
     if not described:
-        raise ServeError(f"{cfg.artifact} declares no service: nothing to serve")
+        raise no_service(_name(cfg))
     try:
         store = open_store(cfg.db)
     except Exception as e:  # noqa: BLE001 - sqlite3/psycopg errors, bad URLs
@@ -109,7 +188,7 @@ def build(cfg: ServeConfig):
         services = [Service(program, d, store, key, digest, snapshots=snapshots) for d in described]
     except ValueError as e:
         store.close()
-        raise ServeError(f"cannot serve {cfg.artifact}: {e}") from None
+        raise ServeError(f"cannot serve {_name(cfg)}: {e}") from None
     started = []
     try:
         for s in services:
@@ -130,7 +209,7 @@ def build(cfg: ServeConfig):
         for s in services:
             s.stop()
         store.close()
-        raise ServeError(f"cannot serve {cfg.artifact}: {e}") from None
+        raise ServeError(f"cannot serve {_name(cfg)}: {e}") from None
 
     def shutdown():
         if reporter is not None:
@@ -143,6 +222,7 @@ def build(cfg: ServeConfig):
         app.router.add_event_handler("startup", reporter.start)
     app.router.add_event_handler("shutdown", shutdown)
     return app, services, store
+
 
 
 def rate_limiter(spec: str):
@@ -170,49 +250,197 @@ def _safe_url(url: str) -> str:
     return url
 
 
-def configure_logging(level: str = "info") -> None:
-    from lwas.runtime.server import JsonLogFormatter
 
-    h = logging.StreamHandler(sys.stderr)
-    h.setFormatter(JsonLogFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [h]
-    root.setLevel(level.upper())
+# ------------------------------------------------------------------------------ listening sockets
+
+def _where(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _bind_all(host: str, port: int) -> list[socket.socket]:
+    """Bound, not yet listening, sockets for host:port, as uvicorn's own bind makes them (asyncio's
+    `create_server(host=, port=)`: one per address the host resolves to, SO_REUSEADDR, IPv6 sockets
+    IPv6-only). Raises OSError (socket.gaierror for an unknown host)."""
+    infos = socket.getaddrinfo(host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    seen, out, chosen = set(), [], port
+    try:
+        for family, kind, proto, _, addr in infos:
+            addr = (addr[0], chosen, *addr[2:])  # port 0: the first socket's port for every address
+            if (family, addr) in seen:
+                continue
+            seen.add((family, addr))
+            s = socket.socket(family, kind, proto)
+            out.append(s)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            s.bind(addr)
+            s.set_inheritable(True)  # `--workers N`: every worker serves on these
+            chosen = s.getsockname()[1]
+    except BaseException:
+        for s in out:
+            s.close()
+        raise
+    return out
+
+
+def port_is_free(host: str, port: int) -> bool:
+    try:
+        for s in _bind_all(host, port):
+            s.close()
+        return True
+    except OSError:
+        return False
+
+
+def _free_port_near(host: str, port: int, tries: int = 20) -> int | None:
+    for candidate in range(port + 1, min(port + 1 + tries, 65536)):
+        if port_is_free(host, candidate):
+            return candidate
+    return None
+
+
+def bind_error(host: str, port: int, e: OSError) -> ServeError:
+    """A rustc-like refusal for a failed bind: what, the system's reason, what to do."""
+    where = _where(host, port)
+    reason = f"bind({where}): {(e.strerror or str(e)).lower()}"
+    if isinstance(e, socket.gaierror):
+        return ServeError(f"cannot listen on `{host}`: no such host", note=f"{e.strerror or e}",
+                          help="--host takes an address or name of this machine: 127.0.0.1 (only this "
+                               "machine) or 0.0.0.0 (every interface)")
+    if e.errno == errno.EADDRINUSE:
+        free = _free_port_near(host, port)
+        hint = f"`--port {free}` is free" if free else "choose another with --port N"
+        return ServeError(f"port {port} on {host} is in use", note=reason,
+                          help=f"stop the process that listens there, or serve on another port: {hint}")
+    if e.errno == errno.EACCES:
+        return ServeError(f"no permission to listen on port {port} on {host}", note=reason,
+                          help="ports below 1024 need privileges: use a higher one, e.g. --port 8000")
+    if e.errno == errno.EADDRNOTAVAIL:
+        return ServeError(f"{host} is not an address of this machine", note=reason,
+                          help="--host 127.0.0.1 listens on this machine only, --host 0.0.0.0 on every interface")
+    return ServeError(f"cannot listen on {where}", note=reason)
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Step 2 of a start: the bound sockets uvicorn will serve on, or a ServeError."""
+    try:
+        return _bind_all(host, port)
+    except OSError as e:
+        raise bind_error(host, port, e) from None
+
+
+# ------------------------------------------------------------------------------ running
+
+def configure_logging(level: str = "info", fmt: str = "json", file: str | None = None) -> None:
+    """Root handlers per lwas.runtime.logs: stderr as JSON lines or the console, plus the JSON file."""
+    from lwas.runtime.logs import LogSetupError, configure
+
+    try:
+        configure(level, fmt, file)
+    except LogSetupError as e:
+        raise ServeError(str(e)) from None
 
 
 def app_from_env():
     """The uvicorn factory of each worker process (the config travels in the environment)."""
     cfg = ServeConfig(**json.loads(os.environ[CONFIG_ENV]))
-    configure_logging(cfg.log_level)
+    configure_logging(cfg.log_level, cfg.log_format, cfg.log_file)
     app, _, _ = build(cfg)
     return app
 
 
-def serve(cfg: ServeConfig, announce=print) -> None:
-    """Run uvicorn until interrupted. Credentials: `LWAS_API_KEYS` / `LWAS_AUTH_CONFIG`; with none,
-    a development key is created and announced once (every worker inherits it)."""
-    import uvicorn
-
+def _dev_key_if_none() -> str | None:
+    """A development API key put in LWAS_API_KEYS when no credential is configured (every worker
+    inherits it); None when credentials are configured."""
     from lwas.runtime.auth import load_credentials, make_dev_key
 
     try:
         configured = load_credentials().configured
     except ValueError as e:
         raise ServeError(f"bad credentials configuration: {e}") from None
-    if not configured:
-        dev = make_dev_key()
-        os.environ["LWAS_API_KEYS"] = f"{dev}:admin"
-        announce(f"development API key (role admin; shown once): {dev}")
-        announce(f"  KEY={dev}    # then: curl -H \"Authorization: Bearer $KEY\" ...")
-    os.environ[CONFIG_ENV] = json.dumps(asdict(cfg))
-    announce(f"serving {cfg.source or cfg.artifact} on http://{cfg.host}:{cfg.port}  (OpenAPI: /docs, ledger: "
-             f"{_safe_url(cfg.db)}, workers: {cfg.workers})")
-    configure_logging(cfg.log_level)
-    common = dict(host=cfg.host, port=cfg.port, access_log=False, log_config=None, log_level=cfg.log_level,
-                  timeout_graceful_shutdown=10)
-    if cfg.workers == 1:
-        app, _, _ = build(cfg)  # errors surface here, before the port is bound
-        uvicorn.run(app, **common)
-        return
-    _load(cfg)  # check the artifact once in the parent: a bad one stops here, not in N workers
-    uvicorn.run("lwas.runtime.serve:app_from_env", factory=True, workers=cfg.workers, **common)
+    if configured:
+        return None
+    dev = make_dev_key()
+    os.environ["LWAS_API_KEYS"] = f"{dev}:admin"
+    return dev
+
+
+def _start_lines(cfg: ServeConfig, port: int, dev: str | None) -> list[str]:
+    url = f"http://{_where(cfg.host, port)}"
+    lines = []
+    if dev:
+        lines += [f"development API key (role admin; shown once): {dev}",
+                  f"  KEY={dev}    # then: curl -H \"Authorization: Bearer $KEY\" {url}/..."]
+    lines.append(f"serving {_name(cfg)} on {url}  (OpenAPI: {url}/docs, ledger: {_safe_url(cfg.db)}, "
+                 f"workers: {cfg.workers})")
+    if cfg.log_format == "console":
+        lines.append(f"logs: warnings and errors here; every record as JSON in {cfg.log_file}" if cfg.log_file else
+                     "logs: warnings and errors here (--log-file FILE keeps every record, access log included, "
+                     "as JSON; --log-format json prints them)")
+    return lines
+
+
+def serve(cfg: ServeConfig, announce=print, quiet: bool = False) -> None:
+    """Run uvicorn until interrupted, in the order the module docstring gives. Credentials:
+    `LWAS_API_KEYS` / `LWAS_AUTH_CONFIG`; with none, a development key is created and announced
+    (even when `quiet`, which leaves out the other start lines)."""
+    import uvicorn
+
+    preflight(cfg)
+    sockets = listen(cfg.host, cfg.port)
+    try:
+        port = sockets[0].getsockname()[1]
+        dev = _dev_key_if_none()
+        os.environ[CONFIG_ENV] = json.dumps(asdict(cfg))
+        configure_logging(cfg.log_level, cfg.log_format, cfg.log_file)
+        logging.getLogger("lwas.serve").info("listening on http://%s (%s)", _where(cfg.host, port), _name(cfg))
+        common = dict(host=cfg.host, port=port, access_log=False, log_config=None, log_level=cfg.log_level,
+                      timeout_graceful_shutdown=10)
+        if cfg.workers == 1:
+            app, _, _ = build(cfg)  # refusals surface here, before anything is announced
+            _announce(announce, _start_lines(cfg, port, dev), dev, quiet)
+            _run_one(uvicorn.Config(app, **common), sockets)
+        else:
+            _announce(announce, _start_lines(cfg, port, dev), dev, quiet)
+            _run_workers(uvicorn.Config("lwas.runtime.serve:app_from_env", factory=True, workers=cfg.workers,
+                                        **common), sockets)
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _announce(announce, lines: list[str], dev: str | None, quiet: bool) -> None:
+    """Every start line; when `quiet`, only a created development key (two lines)."""
+    for line in (lines[:2] if dev else []) if quiet else lines:
+        announce(line)
+
+
+def _run_one(config, sockets: list[socket.socket]) -> None:
+    """uvicorn.run's single-process path, on our sockets."""
+    import uvicorn
+
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=sockets)
+    except KeyboardInterrupt:
+        pass
+    if not server.started:  # the lifespan startup failed, or a signal came first (uvicorn.run does the same)
+        sys.exit(3)
+
+
+def _run_workers(config, sockets: list[socket.socket]) -> None:
+    """uvicorn.run's `--workers N` path (a supervisor and N spawned workers), on our sockets."""
+    import inspect
+
+    from uvicorn.supervisors import Multiprocess
+
+    extra = {}
+    if "target" in inspect.signature(Multiprocess).parameters:  # older releases take the target
+        import uvicorn
+
+        extra["target"] = uvicorn.Server(config).run
+    try:
+        Multiprocess(config, sockets=sockets, **extra).run()
+    except KeyboardInterrupt:
+        pass

@@ -121,3 +121,40 @@ def test_graph_highlights_violated_edges(write, capsys, monkeypatch):
     assert '"law" -> "decree" [color=red, penwidth=2];' in out.out
     assert '"decree" -> "truth";' in out.out  # not part of the violation
     assert "error[E0203]" in out.err
+
+
+# ---------------------------------------------------------------- serve (the rest: tests/test_console.py)
+
+def test_serve_help_says_where_logs_go(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--help"])
+    assert e.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("--log-format {auto,console,json}", "--log-file FILE", "$LWAS_LOG_FORMAT", "$LWAS_LOG_FILE",
+                 "console when stderr is a terminal, json otherwise", "systemd units, containers and pipes keep "
+                 "getting JSON", "warnings and errors only", "access log included", "--quiet"):
+        assert text in out, text
+
+
+@pytest.fixture
+def serve_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    for var in ("LWAS_API_KEYS", "LWAS_AUTH_CONFIG", "LWAS_SIGNING_KEY", "LWAS_LOG_FORMAT", "LWAS_LOG_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def test_serve_refuses_a_program_without_a_service_before_anything_else(serve_env, capsys):
+    fib = str(ROOT / "examples" / "fib.lwas")
+    assert main(["serve", fib, "--port", "1", "--db", str(serve_env / "l.db")]) == 1
+    err = capsys.readouterr().err
+    assert f"error: `{fib}` declares no service: there is nothing to serve" in err
+    assert "= help: " in err and "docs/services.md" in err and f"lwasc run {fib}" in err
+    assert "serving" not in err and "API key" not in err and "lwas-serve-" not in err
+    assert not (serve_env / "l.db").exists()
+
+
+def test_serve_rejects_an_unknown_log_format(serve_env, capsys, monkeypatch):
+    monkeypatch.setenv("LWAS_LOG_FORMAT", "yaml")
+    assert main(["serve", str(ROOT / "examples" / "bank.lwas"), "--port", "1"]) == 1
+    assert "error: LWAS_LOG_FORMAT must be one of auto, console, json, got 'yaml'" in capsys.readouterr().err
