@@ -430,6 +430,7 @@ class LedgerReader:
         self.store = store  # to look up artifacts that started after us
         self._plans: dict[bytes, tuple | None] = {}
         self._native = None  # entry_reader(desc), built on first use
+        self._natives: dict = {}  # artifact -> how native() reads its entries
 
     def _plan_for(self, artifact: bytes):
         layout = self.layouts.get(artifact)
@@ -449,16 +450,22 @@ class LedgerReader:
     def native(self, artifact: bytes, payload: bytes):
         """The entry as the `on` block takes it: read straight into its ctypes record when it
         is in the program's own layout (lwas.runtime.transcode), else converted as a Python value."""
-        artifact = bytes(artifact)
+        read = self._natives.get(artifact)
+        if read is None:
+            read = self._natives[bytes(artifact)] = self._native_for(bytes(artifact))
+        return read(payload)
+
+    def _native_for(self, artifact: bytes):
+        """How native() reads the entries `artifact` wrote: transcoded, or converted."""
         if artifact not in self._plans:
             self._plans[artifact] = self._plan_for(artifact)
         if self._plans[artifact] is not None:
-            return self.decode(artifact, payload)
+            return lambda payload: self.decode(artifact, payload)
         if self._native is None:
             from lwas.runtime.transcode import entry_reader
 
             self._native = entry_reader(self.desc)
-        return self._native(payload)
+        return self._native
 
     def decode(self, artifact: bytes, payload: bytes):
         artifact = bytes(artifact)

@@ -40,6 +40,7 @@ def entry_reader(desc):
     layout, read = _compile(desc)
     size = ctypes.sizeof(ctype(desc))
     local = threading.local()
+    plain = not _holds_containers(desc)  # nothing to keep alive but the buffer
 
     def entry(payload: bytes) -> Ref:
         n = len(payload)
@@ -50,7 +51,7 @@ def entry_reader(desc):
             room = local.room = (buf, ctypes.addressof(view), view)
         buf, address, _ = room
         buf[size:size + n] = payload
-        call = _Call()  # buffers of arrays and maps, if the record has any
+        call = None if plain else _Call()  # buffers of the record's arrays and maps
         try:
             values, end = read(payload, address + size, call)
         except (struct.error, IndexError, UnicodeDecodeError, OverflowError) as e:
@@ -58,9 +59,16 @@ def entry_reader(desc):
         if end != n:
             raise ValueError(f"{n - end} trailing bytes after {desc!r}")
         layout.pack_into(buf, 0, *values)
-        local.call = call  # alive until the next read
+        if call is not None:
+            local.call = call  # alive until the next read
         return Ref(address)
     return entry
+
+
+def _holds_containers(desc) -> bool:
+    """Whether a record has an array or a map field (nested records included)."""
+    return any(isinstance(t, dict) and ("array" in t or "map" in t or "record" in t and _holds_containers(t))
+               for _, t in desc["fields"])
 
 
 # ------------------------------------------------------------------ the generated reader
