@@ -9,7 +9,10 @@ passes through a binary float) → strict validation (lwas.runtime.models) → t
 Errors are JSON `{"error": {"code": ..., "message": ..., ...}}`: 400 malformed JSON, 401/403
 auth, 404 unknown ledger key, 409 ledger key conflict, 422 invalid body or refused guard, 429 rate
 limit (with Retry-After), 500 a runtime fault in the handler (kind and source position; the
-service keeps serving), 503 store unavailable. Nothing is written in any of these cases.
+service keeps serving), 503 store unavailable. Nothing is written in any of these cases. FastAPI's
+and Starlette's own errors (a bad query on a ledger route, an unknown path) use the same format.
+
+The OpenAPI document, /docs and its assets: lwas.runtime.openapi.
 """
 from __future__ import annotations
 
@@ -20,17 +23,19 @@ import logging
 import time
 import uuid
 from decimal import Decimal
-from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from lwas.errors import RuntimeError as LwasRuntimeError
+from lwas.runtime import openapi
 from lwas.runtime.auth import AuthError, RateLimiter, authenticate, authorize, retry_after
 from lwas.runtime.host import GuardRefused, Outcome, Unavailable
-from lwas.runtime.models import BodyError, dumps, json_schema, parse_body, parse_value, to_json
+from lwas.runtime.models import BodyError, dumps, parse_body, parse_value, to_json
 from lwas.runtime.webhooks import WebhookRejected, WebhookUnavailable, webhook_reader
 
 log = logging.getLogger("lwas.http")
@@ -154,7 +159,11 @@ def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: R
                ready=lambda: True, title: str = "LwaS services", reporter=None) -> FastAPI:
     """The ASGI app for started `host.Service`s (the caller starts and stops them)."""
     metrics = _Metrics()
-    app = FastAPI(title=title, version="1", docs_url="/docs", openapi_url="/openapi.json")
+    # FastAPI's own /docs, /redoc and /openapi.json load their assets from CDNs and describe the
+    # routes inaccurately: lwas.runtime.openapi replaces them (see openapi.install below)
+    app = FastAPI(title=title, version="1", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(HTTPException, _http_error)
     limiter = limiter or RateLimiter(rate_per_s=2000.0, burst=4000.0)
     ledgers = {}
     for svc in services:
@@ -189,12 +198,14 @@ def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: R
             return error(503, "not_ready", "the ledger store is not reachable")
         return {"status": "ready", "services": [s.name for s in services]}
 
-    @app.get("/_lwas/metrics", tags=["operations"])
-    @app.get("/metrics", tags=["operations"])  # unless a service declares GET /metrics itself
     async def prometheus():
         for name, (svc, ledger) in ledgers.items():
             metrics.entries.labels(name).set(ledger.size)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.get("/_lwas/metrics", tags=["operations"])(prometheus)
+    if ("GET", "/metrics") not in seen_routes:  # else the service's own GET /metrics has the path
+        app.get("/metrics", tags=["operations"])(prometheus)
 
     @app.get("/ledger", tags=["ledger"])
     async def ledger_names(request: Request):
@@ -250,8 +261,22 @@ def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: R
         except ValueError as e:
             return error(422, "bad_range", str(e))
 
+    openapi.install(app, services, credentials.read_requires_auth)
     app.add_middleware(_Observe, metrics=metrics, reporter=reporter, routes=frozenset(seen_routes))
     return app
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own parameter validation (the ledger routes' query) in the runtime's format."""
+    details = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+               for e in exc.errors()]
+    return error(422, "invalid_request", "the request does not match the route's types", details=details)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's errors (an unknown path, a method the path does not take) in the runtime's format."""
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error(exc.status_code, code, str(exc.detail), exc.headers)
 
 
 def _who(credentials):
@@ -364,33 +389,8 @@ def _add_route(app: FastAPI, svc, route: dict, who, credentials, limiter: RateLi
         return error(500, "internal", "internal error")
 
     endpoint.__name__ = route["handler"].replace("$", "_")
-    extra: dict[str, Any] = {}
-    if path_params or query:
-        extra["parameters"] = [{"name": n, "in": "path", "required": True, "schema": json_schema(d)}
-                               for n, d in path_params]
-        extra["parameters"] += [{"name": n, "in": "query", "required": default is None,
-                                 "schema": {**json_schema(d), **({"default": default} if default is not None else {})}}
-                                for n, d, default in query]
-    if signed:  # the sender's own format, authenticated by its signature header
-        extra["requestBody"] = {"required": True, "description": f"a {signed} webhook event, signed",
-                                "content": {"application/json": {"schema": {"type": "object"}}}}
-    elif body is not None:
-        extra["requestBody"] = {"required": True,
-                                "content": {"application/json": {"schema": json_schema(body[1])}}}
-    responses = {"200": {"description": "OK", "content": {"application/json": {"schema": json_schema(response_desc)}}},
-                 "400": {"description": "malformed JSON"}, "422": {"description": "invalid request or guard refused"}}
-    if signed:
-        responses.update({"400": {"description": "bad signature, timestamp outside the tolerance, or not an event"},
-                          "503": {"description": "webhooks not configured"}})
-    elif mutating:
-        responses.update({"401": {"description": "missing or invalid credentials"},
-                          "403": {"description": "insufficient role"},
-                          "409": {"description": "the ledger key holds another entry"},
-                          "429": {"description": "rate limited"}})
-    extra["responses"] = responses
-    app.add_api_route(route["path"], endpoint, methods=[route["method"]], tags=[svc.name],
-                      summary=route.get("doc") or f"{route['method']} {route['path']}",
-                      openapi_extra=extra, include_in_schema=True)
+    # described by lwas.runtime.openapi from the same descriptor (FastAPI's generator cannot)
+    app.add_api_route(route["path"], endpoint, methods=[route["method"]], include_in_schema=False)
 
 
 _MISSING = object()

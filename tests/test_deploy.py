@@ -233,6 +233,22 @@ def test_k8s_hpa_targets_only_postgres_backed_deployments():
     assert all(urls[f"{s}-url"].startswith("postgresql://") for s in SERVICES)
 
 
+def test_k8s_prometheus_scrapes_the_runtime_metrics_not_a_service_route():
+    """`/metrics` is Prometheus text only while the service does not declare `GET /metrics` itself
+    (the economy does: its books, as JSON, which Prometheus cannot parse), so every scrape goes to
+    `/_lwas/metrics`, the runtime's own; docs/operations.md says the same."""
+    for name, dep in _k8s("Deployment").items():
+        ann = dep["spec"]["template"]["metadata"]["annotations"]
+        assert ann["prometheus.io/scrape"] == "true", name
+        assert ann["prometheus.io/port"] == str(PORTS[name]), name
+        declared = re.findall(r'^\s*get\s+"([^"]+)"', (ROOT / "services" / f"{name}.lwas").read_text(), re.M)
+        assert declared, f"services/{name}.lwas declares no GET route: the regex is stale"
+        assert ann["prometheus.io/path"] not in declared, f"{name} scrapes its own route {ann['prometheus.io/path']}"
+        assert ann["prometheus.io/path"] == "/_lwas/metrics", name
+    ops = (ROOT / "docs" / "operations.md").read_text()
+    assert "metrics_path: /_lwas/metrics" in ops and "annotations point\nat `/_lwas/metrics`" in ops
+
+
 def test_k8s_backups_meet_a_15_minute_rpo():
     jobs = _k8s("CronJob")
     for svc in SERVICES:

@@ -14,7 +14,7 @@ import pytest
 from lwas.driver import compile_file
 from lwas.keys import generate
 from stripe_standin import StripeStandIn, charge_obj, event, payment_intent_obj, sign, stripe_error
-from test_service import AUTH, WRITER, Server
+from test_service import AUTH, WRITER, Server, deref
 
 ROOT = Path(__file__).resolve().parent.parent / "services"
 SECRET_KEY = "sk_test_51LwaSpaymentsSecretKey0000"
@@ -334,5 +334,5 @@ def test_openapi_describes_the_webhook_as_signed_and_the_intent_as_typed(flow):
     assert "401" not in hook["responses"]  # its credential is the signature
     intent = spec["paths"]["/payments/intent"]["post"]
     assert "401" in intent["responses"]
-    schema = json.dumps(intent["requestBody"]["content"]["application/json"]["schema"])
+    schema = json.dumps(deref(spec, intent["requestBody"]["content"]["application/json"]["schema"]))
     assert "amount" in schema and "currency" in schema

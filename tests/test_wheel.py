@@ -28,6 +28,9 @@ def test_wheel_contents(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "lwas/grammar/lwas.lark" in names
     assert "lwas/runtime/__init__.py" in names and "lwas/lsp/__init__.py" in names
+    page = {f"lwas/runtime/dashboard_static/{f}" for f in ("index.html", "dashboard.css", "dashboard.js",
+                                                           "favicon.svg")}
+    assert page <= names  # the dashboard's page (package data)
     assert not any(n.startswith(("runtime/", "lsp/", "grammar/", "stdlib/", "tests/")) for n in names)
     assert any(n.startswith("lwas-") and n.endswith("entry_points.txt") for n in names)
 
