@@ -189,12 +189,19 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def _read(path: str) -> str | None:
+def _read(path: str, args=None) -> str | None:
+    """The file's text, or None after reporting why not (not UTF-8: E0005, with its position)."""
+    from .source import SourceError, read_source
+
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        print(f"error: cannot read `{path}`: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
+        return read_source(path)
+    except SourceError as e:
+        if args is not None and getattr(args, "format", None) == "json" and e.diagnostic is not None:
+            from .diagnostics import to_json_lines
+
+            print(to_json_lines([e.diagnostic], {path: e.source}))
+        else:
+            print(e.render(_colour(args) if args is not None else False), file=sys.stderr)
         return None
 
 
@@ -210,7 +217,7 @@ def cmd_check(args) -> int:
 
     failed = False
     for path in args.files:
-        text = _read(path)
+        text = _read(path, args)
         if text is None:
             failed = True
             continue
@@ -244,7 +251,7 @@ def cmd_graph(args) -> int:
     from .driver import check_source
     from .graph import to_dot
 
-    text = _read(args.file)
+    text = _read(args.file, args)
     if text is None:
         return EXIT_ERRORS
     c = check_source(text, args.file)
@@ -319,7 +326,7 @@ def cmd_build(args) -> int:
     from .driver import BUILD, compile_source, format_timings
     from .keys import KeyFileError, signing_key
 
-    text = _read(args.file)
+    text = _read(args.file, args)
     if text is None:
         return EXIT_ERRORS
     opt = int(args.opt)
@@ -465,9 +472,12 @@ def cmd_run(args) -> int:
             art, program = load_verified(data, [load_public(k) for k in args.pubkey] + trusted_keys())
             timings.append(("load", time.perf_counter() - t0))
         else:
+            from .source import SourceError, decode_source
+
             try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError:
+                text = decode_source(data, args.file)
+            except SourceError as e:
+                print(e.render(_colour(args)), file=sys.stderr)
                 return _fail(f"`{args.file}` is neither an LwaS artifact nor UTF-8 source text")
             c, loaded = _program_for_source(args, args.file, text, timings)
             if loaded is None:

@@ -39,6 +39,29 @@ break inside it as `\\n`:
 A number that LwaS cannot represent: an `int` literal outside the signed 64-bit range
 (-9223372036854775808 ..= 9223372036854775807), a float literal that is not finite
 (`1e999`), or a money literal with more minor units than a 64-bit integer holds."""),
+    ("E0005", "source file is not valid UTF-8", """
+LwaS source files are UTF-8 text. The file holds a byte sequence that is not UTF-8 (often a
+file saved as Latin-1 or Windows-1252, or a binary file given by mistake); the error gives the
+byte offset of the first bad byte and its line and column. Convert the file:
+
+    iconv -f LATIN1 -t UTF-8 old.lwas > new.lwas
+
+A UTF-8 byte order mark (EF BB BF) at the start of a file is accepted and ignored;
+`lwasc fmt` removes it."""),
+    ("E0006", "nesting too deep", """
+An item's syntax tree is nested more than 12,000 levels deep. The compiler refuses it (and
+leaves the item out) instead of running out of stack, like clang's `-fbracket-depth` or Go's
+nesting limit. Each operator of a chain counts one level, because `a + b + c` is `(a + b) + c`;
+parentheses alone do not count; a nested `if`, a block, a call with its argument, an array
+literal and a `match` arm each count one or two.
+
+Code written by hand never comes near the limit; generated code may. Split the expression:
+
+    let part1 = x1 + x2 + ... + x5000
+    let part2 = x5001 + ... + x10000
+    return part1 + part2
+
+or sum an array (`for x in xs { total += x }`), or move nested parts into functions."""),
     # ------------------------------------------------------------------ names and modules
     ("E0101", "undefined name", """
 A name is used that is not declared in this scope, in this module, among its imports, or
@@ -317,6 +340,20 @@ as reading it. Remove it, or prefix its name with `_`. Parameters are not report
 A statement follows a `return`, `break` or `continue` (or a statement all of whose paths
 end in one) in the same block and can never run. A `match` arm after a `_` arm is also
 unreachable."""),
+    ("W0105", "bidirectional control character in a comment or text literal", """
+A comment or a text literal contains an invisible Unicode control that changes the display
+order of text: U+202A..U+202E (embeddings and overrides), U+2066..U+2069 (isolates), U+200E,
+U+200F or U+061C (marks). Editors and code reviews then show the line in a different order
+from the one the compiler reads, so a comment can seem to end early or code can seem to be
+commented out (the "Trojan Source" attack, CVE-2021-42574):
+
+    // check access <U+202E> } <U+2066> if is_admin <U+2069> <U+2066> begin
+
+(each `<U+...>` stands for the invisible character itself).
+
+Remove them unless they are meant to be there. Outside comments and text literals they are
+not allowed at all (E0002). `lwasc fmt` never removes them, and diagnostics print each as
+U+FFFD so the terminal does not reorder the line it shows."""),
 ]
 
 CODES: dict[str, Code] = {c: Code(c, t, e.strip("\n")) for c, t, e in _TABLE}

@@ -142,11 +142,12 @@ def render(diag: Diagnostic, sources: Mapping[str, SourceFile], colour: bool = F
             if prev is not None and line > prev + 1:
                 out.append(paint("blue", "..."))
             prev = line
-            text = src.line_text(line).expandtabs(4)
+            text, shift = _shown(src.line_text(line), by_line[line])
             out.append(f"{paint('blue', str(line).rjust(width))} {bar} {text}")
             for l in sorted(by_line[line], key=lambda l: l.span.col):
-                start = l.span.col
-                end = l.span.end_col if l.span.end_line == l.span.line else len(text) + 1
+                start = l.span.col - shift
+                end = l.span.end_col - shift if l.span.end_line == l.span.line else len(text) + 1
+                end = min(end, len(text) + 1)
                 n = max(1, end - start)
                 mark = ("^" if l.primary else "-") * n
                 style = diag.severity if l.primary else "blue"
@@ -158,6 +159,26 @@ def render(diag: Diagnostic, sources: Mapping[str, SourceFile], colour: bool = F
     if diag.help:
         out.append(f"{pad} {paint('blue', '=')} {paint('help', 'help')}: {diag.help}")
     return "\n".join(out)
+
+
+# Bidirectional controls (lwas.bidi.BIDI) would reorder the printed line as they reorder the
+# source: show them as U+FFFD, one column each like the character they replace.
+_SAFE = str.maketrans({c: "\ufffd" for c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"})
+_WIDEST = 160  # longer source lines are cut around their labels
+
+
+def _shown(line: str, labels: list[Label]) -> tuple[str, int]:
+    """The source line as printed (tabs expanded, bidi controls replaced, a long line cut to a
+    window around its labels, with `...` marks) and how many columns the cut removed."""
+    text = line.expandtabs(4).translate(_SAFE)
+    if len(text) <= _WIDEST:
+        return text, 0
+    lo = min(l.span.col for l in labels)
+    begin = max(1, lo - 40)
+    end = min(len(text) + 1, begin + _WIDEST)
+    head = "..." if begin > 1 else ""
+    tail = "..." if end <= len(text) else ""
+    return head + text[begin - 1:end - 1] + tail, begin - 1 - len(head)
 
 
 def render_all(diags: Iterable[Diagnostic], sources: Mapping[str, SourceFile], colour: bool = False) -> str:

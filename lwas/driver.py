@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .diagnostics import Diagnostic, Sink, sort_key
+from .nesting import call_deep
 from .source import SourceFile
 
 
@@ -161,6 +162,12 @@ BUILD: list[Stage] = [
 
 
 def run(c: Compilation, stages: list[Stage]) -> Compilation:
+    """Run the stages in order on a deep stack (lwas.nesting): the checker, lowering and code
+    generation recurse on the syntax tree, which the parser allows MAX_DEPTH levels deep."""
+    return call_deep(_run, c, stages)
+
+
+def _run(c: Compilation, stages: list[Stage]) -> Compilation:
     for name, fn, needs_clean in stages:
         if needs_clean and c.sink.has_errors:
             break

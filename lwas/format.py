@@ -16,7 +16,14 @@ The style:
   * `{` on the same line as what it opens, `} else` on one line;
   * line breaks are the source's (no wrapping); at most one blank line in a row, none at the
     start or end of a block or file; a trailing comment two spaces after the code;
-    no trailing whitespace; `\\n` line endings and a final newline.
+    no trailing whitespace; `\\n` line endings and a final newline;
+  * no byte order mark: a UTF-8 BOM at the start of a file is accepted (lwas.source) and dropped,
+    since UTF-8 needs none and one style means one byte sequence per program.
+
+Hostile text: nothing but whitespace changes, so bidirectional control characters in comments
+and text literals are kept; `lwasc fmt` prints their W0105 warnings (and any other warning of the
+parser) on stderr and formats the file anyway. A file that is not UTF-8 is an error (E0005),
+reported with its position; the file is left alone.
 """
 from __future__ import annotations
 
@@ -32,7 +39,7 @@ from lark.exceptions import UnexpectedInput
 
 from .diagnostics import render_all
 from .parse import _Newlines, _ENDS_STATEMENT, grammar_text, parse_text, parser
-from .source import SourceFile
+from .source import BOM, SourceError, SourceFile, read_source
 
 __all__ = ["FormatError", "format_source", "check", "main"]
 
@@ -236,11 +243,12 @@ def _layout(text: str) -> str:
 
 def format_source(text: str, path: str = "<string>") -> str:
     """The formatted text. Raises FormatError (with rendered diagnostics) if it does not parse."""
-    text = text.replace("\r\n", "\n").lstrip("\ufeff")
+    text = text.replace("\r\n", "\n").removeprefix(BOM)
     src = SourceFile(path, text)
     _, diags = parse_text(text, path)
-    if diags:
-        raise FormatError(path, diags, render_all(diags, {path: src}))
+    errors = [d for d in diags if d.is_error]
+    if errors:
+        raise FormatError(path, errors, render_all(errors, {path: src}))
     try:
         return _layout(text)
     except UnexpectedInput as e:  # the compiler's parser accepted it: should not happen
@@ -251,10 +259,20 @@ def check(paths) -> list[str]:
     """The files among `paths` whose formatting would change (FormatError if one does not parse)."""
     out = []
     for p in paths:
-        text = Path(p).read_text(encoding="utf-8")
+        text = read_source(str(p))
         if format_source(text, str(p)) != text:
             out.append(str(p))
     return out
+
+
+def _warn(text: str, path: str) -> None:
+    """Print the W0105 warnings: bidirectional controls, which formatting keeps."""
+    from .bidi import bidi_warnings
+
+    src = SourceFile(path, text.replace("\r\n", "\n"))
+    warnings = bidi_warnings(src)
+    if warnings:
+        print(render_all(warnings, {path: src}), file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,11 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.files:
         path = Path(name)
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            print(f"error: {name}: {e.strerror or e}", file=sys.stderr)
+            text = read_source(name)
+        except SourceError as e:
+            print(e.render(), file=sys.stderr)
             status = 1
             continue
+        _warn(text, name)
         try:
             new = format_source(text, name)
         except FormatError as e:

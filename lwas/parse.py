@@ -27,6 +27,9 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import syntax as ast
 from .diagnostics import Diagnostic, Label
+from .bidi import bidi_warnings
+from .bidi import describe as describe_char
+from .nesting import check_depth
 from .source import SourceFile, Span
 
 # A newline ends a statement only after one of these (Go's automatic-semicolon rule).
@@ -70,6 +73,7 @@ class _Newlines:
 
 @lru_cache(maxsize=None)
 def grammar_text() -> str:
+    """grammar/lwas.lark (the parser here, the formatter's own parser)."""
     return resources.files("lwas.grammar").joinpath("lwas.lark").read_text(encoding="utf-8")
 
 
@@ -572,7 +576,8 @@ def _syntax_error(e: UnexpectedInput, src: SourceFile, dl: int, dp: int, end: in
             return Diagnostic("E0003", "unterminated text literal", span, label="this text is never closed",
                               help='close it with `"` on the same line; write a line break as `\\n`')
         hint = _CHAR_HINTS.get(ch)
-        return Diagnostic("E0002", f"unexpected character `{ch}`", span, label="not part of any LwaS token",
+        shown = f"`{ch}`" if ch.isprintable() else describe_char(ch)
+        return Diagnostic("E0002", f"unexpected character {shown}", span, label="not part of any LwaS token",
                           help=hint)
     tok = e.token if isinstance(e, UnexpectedToken) else None
     if tok is None or tok.type == "$END" or (tok.type == "_NL" and not tok.value) or isinstance(e, UnexpectedEOF):
@@ -591,7 +596,7 @@ def _syntax_error(e: UnexpectedInput, src: SourceFile, dl: int, dp: int, end: in
     return Diagnostic("E0001", f"unexpected {_describe(tok)}", span, label=message, help=_CHAR_HINTS.get(tok.value))
 
 
-_LINE_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|//.*')
+_LINE_COMMENT = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"|//.*')
 _DOTTED_TAIL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\.$")
 _PATH_ITEM = re.compile(r"[ \t]*(?:import|module)\b")
 _CLOSER = {"(": ")", "[": "]", "{": "}"}
@@ -763,12 +768,20 @@ def _segments(text: str) -> list[int]:
 
 
 def parse_module(src: SourceFile) -> tuple[ast.Module, list[Diagnostic]]:
-    """Parse one file. Returns the tree (with every item that parsed) and the syntax errors."""
+    """Parse one file. Returns the tree (with every item that parsed and is nested at most
+    nesting.MAX_DEPTH deep) and the diagnostics: syntax errors, E0006 for each item nested
+    deeper, W0105 for bidirectional control characters in comments and text literals."""
+    tree, diags = _parse_items(src)
+    return tree, diags + bidi_warnings(src)
+
+
+def _parse_items(src: SourceFile) -> tuple[ast.Module, list[Diagnostic]]:
     text = src.text
     b = _BUILDER
     b.src, b.path, b.dl, b.dp = src, src.path, 0, 0
     try:
-        return ast.Module(src.path, tuple(_parse_tree(text)), src.span(0, len(text))), []
+        items, diags = check_depth(_parse_tree(text))
+        return ast.Module(src.path, tuple(items), src.span(0, len(text))), diags
     except UnexpectedInput:
         pass
     # panic mode: parse item by item; each broken item reports its first error, once
@@ -782,9 +795,12 @@ def parse_module(src: SourceFile) -> tuple[ast.Module, list[Diagnostic]]:
         dl = text.count("\n", 0, begin)
         b.dl, b.dp = dl, begin
         try:
-            items.extend(_parse_tree(chunk))
+            kept, deep = check_depth(_parse_tree(chunk))
         except UnexpectedInput as e:
             diags.append(_syntax_error(e, src, dl, begin, end))
+            continue
+        items.extend(kept)
+        diags.extend(deep)
     return ast.Module(src.path, tuple(items), src.span(0, len(text))), diags
 
 

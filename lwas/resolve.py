@@ -13,7 +13,7 @@ from typing import Callable
 
 from . import syntax as ast
 from .diagnostics import Label, Sink
-from .source import SourceFile
+from .source import SourceError, SourceFile, read_source
 
 
 @dataclass(eq=False)
@@ -75,7 +75,7 @@ class Loader:
 
     parse: Callable[[SourceFile], tuple[ast.Module, list]]
     stdlib_dir: Path
-    read: Callable[[Path], str] = lambda p: p.read_text(encoding="utf-8")
+    read: Callable[[Path], str] = lambda p: read_source(str(p))  # SourceError: E0005 if not UTF-8
 
     def locate(self, parts: tuple[str, ...], importer: str) -> Path:
         if parts[0] == STD_PREFIX and len(parts) > 1:
@@ -147,7 +147,17 @@ def load(root: SourceFile, loader: Loader, sink: Sink) -> Program:
             continue
         try:
             text = loader.read(path)
-        except (OSError, UnicodeDecodeError) as e:
+        except SourceError as e:
+            if e.diagnostic is not None:  # not UTF-8: the file's own error, at the bad byte
+                sources[key] = e.source
+                sink.add(e.diagnostic)
+                info.missing_imports.add(binding)
+                continue
+            text, failure = None, (OSError(str(e)) if path.exists() else FileNotFoundError())
+        except (OSError, UnicodeDecodeError) as e:  # a caller's own `read`
+            text, failure = None, e
+        if text is None:
+            e = failure
             where = "the standard library" if imp.path.parts[0] == STD_PREFIX else f"`{path.parent}`"
             reason = "no such file" if isinstance(e, FileNotFoundError) else str(e)
             sink.error("E0103", f"module `{imp.path.text}` not found", imp.path.span,

@@ -1,4 +1,10 @@
-"""Source files and spans: where every diagnostic points."""
+"""Source files and spans: where every diagnostic points.
+
+Source text is UTF-8. `read_source` decodes a file's bytes and refuses invalid UTF-8 with a
+diagnostic (E0005: the file, the byte offset, a `help:`), never a traceback. A UTF-8 byte order
+mark at the start of a file is accepted and is not part of the text (`SourceFile` drops it, as
+rustc does), so line 1's columns and every offset are the same with or without it.
+"""
 from __future__ import annotations
 
 import bisect
@@ -29,6 +35,7 @@ class Span:
 
 
 NO_SPAN = Span("<builtin>", 0, 0, 0, 0)
+BOM = "\ufeff"
 
 
 @dataclass(slots=True)
@@ -36,6 +43,10 @@ class SourceFile:
     path: str
     text: str
     _line_starts: list[int] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.text.startswith(BOM):
+            self.text = self.text[1:]
 
     def line_starts(self) -> list[int]:
         if not self._line_starts:
@@ -66,3 +77,55 @@ class SourceFile:
         line, col = self.position(start)
         end_line, end_col = self.position(end)
         return Span(self.path, line, col, end_line, end_col, start, end)
+
+
+class SourceError(Exception):
+    """A source file that cannot be read or is not UTF-8. `diagnostic` (for E0005) and
+    `source` (its text, bad bytes replaced) render it like any error; `str()` is one line."""
+
+    def __init__(self, message: str, diagnostic=None, source: "SourceFile | None" = None):
+        super().__init__(message)
+        self.diagnostic = diagnostic
+        self.source = source
+
+    def render(self, colour: bool = False) -> str:
+        if self.diagnostic is None:
+            return f"error: {self}"
+        from .diagnostics import render_all
+
+        return render_all([self.diagnostic], {self.source.path: self.source}, colour)
+
+
+def decode_source(data: bytes, path: str) -> str:
+    """The text of a source file's bytes. Raises SourceError (E0005) if they are not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _not_utf8(data, path, e) from None
+
+
+def read_source(path: str) -> str:
+    """The text of the file at `path`. Raises SourceError if it cannot be read or decoded."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise SourceError(f"cannot read `{path}`: {e.strerror or e}") from None
+    return decode_source(data, path)
+
+
+def _not_utf8(data: bytes, path: str, e: UnicodeDecodeError) -> SourceError:
+    from .diagnostics import Diagnostic
+
+    at = e.start
+    shown = " ".join(f"0x{b:02X}" for b in data[at:min(e.end, at + 4)])
+    src = SourceFile(path, data.decode("utf-8", errors="replace"))
+    bom = 1 if data.startswith(b"\xef\xbb\xbf") else 0
+    offset = len(data[:at].decode("utf-8")) - bom  # characters before the bad byte
+    line, col = src.position(offset)
+    span = Span(path, line, col, line, col + 1, offset, offset + 1)
+    message = f"`{path}` is not valid UTF-8: byte {shown} at byte offset {at}"
+    diag = Diagnostic("E0005", message, span, label=f"invalid UTF-8 ({e.reason})",
+                      help=f"LwaS source files are UTF-8: convert the file, e.g. "
+                           f"`iconv -f LATIN1 -t UTF-8 {path}` if it is Latin-1")
+    return SourceError(message, diag, src)

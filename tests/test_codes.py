@@ -13,7 +13,7 @@ import pytest
 from lwas.codes import CODES, explain
 from lwas.diagnostics import render_all
 from lwas.driver import BUILD, check_source, compile_source
-from lwas.source import SourceFile
+from lwas.source import SourceError, SourceFile, read_source
 
 GOLDEN = Path(__file__).parent / "golden"
 BACK_END_CODES = {"E0320"}  # reported by `lwasc build` (lower and codegen), not by `lwasc check`
@@ -24,6 +24,9 @@ PROGRAMS: dict[str, dict[str, str]] = {
     "E0002": {"main.lwas": "fn f(a: bool, b: bool) -> bool = a && b\n"},
     "E0003": {"main.lwas": 'const GREETING: text = "hello\n'},
     "E0004": {"main.lwas": "const BIG: int = 9_223_372_036_854_775_808\n"},
+    # bytes that are not UTF-8 are written with surrogateescape: \udce9 is the Latin-1 byte E9
+    "E0005": {"main.lwas": "// caf\udce9 au lait\nfn f() -> int = 1\n"},
+    "E0006": {"main.lwas": "fn f() -> int = " + "1 + " * 12_000 + "1\n"},
     "E0101": {"main.lwas": "fn f(count: int) -> int = cuont + 1\n"},
     "E0102": {"main.lwas": "axiom twice = 0.3\naxiom twice = 0.4\n"},
     "E0103": {"main.lwas": "import std.nowhere\n"},
@@ -81,6 +84,7 @@ PROGRAMS: dict[str, dict[str, str]] = {
     "W0102": {"main.lwas": "import std.fuzzy\nfn f() -> int = 1\n"},
     "W0103": {"main.lwas": "fn f() -> int {\n  let spare = 2\n  return 1\n}\n"},
     "W0104": {"main.lwas": "fn f() -> int {\n  return 1\n  return 2\n}\n"},
+    "W0105": {"main.lwas": "fn is_admin() -> bool = false  // \u202e } \u2066 if is_admin() \u2069 \u2066\n"},
 }
 
 
@@ -93,8 +97,13 @@ def test_every_code_has_a_program_and_an_explanation():
 def _render(code: str, tmp_path: Path) -> tuple[str, list[str]]:
     files = PROGRAMS[code]
     for name, text in files.items():
-        (tmp_path / name).write_text(text)
+        (tmp_path / name).write_bytes(text.encode("utf-8", "surrogateescape"))
     main = next(iter(files))
+    try:
+        read_source(str(tmp_path / main))  # as `lwasc check` reads it
+    except SourceError as e:
+        text = render_all([e.diagnostic], {e.source.path: e.source}).replace(str(tmp_path) + "/", "")
+        return text + "\n", [e.diagnostic.code]
     if code in BACK_END_CODES:  # stop before the artifact stage: no signing key needed
         c = compile_source(files[main], str(tmp_path / main), stages=BUILD[:2])
     else:
