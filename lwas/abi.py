@@ -56,7 +56,14 @@ SYMBOL_PREFIX = "lwas$"  # native symbol of an export: SYMBOL_PREFIX + qualified
 # (lwas.runtime.state).
 KEEP_PREFIX = SYMBOL_PREFIX + "keep$"
 ARENA_FREE = SYMBOL_PREFIX + "arena_free"
+# A service's state to and from a snapshot's bytes, in native code (lwas.snapgen):
+# SNAP_ENCODE + svc(ptr state, ptr buf) and SNAP_DECODE + svc(ptr arena, ptr data, i64 len, ptr out).
+SNAP_ENCODE = SYMBOL_PREFIX + "snap$encode$"
+SNAP_DECODE = SYMBOL_PREFIX + "snap$decode$"
 AXIOM_TABLE = "lwas$axioms"  # [N x double]: effective truths, in `NativeModule.axioms` order
+# i64, writable: the wall-clock budget of one call of any export, in nanoseconds (0, the initial
+# value: no limit). A call that outlives it returns a "timeout" error site's status (lwas.budget).
+BUDGET_GLOBAL = "lwas$budget_ns"
 
 
 def type_desc(t):

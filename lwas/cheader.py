@@ -99,6 +99,12 @@ def header(described: dict, guard: str = "LWAS_PROGRAM_H", prefix: str = "lwas_"
                           for i, a in enumerate(axioms))
         decls.append(f"/* effective truths of the axioms, indexed by the constants below */\n"
                      f"extern const double {prefix}axioms[{len(axioms)}] __asm__(\"{AXIOM_TABLE}\");\n{names}")
+    from .abi import BUDGET_GLOBAL
+
+    decls.append("/* The wall-clock budget of one call of any function above, in nanoseconds of\n"
+                 " * CLOCK_MONOTONIC; 0 (the initial value) = no limit. A call that outlives it returns\n"
+                 " * the status of a `timeout` error site. Set it before calling, not during calls. */\n"
+                 f"extern int64_t {prefix}budget_ns __asm__(\"{BUDGET_GLOBAL}\");")
     sites = described.get("error_sites", [])
     site_lines = "\n".join(f" *   {i + 1}: {s['kind']}: {s['message'].replace('*/', '* /')} ({s['file']}:{s['line']}:{s['col']})"
                            for i, s in enumerate(sites))

@@ -49,6 +49,12 @@ status, which unwinds like any fault. Every cycle of calls passes a check, so th
 beyond the limit is bounded by one chain of non-recursive calls (and libc); non-recursive code
 is untouched. The check is a compare and a cold branch (fib(30) at -O2: no measurable cost).
 Which call of a cycle reports the fault depends on frame sizes, so on the optimisation level.
+
+Time (lwas.budget): a call that outlives the module's budget (the global BUDGET_GLOBAL, set by
+the runtime) returns a "timeout" site. The wrapper of a function that can loop or recurse puts
+the call's deadline in its frame, exactly STACK_BUDGET above the stack limit it passes, so impls
+find it without a new parameter; loops (back edges, or chunks of a `for`) and the entries of
+recursive or looping functions count down and read the clock now and then.
 """
 from __future__ import annotations
 
@@ -56,7 +62,8 @@ import llvmlite.binding as llvm
 from llvmlite import ir as L
 
 from . import ir
-from .abi import ARENA_FREE, AXIOM_TABLE, KEEP_PREFIX, SYMBOL_PREFIX, NativeModule
+from .budget import LOOP_TICKS, Budget, long_running
+from .abi import SNAP_DECODE, SNAP_ENCODE, ARENA_FREE, AXIOM_TABLE, KEEP_PREFIX, SYMBOL_PREFIX, NativeModule
 from .ir import Unsupported
 from .types import BOOL, CURRENCY_EXPONENTS, FLOAT, INT, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MapT, MoneyT, RecordT
 
@@ -150,7 +157,7 @@ def _target_machine(opt_level: int):
 
 def _compile(program: ir.Program, opt_level: int):
     tm = _target_machine(opt_level)
-    module = build_module(program)
+    module = build_module(program, llvm.get_process_triple())
     module.triple = llvm.get_process_triple()
     module.data_layout = str(tm.target_data)
     mod = llvm.parse_assembly(str(module))
@@ -180,7 +187,7 @@ def assembly(program: ir.Program, opt_level: int = 2) -> str:
 
 # ---------------------------------------------------------------- module
 
-def build_module(program: ir.Program) -> L.Module:
+def build_module(program: ir.Program, triple: str = "") -> L.Module:
     m = L.Module(name="lwas")
     table = L.ArrayType(F64, len(program.axioms))
     g = L.GlobalVariable(m, table, AXIOM_TABLE)
@@ -193,11 +200,16 @@ def build_module(program: ir.Program) -> L.Module:
         f.linkage = "internal"
         impls[fn.name] = (f, fn)
     mb = _ModuleBuilder(m, impls)
+    mb.budget = Budget(m, triple)
+    mb.long_running = long_running(program)
     for fn in program.functions:
         _FunctionBuilder(mb, fn).build()
         _wrapper(mb, impls[fn.name][0], fn)
         if "$" in fn.name:  # the service stage's functions (user names cannot hold `$`)
             _wrapper(mb, impls[fn.name][0], fn, keep=True)
+        if fn.name.endswith("$copy") and fn.params and fn.params[0].name == "state$":  # a service
+            svc = fn.name[:-len("$copy")]
+            mb.snaps.exports(SNAP_ENCODE + svc, SNAP_DECODE + svc, fn.params[0].type)
     free = L.Function(m, L.FunctionType(L.VoidType(), [PTR]), ARENA_FREE)
     b = L.IRBuilder(free.append_basic_block("entry"))
     b.call(mb.free_all(), [free.args[0]])
@@ -241,7 +253,11 @@ def _wrapper(mb: "_ModuleBuilder", impl: L.Function, fn: ir.Function, keep: bool
         b.store(L.Constant(ARENA, None), arena)
     sp = mb.stack_pointer(b)
     budget = L.Constant(I64, STACK_BUDGET)
-    limit = b.select(b.icmp_unsigned(">", sp, budget), b.sub(sp, budget), L.Constant(I64, 0), name="stack_limit")
+    if fn.name in mb.long_running:  # the call's deadline sits STACK_BUDGET above the limit (lwas.budget)
+        # (stacks live far above the first MiB of the address space: no wrap-around)
+        limit = b.sub(b.ptrtoint(mb.budget.start(b), I64), budget, name="stack_limit")
+    else:
+        limit = b.select(b.icmp_unsigned(">", sp, budget), b.sub(sp, budget), L.Constant(I64, 0), name="stack_limit")
     vals = [arena, limit]
     for p in fn.params:
         t = p.type
@@ -339,6 +355,16 @@ class _ModuleBuilder:
         self.intrinsics: dict = {}
         self.text: dict = {}
         self._maps = None
+        self._snaps = None
+
+    @property
+    def snaps(self):
+        """The snapshot codecs (lwas.snapgen), built on first use."""
+        if self._snaps is None:
+            from .snapgen import Snaps
+
+            self._snaps = Snaps(self)
+        return self._snaps
 
     @property
     def maps(self):
@@ -703,6 +729,9 @@ class _FunctionBuilder:
         self.arena = self.f.args[0]
         self.limit = self.f.args[1]
         self.sp = None  # the stack pointer (i64), read at entry on first use
+        self.ticks = None  # the loops' countdown (lwas.budget), made on first use
+        if self.fn.timeout_site >= 0:
+            self.mb.budget.entry_check(self.b, self.f, self.ctx, lambda: self.ret_status(self.fn.timeout_site + 1))
         for p, a in zip(self.fn.params, self.f.args[2:]):
             self.b.store(a, self.slot(p))
         self.stmts(self.fn.body)
@@ -725,6 +754,20 @@ class _FunctionBuilder:
             if self.entry.instructions:
                 self.b.position_before(self.entry.instructions[0])
             return self.b.alloca(ty, name=name)
+
+    def ctx(self):
+        """The call's CTX (lwas.budget), at STACK_BUDGET above the stack limit: computed where it
+        is used (mostly cold paths), so no register holds it."""
+        return self.b.inttoptr(self.b.add(self.limit, L.Constant(I64, STACK_BUDGET)), PTR)
+
+    def loop_ticks(self):
+        """The activation's loop countdown (an i64 slot set to LOOP_TICKS at entry)."""
+        if self.ticks is None:
+            self.ticks = self.entry_alloca(I64, "ticks")
+            with self.b.goto_block(self.entry):
+                self.b.position_after(self.ticks)
+                self.b.store(L.Constant(I64, LOOP_TICKS), self.ticks)
+        return self.ticks
 
     def stack_pointer(self):
         """The stack pointer at entry (after the prologue: this impl's frame is below it)."""
@@ -788,6 +831,8 @@ class _FunctionBuilder:
                 if not b.block.is_terminated:
                     b.branch(end)
             b.position_at_end(end)
+        elif c is ir.Loop and s.count is not None and s.site >= 0:
+            self.counted_loop(s)
         elif c is ir.Loop:
             head = self.f.append_basic_block("loop")
             body = self.f.append_basic_block("body")
@@ -804,7 +849,11 @@ class _FunctionBuilder:
                 b.branch(step)
             b.position_at_end(step)
             self.stmts(s.step)
-            b.branch(head)
+            if s.site >= 0:
+                self.mb.budget.back_edge(b, self.f, self.ctx, self.loop_ticks(), head,
+                                         lambda: self.ret_status(s.site + 1))
+            else:
+                b.branch(head)
             b.position_at_end(end)
         elif c is ir.SwitchStmt:
             subject = self.expr(s.subject)
@@ -833,6 +882,43 @@ class _FunctionBuilder:
             self.fail(s.site)
         else:  # pragma: no cover - lower produces nothing else
             raise Unsupported(f"IR statement {c.__name__}")
+
+    def counted_loop(self, s: ir.Loop) -> None:
+        """`for i in ..`: the loop runs in chunks of at most LOOP_TICKS iterations, `i < stop`
+        with stop = min(end, i + LOOP_TICKS); when i reaches stop before end, one deadline check
+        and the next chunk. The hot path keeps one compare, like a loop without a budget."""
+        b, budget = self.b, self.mb.budget
+        var, end_expr = s.count
+        end = self.expr(end_expr)
+        stop = self.entry_alloca(I64, "stop")
+        slot = self.slot(var)
+        chunk, head, body, step, done = (self.f.append_basic_block(n)
+                                         for n in ("chunk", "loop", "body", "step", "endloop"))
+        more = self.f.append_basic_block("next_chunk")
+        b.branch(chunk)
+        b.position_at_end(chunk)  # the outer loop: one per chunk (the inner one has a single latch)
+        b.store(budget.chunk_end(b, b.load(slot, typ=I64), end), stop)
+        b.branch(head)
+        b.position_at_end(head)
+        b.cbranch(b.icmp_signed("<", b.load(slot, typ=I64), b.load(stop, typ=I64)), body, more)
+        b.block.instructions[-1].set_weights([64, 1])  # a chunk ends once per many iterations
+        b.position_at_end(more)
+        i = b.load(slot, typ=I64)
+        tick = self.f.append_basic_block("chunk_tick")
+        b.cbranch(b.icmp_signed("<", i, end), tick, done)
+        b.position_at_end(tick)
+        budget.on_expiry(b, self.f, self.ctx, lambda: self.ret_status(s.site + 1))
+        b.branch(chunk)
+        b.position_at_end(body)
+        self.loops.append((step, done))
+        self.stmts(s.body)
+        self.loops.pop()
+        if not b.block.is_terminated:
+            b.branch(step)
+        b.position_at_end(step)
+        self.stmts(s.step)
+        b.branch(head)
+        b.position_at_end(done)
 
     # ------------------------------------------------------------ expressions
 

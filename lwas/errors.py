@@ -38,6 +38,7 @@ KINDS = {
     "memory": "out of memory",
     "conflict": "ledger key conflict",
     "host": "host failure",
+    "timeout": "the call ran longer than its budget",
 }
 
 

@@ -182,10 +182,16 @@ class If:
 
 @dataclass(eq=False)
 class Loop:
-    """while cond { body; step }: `continue` jumps to `step`, `break` leaves."""
+    """while cond { body; step }: `continue` jumps to `step`, `break` leaves. `site`: the
+    "timeout" error site its back edge checks (lwas.budget; -1: unchecked). `count`: for a
+    counting loop, (i, end) when cond is exactly `i < end`, end is the same on every iteration
+    and only `step` changes i, by adding 1 (`for` loops): codegen then checks the deadline once
+    per chunk of iterations instead of at every back edge."""
     cond: Expr
     body: list
     step: list
+    site: int = -1
+    count: tuple | None = None
 
 
 @dataclass(eq=False)
@@ -237,6 +243,9 @@ class Function:
     # a "memory" error site, at the declaration, for the wrapper's copy of a result holding
     # text or arrays into malloc'd buffers (-1: the result holds none)
     memory_site: int = -1
+    # a "timeout" error site, at the declaration: its entries are counted towards the call's next
+    # deadline check when it can recurse or holds a loop (lwas.budget; -1: neither)
+    timeout_site: int = -1
 
 
 @dataclass(eq=False)

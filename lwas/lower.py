@@ -55,6 +55,7 @@ class _Lowerer:
         self.caps: dict = {}  # typecheck.Local of a `var` that grows by `xs = xs + ys` -> its room (ir.Var)
         self.owned_maps: dict = {}  # state RecordT -> indices of its owned map fields (lwas.inplace)
         self.state = None  # the `state` variable (typecheck.Local) of the writer being lowered
+        self.loops: list = []  # (ir.Loop, span, Function.name) of every loop, for timeout_sites
 
     # ------------------------------------------------------------ program
 
@@ -75,6 +76,7 @@ class _Lowerer:
                     self.test(it, n_tests)
                     n_tests += 1
         self.stack_sites()
+        self.timeout_sites()
         t = self.truth
         for i, name in enumerate(p.axiom_names):
             self.out.axioms.append(AxiomEntry(name, t.declared[i], t.effective[i]))
@@ -92,6 +94,26 @@ class _Lowerer:
         comp = _sccs(graph)
         for caller, call, span in self.calls:
             call.site = self.site("stack", span) if comp[caller] == comp[call.fn] else -1
+
+    def timeout_sites(self) -> None:
+        """Gives every loop, and every function that can recurse (one with a "stack" site) or
+        holds a loop, a "timeout" error site: codegen checks the call's deadline at the loop's
+        back edge and counts the function's entries (see lwas.budget). Appended after every
+        other site (stack sites included), so programs without loops or recursion keep their
+        table."""
+        message = KINDS["timeout"]  # the runtime adds the budget in effect
+        counted = {caller for caller, call, _ in self.calls if call.site >= 0}
+        for loop, span, fn in self.loops:
+            loop.site = self.site("timeout", span, message)
+            counted.add(fn)
+        for fn in self.out.functions:
+            if fn.name in counted:
+                fn.timeout_site = self.site("timeout", fn.span, message)
+
+    def loop(self, cond, body: list, step: list, span, count=None) -> ir.Loop:
+        loop = ir.Loop(cond, body, step, count=count)
+        self.loops.append((loop, span, self.current))
+        return loop
 
     def function(self, d) -> None:
         sig = self.c.signatures[d]
@@ -242,7 +264,7 @@ class _Lowerer:
                                             else self.stmt(orelse))
             return [ir.If(self.expr(s.cond), self.block(s.then), els)]
         if c is ast.While:
-            return [ir.Loop(self.expr(s.cond), self.block(s.body), [])]
+            return [self.loop(self.expr(s.cond), self.block(s.body), [], s.span)]
         if c is ast.ForRange:
             return self.for_range(s)
         if c is ast.ForEach:
@@ -464,7 +486,8 @@ class _Lowerer:
         stop = self.expr(s.end)
         cond = ir.Prim("lt", [ir.Load(i), ir.Load(end)], BOOL)
         step = ir.Store(i, ir.Prim("add", [ir.Load(i), ir.Const(INT, 1)], INT))  # i < end: no overflow
-        return [ir.Let(i, start), ir.Let(end, stop), ir.Loop(cond, self.block(s.body), [step])]
+        return [ir.Let(i, start), ir.Let(end, stop),
+                self.loop(cond, self.block(s.body), [step], s.span, (i, ir.Load(end)))]
 
     def for_each(self, s: ast.ForEach) -> list:
         mt = self.c.types.get(s.iterable)
@@ -480,7 +503,8 @@ class _Lowerer:
         head = ir.Let(x, ir.Prim("index", [ir.Load(arr), ir.Load(idx)], at.elem))  # in bounds
         step = ir.Store(idx, ir.Prim("add", [ir.Load(idx), ir.Const(INT, 1)], INT))
         return [ir.Let(arr, iterable), ir.Let(idx, ir.Const(INT, 0)),
-                ir.Loop(cond, [head] + self.block(s.body), [step])]
+                self.loop(cond, [head] + self.block(s.body), [step], s.span,
+                          (idx, ir.Prim("len", [ir.Load(arr)], INT)))]
 
     def for_map(self, s: ast.ForEach, mt: MapT) -> list:
         """`for k in m` / `for k, v in m`: over the keys (and values) taken once, in key order."""
@@ -500,7 +524,9 @@ class _Lowerer:
             head.append(ir.Let(x, ir.Prim("index", [ir.Load(vs), ir.Load(idx)], mt.value)))
         cond = ir.Prim("lt", [ir.Load(idx), ir.Prim("len", [ir.Load(ks)], INT)], BOOL)
         step = ir.Store(idx, ir.Prim("add", [ir.Load(idx), ir.Const(INT, 1)], INT))
-        return out + [ir.Let(idx, ir.Const(INT, 0)), ir.Loop(cond, head + self.block(s.body), [step])]
+        return out + [ir.Let(idx, ir.Const(INT, 0)),
+                      self.loop(cond, head + self.block(s.body), [step], s.span,
+                                (idx, ir.Prim("len", [ir.Load(ks)], INT)))]
 
     def match_stmt(self, e: ast.Match):
         arms, default = [], []

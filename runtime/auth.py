@@ -32,6 +32,7 @@ MAX_TOKEN_LIFETIME_S = 900
 LEEWAY_S = 30
 MIN_HS256_SECRET_BYTES = 32  # RFC 7518 §3.2: at least the hash size
 JWT_CACHE_SIZE = 10_000
+MAX_JWT_HEADER_CHARS = 1024  # the base64url JOSE header of a token
 
 
 class AuthError(Exception):
@@ -213,11 +214,15 @@ def _by_key(creds: Credentials, digest: bytes) -> Principal | None:
 
 
 def _by_jwt(creds: Credentials, token: str) -> tuple[Principal, float]:
+    seg = token.split(".", 1)[0]
+    if len(seg) > MAX_JWT_HEADER_CHARS:  # real headers are ~40 bytes; never decode a huge one
+        raise _invalid()
     try:  # the header alone picks the key; PyJWT then verifies with exactly that algorithm
-        seg = token.split(".", 1)[0]
         alg = json.loads(base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4))).get("alg")
-    except (ValueError, binascii.Error, AttributeError, UnicodeDecodeError):
+    except (ValueError, binascii.Error, AttributeError, UnicodeDecodeError, RecursionError):
         raise _invalid() from None
+    if not isinstance(alg, str):  # an object or a list as `alg` is not a name (and not hashable)
+        raise _invalid()
     key: Any = {"HS256": creds.hs256_secret, "EdDSA": creds.eddsa_public_key}.get(alg)
     if key is None:  # "none", RS256, an algorithm whose key is not configured...
         raise _invalid()
@@ -227,7 +232,7 @@ def _by_jwt(creds: Credentials, token: str) -> tuple[Principal, float]:
                             options={"require": ["exp", "iat", "sub"]})
     except jwt.ExpiredSignatureError:
         raise AuthError(401, "token_expired", "the token has expired") from None
-    except (jwt.PyJWTError, ValueError, TypeError):
+    except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
         raise _invalid() from None
     exp, iat = claims["exp"], claims["iat"]
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (exp, iat)):
@@ -255,8 +260,8 @@ class RateLimiter:
 
     def __init__(self, rate_per_s: float, burst: float, clock: Callable[[], float] = time.monotonic,
                  max_ids: int = 100_000):
-        if rate_per_s <= 0 or burst < 1:
-            raise ValueError("rate_per_s must be > 0 and burst >= 1")
+        if not (math.isfinite(rate_per_s) and math.isfinite(burst) and rate_per_s > 0 and burst >= 1):
+            raise ValueError("rate_per_s must be finite and > 0, and burst finite and >= 1")
         self.rate, self.burst, self.clock, self.max_ids = rate_per_s, float(burst), clock, max_ids
         self._buckets: dict[str, tuple[float, float]] = {}  # id -> (tokens, time of last update)
         self._lock = threading.Lock()

@@ -25,6 +25,11 @@ STRIPE_TIMEOUT_S = 10.0  # the SDK's default is 80 s: far longer than a caller w
 STRIPE_DEFAULT_RETRIES = 2
 POST_JSON_TIMEOUT_S = 5.0
 NO_CURRENCY = "XXX"  # ISO 4217 "no currency": an event amount without a currency means nothing
+# Bounds of a Stripe event's fields, far beyond what Stripe sends (amounts have at most 8 digits
+# for most currencies; `created` is a Unix time) and small enough that a handler's sums and the
+# time arithmetic cannot overflow 64 bits: anything outside is refused (400), never a 500.
+MAX_EVENT_AMOUNT = 10 ** 15 - 1
+MAX_EVENT_CREATED = 253402300799  # 9999-12-31T23:59:59Z
 
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
 
@@ -253,7 +258,7 @@ def verify_stripe_event(raw: bytes, signature_header: str | None, secret: str, t
         raise WebhookRejected(f"timestamp in the future (more than {tolerance} s ahead)")
     try:
         ev = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise WebhookRejected("body is not valid JSON") from None
     if not isinstance(ev, dict) or not isinstance(ev.get("id"), str) or not ev["id"] \
             or not isinstance(ev.get("type"), str) or not ev["type"]:
@@ -280,15 +285,20 @@ def _normalize(ev: dict, obj: dict) -> dict:
     amount = 0 if amount is None else amount
     if not _is_int(amount):
         raise WebhookRejected("event amount is not an integer")
+    if not 0 <= amount <= MAX_EVENT_AMOUNT:
+        raise WebhookRejected(f"event amount is not between 0 and {MAX_EVENT_AMOUNT} minor units")
     currency = obj.get("currency") or ""
     if currency and not (isinstance(currency, str) and _CURRENCY.fullmatch(currency)):
         raise WebhookRejected("event currency is not an ISO 4217 code")
     currency = currency.upper()
     created = ev.get("created")
+    created = created if _is_int(created) else 0
+    if not 0 <= created <= MAX_EVENT_CREATED:
+        raise WebhookRejected("event `created` is not a time between 1970 and 9999")
     return {
         "id": ev["id"],
         "type": ev["type"],
-        "created": created if _is_int(created) else 0,
+        "created": created,
         "object_id": str(obj.get("id") or ""),
         "payment_intent": str(pi or ""),
         "amount": Money(amount, currency) if currency else Money(0, NO_CURRENCY),

@@ -18,8 +18,17 @@ The state is a fold of the service's `on` blocks over its ledger entries (lwas.s
   transaction, with a signed checkpoint over each ledger it grew (so every stored entry is
   under a signature); one fsync makes the whole batch durable. Only then do the ledgers and the
   committed state move and the requests get their answers, so an acknowledged entry is on
-  disk and no reader sees a state the ledger does not justify. If the commit fails, every
-  request of the batch fails with `Unavailable` and memory is rolled back.
+  disk and no reader sees a state the ledger does not justify. If the commit fails, memory is
+  rolled back and, when the store is failing (or its file was deleted or replaced), every
+  request of the batch fails with `Unavailable` (503).
+- One request never fails another: a request whose values cannot be converted or stored (a
+  lone surrogate in a text, an int outside 64 bits) fails alone with `Unprocessable` (422) when
+  it runs; a batch whose commit is refused for what a row holds is committed again in halves,
+  so only the request that cannot be stored fails.
+- A retry answers as a retry: when a guarded route's body is an entry of a ledger that already
+  holds its key, the handler first runs without its guards, and if all it does is repeat
+  appends that exist, the answer is `exists` (the guards would only refuse a write; this one
+  writes nothing). Otherwise the request runs as usual, guards first.
 
 The state lives in native memory (lwas.runtime.state): routes, guards and `on` blocks get its
 address, and only parameters, entries and responses cross into Python, so a request costs what
@@ -42,6 +51,7 @@ import logging
 from contextlib import ExitStack
 import os
 import queue
+import re
 import threading
 import time
 import uuid
@@ -51,10 +61,11 @@ from typing import Any, Callable
 
 from lwas.abi import REQUEST_KEY
 from lwas.errors import RuntimeError as LwasRuntimeError
-from lwas.runtime.ledger import Ledger, decode_entry, decode_value, encode_value
+from lwas.runtime.ledger import Ledger, LedgerError, decode_entry, decode_value, encode_value
 from lwas.runtime.native import Ref, hosted, read_value
 from lwas.runtime.snapshot import Policy, Snapshotter, load_newest, shelf_for
 from lwas.runtime.externs import bind_connectors
+from lwas.runtime.integrity import check_ledgers
 from lwas.runtime.state import KeptState
 
 log = logging.getLogger("lwas.service")
@@ -74,6 +85,41 @@ class GuardRefused(Exception):
 
 class Unavailable(Exception):
     """The store failed (or the service is stopping): nothing of the request was written."""
+
+
+class Unprocessable(Exception):
+    """This one request cannot be stored (a value no encoding takes: a lone surrogate in a text,
+    an integer outside 64 bits, ...): 422, nothing of it written. The other requests of its
+    group commit go on (see Service._run_batch)."""
+
+    status = 422
+    code = "unprocessable"
+
+
+# what a request's own values can make the runtime or the store refuse: per request, never the batch
+_VALUE_ERRORS = (ValueError, OverflowError, TypeError)
+MAX_KEY_BYTES = 256  # a ledger key, in UTF-8 (what a proof URL and an index can carry)
+
+
+def _storable(key: str) -> str:
+    """key, if a ledger can hold it: ValueError (this request fails alone, 422) otherwise."""
+    n = len(key.encode("utf-8"))  # a lone surrogate raises here
+    if n > MAX_KEY_BYTES:
+        raise ValueError(f"a ledger key is at most {MAX_KEY_BYTES} bytes of UTF-8, this one has {n}")
+    return key
+
+
+def _refuses_values(e: BaseException) -> bool:
+    """An error a job's own values can cause (the driver's DataError/InterfaceError included),
+    as opposed to a failing store (OperationalError, a deleted database, a full disk)."""
+    if isinstance(e, LedgerError):  # the store holds what it should not: not the request's fault
+        return False
+    return isinstance(e, _VALUE_ERRORS) or type(e).__name__ in ("DataError", "InterfaceError")
+
+
+def _unprocessable(e: BaseException) -> Unprocessable:
+    reason = re.sub(r"^\S+\(\): ", "", str(e))  # not the generated function's name
+    return Unprocessable(f"the request holds a value that cannot be stored: {reason}")
 
 
 @dataclass
@@ -143,7 +189,7 @@ class _Recorder(_Reader):
     def append(self, ledger: int, address: int) -> int:
         spec = self.s.ledger_specs[ledger]
         value = read_value(spec["entry"], address)
-        key = str(value[spec["key"]])
+        key = _storable(str(value[spec["key"]]))  # refused here (alone), not when its batch commits
         payload = encode_value(spec["entry"], value)
         mine = self.pending.get((ledger, key))
         if mine is not None:
@@ -276,7 +322,9 @@ class Service:
 
     def start(self) -> None:
         """Restore the newest valid snapshot and replay the entries after it (or replay them
-        all), then start the writer thread."""
+        all), check every ledger against its newest signed checkpoint (lwas.runtime.integrity:
+        refused unless it covers exactly the loaded entries, with their root, under this
+        service's key), then start the writer thread."""
         t0 = time.perf_counter()
         with self.store.transaction() as tx:  # a consistent snapshot, other writers paused
             from lwas.runtime.schema import start_service
@@ -284,7 +332,7 @@ class Service:
             start_service(self, tx)  # sets self.layouts; refuses a ledger this program cannot read
             self.restored = load_newest(self, self.snapshots.shelf, tx)
             self.replayed = self._replay(tx)
-        self._same_key()
+            check_ledgers(self, tx)  # the newest signed checkpoint covers exactly what was loaded
         total = sum(l.size for l in self.ledgers)
         if self.restored is not None:
             log.info("service %s: ready in %.3f s: state from snapshot %s (%d entries), %d entries replayed "
@@ -298,31 +346,6 @@ class Service:
         self.thread.start()
         for t in self.desc.get("timers", []):
             threading.Thread(target=self._timer, args=(t,), name=f"lwas-timer-{self.name}", daemon=True).start()
-
-    def _same_key(self) -> None:
-        """Refuse to extend a ledger whose checkpoints another key signed: a second key would
-        leave a log that verifies under neither (rotate by starting new ledgers, docs/operations.md).
-        And refuse one whose loaded entries do not have the root its newest checkpoint signs
-        (rows altered behind the runtime's back: `lwasc ledger verify` names the entry)."""
-        from lwas.runtime.checkpoint import key_name_for, parse_checkpoint
-
-        for ledger in self.ledgers:
-            last = getattr(self.store, "last_checkpoint", None)
-            mark = (last(ledger.name) if last else (self.store.checkpoints(ledger.name) or [None])[-1]) \
-                if ledger.size else None
-            if mark is None:
-                continue
-            try:
-                _, size, root = parse_checkpoint(mark[1], self.public_key)
-            except ValueError:
-                raise ValueError(f"ledger {ledger.name!r} is signed by another key than this one "
-                                 f"({key_name_for(self.public_key)}); serve it with the key that signed it") from None
-            with self.lock:
-                here = ledger.tree.root(size) if size <= ledger.size else None  # else: appended since by another
-            if here is not None and here != root:
-                raise ValueError(f"ledger {ledger.name!r}: the stored entries do not have the Merkle root its "
-                                 f"checkpoint signs at tree size {size}: the store was altered "
-                                 f"(`lwasc ledger verify` names the entry)")
 
     def _timer(self, timer: dict) -> None:
         """Submit the timer's handler every interval, like a request (never two queued at once).
@@ -421,10 +444,11 @@ class Service:
         kept.maybe_compact()
         return n
 
-    def restore_snapshot(self, value, prefixes, last_time: int) -> None:
+    def restore_snapshot(self, state: bytes, prefixes, last_time: int) -> None:
         """Start from a snapshot (lwas.runtime.snapshot.load_newest, at start, before any entry
-        is loaded): the state value, and per ledger the (keys, tree) of the entries it covers."""
-        self.restore_state(value)
+        is loaded): the state's encoding, and per ledger the (keys, tree) of the entries it
+        covers. ValueError, with nothing changed, when the bytes are not a state."""
+        self.kept.restore_encoded(state)
         with self.lock:
             for ledger, (keys, tree) in zip(self.ledgers, prefixes):
                 ledger.restore(keys, tree)
@@ -442,22 +466,17 @@ class Service:
         return self.kept.value()
 
     def snapshot_state(self, at: Callable[[], Any] | None = None):
-        """The committed state as a Python value (what a snapshot stores). With `at`: (value,
-        at()), at() called under self.lock at the instant the state is taken, so that it sees
-        exactly the ledgers this state is the fold of (Service.cut). Only pinning the state
-        happens under the lock; converting it (O(state)) runs outside every lock, on the pinned,
-        immutable state, while the writer goes on."""
-        if at is None:
-            return self.kept.value()
+        """The committed state's canonical encoding (what a snapshot stores: KeptState.encoded).
+        With `at`: (bytes, at()), at() called under self.lock at the instant the state is taken,
+        so that it sees exactly the ledgers this state is the fold of (Service.cut). Only
+        pinning the state happens under the lock; encoding it (O(state), in native code) runs
+        outside every lock, on the pinned, immutable state, while the writer goes on."""
         with ExitStack() as pinned:
             with self.lock:
                 _, state = pinned.enter_context(self.kept.reading())
-                mark = at()
-            return self.kept.value_of(state), mark
-
-    def restore_state(self, value) -> None:
-        """Make value (a Python state value, e.g. from a snapshot) the committed state."""
-        self.kept.restore(value)
+                mark = at() if at is not None else None
+            data = self.kept.encoded(state)
+        return data if at is None else (data, mark)
 
     def root(self, ledger: int) -> str:
         """The committed Merkle root of a ledger (what its checkpoint signs), hex."""
@@ -503,7 +522,7 @@ class Service:
                 if host.failure is not None:
                     log.error("service %s: host failure in %s %s: %r", self.name, route["method"],
                               route["path"], host.failure)
-                    if isinstance(host.failure, Unavailable):
+                    if isinstance(host.failure, (Unavailable, Unprocessable)):
                         raise host.failure from None
                 raise
         verdict = "created" if host.entries else ("exists" if host.retries else "none")
@@ -583,6 +602,10 @@ class Service:
         self.snapshots.note(sum(l.size for l in self.ledgers))  # the time trigger, too
 
     def _run_batch(self, batch: list[_Job]) -> None:
+        """Run the jobs against the committed state and commit them in one transaction. If the
+        commit fails on what a job's values hold (_refuses_values), the batch is run again in
+        halves, so only the job that cannot be stored fails (Unprocessable), after at most
+        log2(len(batch)) splits per such job; a failing store fails the batch (Unavailable)."""
         results: list = []
         try:
             with self.store.transaction() as tx:
@@ -606,19 +629,36 @@ class Service:
             with self.lock:
                 for ledger in self.ledgers:
                     ledger.rollback()
-            log.error("service %s: batch of %d not committed: %s", self.name, len(batch), e)
-            for job in batch:
-                job.done(Unavailable("the ledger store failed; nothing was written"))
+            self._not_committed(batch, e)
             return
         for job, r in zip(batch, results):
             job.done(r)
         self.kept.maybe_compact()  # between batches: the heap is the writer's alone here
         self.snapshots.note(sum(l.size for l in self.ledgers))  # written off this thread when due
 
+    def _not_committed(self, batch: list[_Job], e: Exception) -> None:
+        """The batch's transaction failed with e (memory already rolled back): answer its jobs."""
+        problem = getattr(self.store, "problem", lambda: None)()
+        if problem is None and _refuses_values(e):
+            if len(batch) > 1:
+                log.warning("service %s: batch of %d not committed (%s): committing it in halves", self.name,
+                            len(batch), e)
+                half = len(batch) // 2
+                self._run_batch(batch[:half])
+                self._run_batch(batch[half:])
+                return
+            log.warning("service %s: a request in %s %s cannot be stored: %s", self.name,
+                        batch[0].route.get("method"), batch[0].route.get("path"), e)
+            batch[0].done(_unprocessable(e))
+            return
+        log.error("service %s: batch of %d not committed: %s", self.name, len(batch), problem or e)
+        for job in batch:
+            job.done(Unavailable("the ledger store failed; nothing was written"))
+
     def _append(self, ledger: int, value, state):
         """One append of an external handler (_Caller): (Outcome, the state after it)."""
         spec = self.ledger_specs[ledger]
-        key = str(value[spec["key"]])
+        key = _storable(str(value[spec["key"]]))  # a key that cannot be stored fails this job, not its batch
         payload = encode_value(spec["entry"], value)
         verdict = self.ledgers[ledger].check(key, payload)
         if verdict != "new":
@@ -634,10 +674,26 @@ class Service:
         return Outcome(None, "created", [(spec["name"], seq, key)]), state
 
     def _run(self, job: _Job, state):
-        """One request against `state`: (Outcome or exception, the state after it)."""
-        route, args = job.route, job.args
-        if "append" in route:
-            return self._append(*route["append"], state)
+        """One request against `state`: (Outcome or exception, the state after it). Whatever
+        goes wrong fails this job alone: values that cannot be converted or encoded give
+        Unprocessable, anything unexpected Unavailable (logged with its traceback)."""
+        try:
+            if "append" in job.route:
+                return self._append(*job.route["append"], state)
+            return self._route(job.route, job.args, state)
+        except LedgerError as e:  # stored bytes that are not what the ledger holds
+            log.error("service %s: %s", self.name, e)
+            return Unavailable(f"the ledger store failed; nothing was written ({e})"), state
+        except _VALUE_ERRORS as e:
+            return _unprocessable(e), state
+        except Exception as e:  # noqa: BLE001 - one request's failure is not its batch's
+            log.exception("service %s: %s %s failed", self.name, job.route.get("method"), job.route.get("path"))
+            return Unavailable(f"the request failed; nothing was written ({type(e).__name__})"), state
+
+    def _route(self, route: dict, args: tuple, state):
+        retry = self._retry(route, args, state)
+        if retry is not None:
+            return retry, state
         rec = _Recorder(self)
         try:
             with hosted(rec):
@@ -647,6 +703,11 @@ class Service:
             return g, state
         except LwasRuntimeError as e:
             if rec.failure is not None:
+                if _refuses_values(rec.failure):  # an append of a value no entry can hold
+                    return _unprocessable(rec.failure), state
+                if isinstance(rec.failure, LedgerError):
+                    log.error("service %s: %s", self.name, rec.failure)
+                    return Unavailable(f"the ledger store failed; nothing was written ({rec.failure})"), state
                 log.error("service %s: host failure in %s %s: %r", self.name, route["method"],
                           route["path"], rec.failure)
             return e, state
@@ -658,3 +719,40 @@ class Service:
             entries.append((self.ledgers[i].name, seq, key))
         verdict = "created" if entries else ("exists" if rec.retries else "none")
         return Outcome(response, verdict, entries), new_state
+
+    def _retry(self, route: dict, args: tuple, state) -> Outcome | None:
+        """A retry of an accepted request answers as a retry even when its guards would refuse
+        it now (stock ran out since): if the request's body is an entry of a ledger that already
+        holds its key (committed or earlier in this batch), the handler runs WITHOUT the guards;
+        when all it does is repeat appends that exist, its Outcome is `exists`. Anything else (a
+        new append, a conflict, a fault) drops that run: the request runs as usual, guards first.
+        Skipping the guards is safe because such a run writes nothing."""
+        if not route["guards"] or not self._holds_body_key(route, args):
+            return None
+        rec = _Recorder(self)
+        try:
+            with hosted(rec):
+                _, response = self.kept.run(route["handler"], state, args)
+        except Exception:  # noqa: BLE001 - not a plain retry: the usual run decides
+            return None
+        if rec.appends or not rec.retries:
+            return None
+        return Outcome(response, "exists")
+
+    def _holds_body_key(self, route: dict, args: tuple) -> bool:
+        """The route's body is a record of some ledger's entry type, and that ledger holds its key."""
+        body = route.get("body")
+        if not body:
+            return False
+        params = route.get("params") or []
+        if body[0] not in params:
+            return False
+        value = args[params.index(body[0])]
+        if type(value) is not dict:
+            return False
+        for spec, ledger in zip(self.ledger_specs, self.ledgers):
+            if spec["entry"] == body[1] and spec["key"] in value:
+                key = value[spec["key"]]
+                if isinstance(key, str) and ledger.seq_of(key) is not None:
+                    return True
+        return False

@@ -290,12 +290,35 @@ def decode_entry(data: bytes) -> Entry:
     return Entry(seq, t, art, prev, key, data[end:])
 
 
+def _key_of(data: bytes) -> str:
+    """The key an entry's bytes carry, or "?" when they are not an entry."""
+    try:
+        return decode_entry(data).key
+    except ValueError:
+        return "?"
+
+
 class LedgerError(ValueError):
     """Stored rows that do not form one chain; names the offending seq and key."""
 
     def __init__(self, seq: int, key: str, reason: str):
         super().__init__(f"ledger entry seq {seq} key {key!r}: {reason}")
         self.seq, self.key, self.reason = seq, key, reason
+
+
+def _chain_break(broken, next_links: bool) -> None:
+    """Raise the LedgerError of a chain break: row `seq` (key) does not carry the leaf hash of
+    row seq-1 as its prev hash. If the row after it links to it (next_links), row seq is intact
+    and it is seq-1 that was changed (its stored leaf hash recomputed to match); if it does not,
+    or there is no row after it, say both."""
+    seq, key, key_before = broken
+    named = f"entry seq {seq - 1}" + (f" key {key_before!r}" if key_before is not None else "")
+    if next_links:
+        raise LedgerError(seq - 1, key_before if key_before is not None else "?",
+                          f"entry changed: its hash no longer matches the prev hash recorded by entry {seq} "
+                          f"(key {key!r})")
+    raise LedgerError(seq, key, f"prev hash does not match the previous entry ({named}): one of the two "
+                                f"was altered")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,6 +376,9 @@ class Ledger:
         data = self._read(index)
         if data is None:
             raise LedgerError(index, "?", "the entry is missing from the store")
+        if sha256(b"\x00" + data).digest() != self.tree.leaf(index):  # never serve bytes the tree does not hold
+            raise LedgerError(index, _key_of(data), f"the stored bytes of the entry in ledger {self.name!r} are not the "
+                                          f"entry its Merkle tree holds: the store was altered")
         return data
 
     def entries(self) -> list[bytes]:
@@ -380,6 +406,8 @@ class Ledger:
         head, want = self._head, self.size
         hl = HEADER.size
         keep = self._entries is not None
+        before = None  # key of the previous row (None: an entry loaded earlier)
+        broken = None  # (seq, key) of a row whose prev hash is not its predecessor's leaf hash
         for row in rows:
             seq, key, data = row[0], row[1], bytes(row[2])
             stored = row[3] if len(row) > 3 else None
@@ -392,8 +420,10 @@ class Ledger:
                 raise LedgerError(seq, key, f"entry bytes carry seq {e.seq}")
             if e.key != key:
                 raise LedgerError(seq, key, f"entry bytes carry key {e.key!r}")
+            if broken is not None:
+                _chain_break(broken, e.prev == head)
             if e.prev != head:
-                raise LedgerError(seq, key, "prev hash does not match the previous entry")
+                broken = (seq, key, before)  # which of the two changed: the next row tells
             if key in index or key in fresh:
                 raise LedgerError(seq, key, f"duplicate key (first at seq {index.get(key, fresh.get(key))})")
             head = sha256(b"\x00" + data).digest()
@@ -404,7 +434,10 @@ class Ledger:
             if keep:
                 datas.append(data)
             out.append(e)
+            before = key
             want += 1
+        if broken is not None:
+            _chain_break(broken, False)
         return Loading(self.size, out, fresh, leaves, datas, head)
 
     def accept(self, loading: "Loading") -> list[Entry]:

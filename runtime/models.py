@@ -276,24 +276,70 @@ _LEAVES = {"int": _v_int, "float": _v_float, "truth": _v_truth, "bool": _v_bool,
            "text": _v_text, "time": _v_time}
 
 
+JSON_FIELD_DEPTH = 64
+_DOUBLE_MAX = Decimal("1.7976931348623157e308")
+
+
+def _json_number(v: Any) -> Any:
+    """A number of a `json` field in its canonical form: integral values below 1e21 as ints
+    (`2.0`, `2`, `2e0` are all 2), others as the shortest exact Decimal (`2.50` is 2.5, `1e300`
+    and `10e299` are 1E+300): one text per value, never longer than the input. Numbers a double
+    cannot hold (beyond ±1.8e308, which JSON readers turn into Infinity) are refused, like
+    non-finite ones: the same rule as for `float` fields."""
+    if type(v) is bool:
+        return v
+    if isinstance(v, float) or (isinstance(v, Decimal) and not v.is_finite()):
+        raise _fail("json_number", "numbers must be finite decimals (no NaN or Infinity)")
+    if type(v) is int:
+        if abs(v) > _DOUBLE_MAX:
+            raise _fail("json_number", "number out of the range of a double (about ±1.8e308)")
+        return v
+    if abs(v) > _DOUBLE_MAX:
+        raise _fail("json_number", "number out of the range of a double (about ±1.8e308)")
+    sign, digits, exp = v.as_tuple()
+    digits = "".join(map(str, digits))
+    stripped = digits.rstrip("0")
+    if not stripped:
+        return 0
+    exp += len(digits) - len(stripped)
+    if exp >= 0 and len(stripped) + exp <= 21:  # below 1e21, where JavaScript writes integers in full
+        return (-1 if sign else 1) * int(stripped) * 10 ** exp
+    return Decimal((sign, tuple(map(int, stripped)), exp))  # 1E+308, not 309 digits: no blow-up
+
+
+def _json_text(s: Any) -> str:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail("text_unicode", "text must be valid Unicode (no lone surrogates)") from None
+    return s
+
+
+def _canonical_json(v: Any, depth: int = 0) -> Any:
+    if depth > JSON_FIELD_DEPTH:
+        raise _fail("json_depth", f"JSON nested deeper than {JSON_FIELD_DEPTH} levels")
+    if isinstance(v, dict):
+        return {_json_text(k): _canonical_json(w, depth + 1) for k, w in v.items()}
+    if isinstance(v, list):
+        return [_canonical_json(w, depth + 1) for w in v]
+    if isinstance(v, str):
+        return _json_text(v)
+    if v is None:
+        return v
+    if isinstance(v, (int, float, Decimal)):
+        return _json_number(v)
+    raise _fail("json_type", "expected a JSON value")
+
+
 def _v_json(x: Any) -> str:
     """Any JSON value (numbers as decoded: int or Decimal), kept as canonical text: sorted keys,
-    no spaces, exact numbers. So equal documents are equal texts (and equal ledger bytes)."""
-    def check(v, depth=0):
-        if depth > 64:
-            raise _fail("json_depth", "JSON nested deeper than 64 levels")
-        if isinstance(v, float):
-            raise _fail("json_number", "numbers must be finite decimals (no NaN or Infinity)")
-        if isinstance(v, dict):
-            for k, w in v.items():
-                check(w, depth + 1)
-        elif isinstance(v, list):
-            for w in v:
-                check(w, depth + 1)
-    check(x)
+    no spaces, numbers in one canonical exact form (`_json_number`), valid Unicode only. So equal
+    documents are equal texts (and equal ledger bytes): a retry that writes `2.0` where the
+    first request wrote `2` is the same content."""
     import simplejson
 
-    return simplejson.dumps(x, use_decimal=True, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return simplejson.dumps(_canonical_json(x), use_decimal=True, sort_keys=True, separators=(",", ":"),
+                            ensure_ascii=False)
 
 
 _JSON = Annotated[Any, PlainValidator(_v_json), WithJsonSchema({"description": "any JSON value"})]
@@ -384,8 +430,8 @@ def _flat_money(flat: list[tuple[str, str]]):
         if not isinstance(obj, dict):
             return obj
         out = dict(obj)
-        for name, cur in flat:
-            if name in out and not isinstance(out[name], dict):
+        for name, cur in flat:  # always a bare amount: an object here is refused by `_amount`
+            if name in out:
                 if isinstance(out.get(cur), str):
                     out[name] = {"amount": out[name], "currency": out[cur]}
                 else:
@@ -520,6 +566,75 @@ def money_json(m: Money) -> dict:
 def _exact(m: Money) -> Decimal:
     """The amount as an exact Decimal with the currency's decimals (rendered as a JSON number)."""
     return Decimal(m.minor).scaleb(-CURRENCY_EXPONENTS.get(m.currency, 2))
+
+
+# ---------------------------------------------------------------- request bodies
+
+MAX_BODY_DEPTH = 100  # arrays and objects nested in a request body; far below Python's recursion limit
+
+
+class JsonRefused(ValueError):
+    """A request body that is not JSON as the runtime accepts it (HTTP 400 `malformed_json`)."""
+
+
+def _no_duplicates(pairs: list) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise JsonRefused(f"the key {json.dumps(k)[:80]} appears twice in one object")
+            seen.add(k)
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise JsonRefused(f"{name} is not JSON (non-finite floats are the strings \"NaN\", \"Infinity\", \"-Infinity\")")
+
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_OPEN_CLOSE = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply arrays and objects nest in `raw` (brackets inside strings do not count), without
+    decoding it; when the body has at most MAX_BODY_DEPTH brackets, their count (a bound that is
+    enough). Cheap when the body has few brackets, linear in the brackets otherwise, and it stops
+    counting past MAX_BODY_DEPTH."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_BODY_DEPTH:
+        return raw.count(b"[") + raw.count(b"{")
+    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS).translate(_OPEN_CLOSE)
+    depth = top = 0
+    for b in brackets:
+        depth += b - 1
+        if depth > top:
+            top = depth
+            if top > MAX_BODY_DEPTH:
+                break
+    return top
+
+
+def decode_json(raw: bytes) -> Any:
+    """A request body as the runtime reads it: UTF-8 without a byte order mark, nested at most
+    MAX_BODY_DEPTH levels (checked on the bytes, before any recursive decoding), numbers with a
+    fraction or exponent as exact Decimals, no NaN/Infinity literals, and no object with the same
+    key twice (json.loads would keep the last one silently). JsonRefused otherwise."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise JsonRefused(f"the body is not UTF-8 (byte {e.start})") from None
+    if text.startswith("\ufeff"):
+        raise JsonRefused("the body starts with a byte order mark: send UTF-8 without one")
+    if json_depth(raw) > MAX_BODY_DEPTH:
+        raise JsonRefused(f"the body nests arrays and objects deeper than {MAX_BODY_DEPTH} levels")
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_no_constant,
+                          object_pairs_hook=_no_duplicates)
+    except JsonRefused:
+        raise
+    except (ValueError, RecursionError) as e:
+        raise JsonRefused(f"the request body is not JSON: {e}") from None
 
 
 def _parse_json(text: str, name: str) -> Any:

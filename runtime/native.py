@@ -25,11 +25,20 @@ included) that the caller owns: the binding copies it into Python objects, then 
 buffer. Native code frees its own temporaries before returning.
 
 Verifying the object (its signature) is the loader's job: loading native code is executing it.
+
+Call budget (lwas.budget): each call of an export may run for at most the program's budget, wall
+time, else it stops with the fault `timeout` ("the call ran longer than its budget of 1000 ms"),
+which unwinds like any other. The budget is LWAS_CALL_BUDGET_MS (a whole number of milliseconds,
+default 1000; 0: no limit), read when the program is loaded; `NativeProgram.set_budget_ms`
+changes it for later calls (on every thread). A malformed value is a ValueError at load, naming the
+variable. This is what keeps a runaway handler from stalling a service for good: the binding keeps
+the GIL during a native call, so nothing in Python could interrupt it (not even Ctrl-C).
 """
 from __future__ import annotations
 
 import array
 import ctypes
+import os
 import sys
 import threading
 import time
@@ -37,13 +46,45 @@ from datetime import datetime
 
 import llvmlite.binding as llvm
 
-from lwas.abi import ARENA_FREE, AXIOM_TABLE, KEEP_PREFIX
+from lwas.abi import ARENA_FREE, AXIOM_TABLE, BUDGET_GLOBAL, KEEP_PREFIX
 from lwas.types import CURRENCY_EXPONENTS
 from lwas.errors import Position, RuntimeError as LwasRuntimeError
 from lwas.runtime.values import (Money, micros_to_time, pack_currency, sorted_items, time_to_micros,
                                  unpack_currency)
 
 INT_MIN, INT_MAX = -(2 ** 63), 2 ** 63 - 1
+BUDGET_ENV = "LWAS_CALL_BUDGET_MS"
+DEFAULT_BUDGET_MS = 1000
+MAX_BUDGET_MS = INT_MAX // 1_000_000  # the budget is an i64 of nanoseconds in native memory
+
+
+def budget_ms_from_env(environ=None) -> int:
+    """The call budget configured by LWAS_CALL_BUDGET_MS (unset or empty: the default), in ms;
+    ValueError naming the variable when it is not a whole number in [0, MAX_BUDGET_MS]."""
+    raw = (os.environ if environ is None else environ).get(BUDGET_ENV, "").strip()
+    if not raw:
+        return DEFAULT_BUDGET_MS
+    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_BUDGET_MS:
+        raise ValueError(f"{BUDGET_ENV}={raw!r}: expected a whole number of milliseconds from 0 (no limit) "
+                         f"to {MAX_BUDGET_MS}")
+    return int(raw)
+
+
+class _Budget:
+    """A loaded program's call budget: the i64 global BUDGET_GLOBAL in its native memory (0 for an
+    object compiled before budgets existed: nothing to set, calls are not limited)."""
+
+    def __init__(self, address: int):
+        self.address = address
+        self.ms = 0
+
+    def set(self, ms: int) -> None:
+        if type(ms) is not int or not 0 <= ms <= MAX_BUDGET_MS:
+            raise ValueError(f"a call budget is a whole number of milliseconds from 0 (no limit) to {MAX_BUDGET_MS}, "
+                             f"got {ms!r}")
+        if self.address:
+            ctypes.c_int64.from_address(self.address).value = ms * 1_000_000
+            self.ms = ms
 
 
 class _MoneyC(ctypes.Structure):
@@ -510,7 +551,7 @@ def _release_map(desc, root) -> None:
         _free(at)
 
 
-def _bind(address: int, export: dict, sites: list):
+def _bind(address: int, export: dict, sites: list, budget: _Budget | None = None):
     """A Python callable for one export."""
     params = export["params"]
     result = export["result"]
@@ -572,7 +613,7 @@ def _bind(address: int, export: dict, sites: list):
         out = rtype() if rtype is not None else None
         status = cfunc(ctypes.addressof(out) if out is not None else None, *flat)
         if status:
-            _fault(sites, status)
+            _fault(sites, status, budget)
         if out is None:
             return None
         if owns:
@@ -590,7 +631,7 @@ def _bind(address: int, export: dict, sites: list):
     return call
 
 
-def _bind_kept(address: int, bound, export: dict, sites: list):
+def _bind_kept(address: int, bound, export: dict, sites: list, budget: _Budget | None = None):
     """The kept-arena form of a service function (lwas.codegen._wrapper, keep=True):
     `f(arena_address, adopt_mask, *args)` -> the raw result (a ctypes value that may point into
     the arena; the caller decodes what it needs), or raises lwas.RuntimeError."""
@@ -609,7 +650,7 @@ def _bind_kept(address: int, bound, export: dict, sites: list):
         finally:
             c.keep.clear()
         if status:
-            _fault(sites, status)
+            _fault(sites, status, budget)
         return out
 
     def by_address(arena: int, adopt: int, *addresses: int):
@@ -618,17 +659,21 @@ def _bind_kept(address: int, bound, export: dict, sites: list):
         out = rtype()
         status = cfunc(ctypes.addressof(out), arena, adopt, *addresses)
         if status:
-            _fault(sites, status)
+            _fault(sites, status, budget)
         return out
 
     kept.by_address = by_address
     return kept
 
 
-def _fault(sites: list, status: int):
-    """Raise the fault of error site `status` (1-based) as an lwas.RuntimeError."""
+def _fault(sites: list, status: int, budget: _Budget | None = None):
+    """Raise the fault of error site `status` (1-based) as an lwas.RuntimeError; a timeout's
+    message names the budget in effect."""
     s = sites[status - 1]
-    raise LwasRuntimeError(s["kind"], s["message"], Position(s["file"], s["line"], s["col"],
+    message = s["message"]
+    if s["kind"] == "timeout" and budget is not None and budget.ms:
+        message = f"the call ran longer than its budget of {budget.ms} ms"
+    raise LwasRuntimeError(s["kind"], message, Position(s["file"], s["line"], s["col"],
                                                              s["end_line"], s["end_col"]))
 
 
@@ -839,9 +884,12 @@ def _tm():
 
 
 class NativeProgram:
-    def __init__(self, engine, described: dict):
+    def __init__(self, engine, described: dict, budget_ms: int | None = None):
+        """budget_ms: the call budget (None: LWAS_CALL_BUDGET_MS, see the module docstring)."""
         self._engine = engine  # keeps the mapped code alive
         self.described = described
+        self._budget = _Budget(engine.get_global_value_address(BUDGET_GLOBAL))
+        self._budget.set(budget_ms_from_env() if budget_ms is None else budget_ms)
         self.fn = _Namespace()
         self._calls: dict = {}
         self._tests: dict = {}
@@ -849,7 +897,7 @@ class NativeProgram:
         self._free_arena = None
         sites = described["error_sites"]
         for e in described["exports"]:
-            f = _bind(engine.get_function_address(e["symbol"]), e, sites)
+            f = _bind(engine.get_function_address(e["symbol"]), e, sites, self._budget)
             f.engine = engine  # a bound function keeps the mapped code alive on its own
             if e["kind"] == "test":
                 self._tests[e["name"]] = f
@@ -868,11 +916,20 @@ class NativeProgram:
         self._table = engine.get_global_value_address(AXIOM_TABLE)
 
     @classmethod
-    def from_object(cls, object_code: bytes, described: dict) -> "NativeProgram":
+    def from_object(cls, object_code: bytes, described: dict, budget_ms: int | None = None) -> "NativeProgram":
         ee = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _tm())
         ee.add_object_file(llvm.ObjectFileRef.from_data(object_code))
         ee.finalize_object()
-        return cls(ee, described)
+        return cls(ee, described, budget_ms)
+
+    @property
+    def budget_ms(self) -> int:
+        """The call budget in effect, in ms (0: no limit)."""
+        return self._budget.ms
+
+    def set_budget_ms(self, ms: int) -> None:
+        """Sets the budget of later calls of every export, on every thread (0: no limit)."""
+        self._budget.set(ms)
 
     def call(self, name: str, *args):
         return self._calls[name](*args)
@@ -899,8 +956,13 @@ class NativeProgram:
         if f is None:
             export = next(e for e in self.described["exports"] if e["name"] == name)
             f = self._kept[name] = _bind_kept(self._engine.get_function_address(KEEP_PREFIX + name),
-                                              self._calls[name], export, self.described["error_sites"])
+                                              self._calls[name], export, self.described["error_sites"],
+                                              self._budget)
         return f
+
+    def symbol_address(self, name: str) -> int:
+        """The address of an exported function of the object (0 when it has none by that name)."""
+        return self._engine.get_function_address(name)
 
     def free_arena(self, arena_address: int) -> None:
         """Frees every block of a kept arena (its head and byte count are then stale)."""

@@ -271,7 +271,13 @@ def service_responses(route: dict, body: dict, read_auth: bool, components: Comp
         out["400"] = err("BadWebhook", "the webhook is refused: a bad signature, a timestamp outside the "
                                        "tolerance, or not an event", "bad_webhook")
     elif route["body"] is not None:
-        out["400"] = err("MalformedJson", "the body is not JSON", "malformed_json")
+        out["400"] = err("MalformedJson", "the body is not JSON (UTF-8, no byte order mark, nested at most "
+                                          "100 levels, no key twice in an object)", "malformed_json")
+        out["415"] = err("UnsupportedMediaType", "the body is not application/json in UTF-8",
+                         "unsupported_media_type")
+    if signed or route["body"] is not None:
+        out["413"] = err("BodyTooLarge", "the body is larger than the server's limit (LWAS_MAX_BODY_BYTES)",
+                         "body_too_large")
     if needs_key(route, read_auth):
         out.update(err.auth())
         out["429"] = err("RateLimited", "too many requests for this credential", "rate_limited",
@@ -284,8 +290,9 @@ def service_responses(route: dict, body: dict, read_auth: bool, components: Comp
                          *(["invalid_request"] if invalid else []), *(["guard_refused"] if guarded else []))
     if mutating:
         out["409"] = err("Conflict", "the ledger key already holds another entry", "conflict")
-    out["500"] = err("Fault", "a runtime fault in the handler (the service keeps serving), or a response that "
-                              "cannot be rendered", "runtime_error", "bad_response", "internal")
+    out["500"] = err("Fault", "a runtime fault in the handler (the service keeps serving), a response that "
+                              "cannot be rendered, or an internal error (logged)", "runtime_error", "bad_response",
+                     "internal")
     if signed or writes:
         codes = (["webhooks_unavailable"] if signed else []) + (["unavailable"] if writes else [])
         out["503"] = err("WebhookUnavailable" if signed else "Unavailable",
@@ -295,7 +302,7 @@ def service_responses(route: dict, body: dict, read_auth: bool, components: Comp
 
 
 def _runtime_responses(path: str, read_auth: bool, components: Components) -> tuple[str, dict, bool] | None:
-    """(summary, responses, whether it is a ledger read behind read_requires_auth) of one of the
+    """(summary, responses, whether it is a read behind read_requires_auth: ledger and metrics) of one of the
     runtime's own routes in lwas.runtime.server, or None for a route this table does not know."""
     err = _Errors(components)
     prometheus = ok({"type": "string"}, PROMETHEUS, "Prometheus text exposition")
@@ -304,8 +311,8 @@ def _runtime_responses(path: str, read_auth: bool, components: Components) -> tu
         "/healthz": ("The process is alive", {"200": ok(ref("Alive"))}, False),
         "/readyz": ("The ledger store is reachable", {
             "200": ok(ref("Ready")), "503": err("NotReady", "the ledger store is not reachable", "not_ready")}, False),
-        "/_lwas/metrics": ("Prometheus metrics (scrape this one)", {"200": prometheus}, False),
-        "/metrics": ("Prometheus metrics (while no service declares GET /metrics)", {"200": prometheus}, False),
+        "/_lwas/metrics": ("Prometheus metrics (scrape this one)", {"200": prometheus}, True),
+        "/metrics": ("Prometheus metrics (while no service declares GET /metrics)", {"200": prometheus}, True),
         "/ledger/key": ("The public key of the ledgers' checkpoints", {
             "200": ok({"type": "string"}, PEM, "the Ed25519 public key (PEM)")}, False),
         "/ledger": ("The ledgers' names", {"200": ok(ref("LedgerNames"))}, True),
@@ -407,20 +414,30 @@ def document(app: FastAPI, services: list, read_auth: bool) -> dict:
 
 # ---------------------------------------------------------------- serving it
 
-def install(app: FastAPI, services: list, read_auth: bool) -> None:
+def install(app: FastAPI, services: list, read_auth: bool, guard=None) -> None:
     """Adds /openapi.json, /docs and the Swagger UI assets to `app` (as ordinary routes, so the
     request metrics count them under their own paths). Call after every other route is added:
-    the document is built here, once, so a schema that cannot be built stops the start."""
+    the document is built here, once, so a schema that cannot be built stops the start.
+    `guard(request)`: None, or the error response to send instead (lwas.runtime.server's read
+    guard: with read_requires_auth the document and /docs need a reader's credential; the Swagger
+    UI assets, public code, do not)."""
     doc = document(app, services, read_auth)
     body = json.dumps(doc, ensure_ascii=False).encode()
     app.openapi = lambda: doc  # what FastAPI and in-process tools (schemathesis) read
 
+    async def refused(request: Request):
+        return None if guard is None else await guard(request)
+
     @app.get(OPENAPI_URL, include_in_schema=False)
-    async def openapi_json():
+    async def openapi_json(request: Request):
+        if (bad := await refused(request)) is not None:
+            return bad
         return Response(body, media_type=JSON)
 
     @app.get(DOCS_URL, include_in_schema=False)
     async def docs(request: Request):
+        if (bad := await refused(request)) is not None:
+            return bad
         root = request.scope.get("root_path", "")
         return get_swagger_ui_html(openapi_url=root + OPENAPI_URL, title=f"{app.title} - API",
                                    swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",

@@ -7,7 +7,8 @@ check, and `--workers N` compiles once.
 
 The order of a start is the contract, so that a refusal is one clear error and nothing else:
 1. everything that can be checked without the network: the settings (LWAS_RATE_LIMIT, the
-   credentials, the snapshot policy, the log file), the signing key, the artifact's signature and
+   request limits of lwas.runtime.limits, LWAS_REPORT_EVERY, the credentials, the snapshot
+   policy, the log file), the signing key, the artifact's signature and
    that it declares a service (a source file without one is refused before it is compiled);
 2. the listening sockets are bound here, with uvicorn's own options (SO_REUSEADDR, one socket per
    address of --host), and handed to uvicorn: a port in use is `error: port N on HOST is in use`
@@ -24,6 +25,7 @@ import errno
 import hashlib
 import json
 import logging
+import math
 import os
 import socket
 import sys
@@ -34,6 +36,8 @@ from pathlib import Path
 from lwas.artifact import ArtifactError
 
 CONFIG_ENV = "LWAS_SERVE_CONFIG"
+# uvicorn's httptools protocol plus a header size limit and read timeouts (lwas.runtime.limits)
+HTTP_PROTOCOL = "lwas.runtime.limits:GuardedHttpToolsProtocol"
 
 
 @dataclass
@@ -125,11 +129,27 @@ def _load(cfg: ServeConfig):
 
 
 def _settings(cfg: ServeConfig):
-    """(rate limiter, snapshot policy, credentials) from the environment, or ServeError."""
+    """(rate limiter, snapshot policy, credentials) from the environment, or ServeError. Every
+    numeric setting the start reads is checked here (a NaN or a word is refused, never silently
+    turned into "no limit"): LWAS_RATE_LIMIT, the request limits (lwas.runtime.limits),
+    LWAS_CALL_BUDGET_MS (lwas.runtime.native), LWAS_REPORT_EVERY and the snapshot policy."""
+    from lwas.runtime import limits
     from lwas.runtime.auth import load_credentials
+    from lwas.runtime.native import budget_ms_from_env
     from lwas.runtime.snapshot import Policy
 
     limiter = rate_limiter(os.environ.get("LWAS_RATE_LIMIT", ""))
+    try:
+        limits.configure(limits.Limits.from_env())
+    except ValueError as e:
+        raise ServeError(f"bad request limits: {e}") from None
+    try:
+        budget_ms_from_env()  # LWAS_CALL_BUDGET_MS, which loading the program applies
+    except ValueError as e:
+        raise ServeError(f"bad call budget: {e}") from None
+    every = os.environ.get("LWAS_REPORT_EVERY", "").strip()
+    if every and not _positive_number(every):
+        raise ServeError(f"LWAS_REPORT_EVERY must be a number of seconds above 0, got {every!r}")
     try:
         snapshots = Policy.from_env(every_entries=cfg.snapshot_every_entries, every_seconds=cfg.snapshot_every_seconds,
                                     keep=cfg.snapshot_keep, directory=cfg.snapshot_dir)
@@ -235,9 +255,17 @@ def rate_limiter(spec: str):
         b = float(burst) if burst else 2 * r
     except ValueError:
         raise ServeError(f"LWAS_RATE_LIMIT must be RATE[:BURST] (numbers), got {spec!r}") from None
-    if r <= 0 or b < 1:
-        raise ServeError(f"LWAS_RATE_LIMIT needs a positive rate and a burst of at least 1, got {spec!r}")
+    if not (math.isfinite(r) and math.isfinite(b)) or r <= 0 or b < 1:  # NaN compares false: refuse it
+        raise ServeError(f"LWAS_RATE_LIMIT needs a finite positive rate and a burst of at least 1, got {spec!r}")
     return RateLimiter(rate_per_s=r, burst=b)
+
+
+def _positive_number(text: str) -> bool:
+    try:
+        v = float(text)
+    except ValueError:
+        return False
+    return math.isfinite(v) and v > 0
 
 
 def _safe_url(url: str) -> str:
@@ -396,7 +424,7 @@ def serve(cfg: ServeConfig, announce=print, quiet: bool = False) -> None:
         configure_logging(cfg.log_level, cfg.log_format, cfg.log_file)
         logging.getLogger("lwas.serve").info("listening on http://%s (%s)", _where(cfg.host, port), _name(cfg))
         common = dict(host=cfg.host, port=port, access_log=False, log_config=None, log_level=cfg.log_level,
-                      timeout_graceful_shutdown=10)
+                      timeout_graceful_shutdown=10, http=HTTP_PROTOCOL)
         if cfg.workers == 1:
             app, _, _ = build(cfg)  # refusals surface here, before anything is announced
             _announce(announce, _start_lines(cfg, port, dev), dev, quiet)

@@ -1,16 +1,21 @@
 """The HTTP face of LwaS services: FastAPI routes generated from the artifact's service
 descriptions, plus health, metrics and the ledger's audit endpoints.
 
-Per generated route: request id → auth (mutating routes always; read routes when configured)
-→ per-credential rate limit → body read raw and decoded with `parse_float=Decimal` (money never
-passes through a binary float) → strict validation (lwas.runtime.models) → the service
-(lwas.runtime.host: reads on a worker thread, writes through the writer's group commit) → JSON.
+Per generated route: request id → body size limit (lwas.runtime.limits, before anything is read)
+→ auth (mutating routes always; read routes when configured) → per-credential rate limit → media
+type (application/json, UTF-8) → body read raw and decoded by lwas.runtime.models.decode_json
+(nesting bounded on the raw bytes, duplicate keys refused, numbers as Decimals: money never passes
+through a binary float) → strict validation (lwas.runtime.models; ledger keys at most
+MAX_KEY_BYTES) → the service (lwas.runtime.host: reads on a worker thread, writes through the
+writer's group commit) → JSON.
 
 Errors are JSON `{"error": {"code": ..., "message": ..., ...}}`: 400 malformed JSON, 401/403
-auth, 404 unknown ledger key, 409 ledger key conflict, 422 invalid body or refused guard, 429 rate
-limit (with Retry-After), 500 a runtime fault in the handler (kind and source position; the
-service keeps serving), 503 store unavailable. Nothing is written in any of these cases. FastAPI's
-and Starlette's own errors (a bad query on a ledger route, an unknown path) use the same format.
+auth, 404 unknown ledger key, 409 ledger key conflict, 413 body too large, 415 not JSON, 422
+invalid body or refused guard, 429 rate limit (with Retry-After), 500 a runtime fault in the
+handler (kind and source position; the service keeps serving) or `internal` (any other exception,
+logged with its traceback), 503 store unavailable. Nothing is written in any of these cases.
+FastAPI's and Starlette's own errors (a bad query on a ledger route, an unknown path) use the same
+format. With read_requires_auth, the metrics and the OpenAPI document need a reader's credential.
 
 The OpenAPI document, /docs and its assets: lwas.runtime.openapi.
 """
@@ -22,7 +27,6 @@ import json
 import logging
 import time
 import uuid
-from decimal import Decimal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,8 +38,9 @@ from starlette.exceptions import HTTPException
 from lwas.errors import RuntimeError as LwasRuntimeError
 from lwas.runtime import openapi
 from lwas.runtime.auth import AuthError, RateLimiter, authenticate, authorize, retry_after
-from lwas.runtime.host import GuardRefused, Outcome, Unavailable
-from lwas.runtime.models import BodyError, dumps, parse_body, parse_value, to_json
+from lwas.runtime.host import MAX_KEY_BYTES, GuardRefused, Outcome, Unavailable, Unprocessable
+from lwas.runtime.limits import Limits, RequestGuard, current
+from lwas.runtime.models import BodyError, JsonRefused, decode_json, dumps, parse_body, parse_value, to_json
 from lwas.runtime.webhooks import WebhookRejected, WebhookUnavailable, webhook_reader
 
 log = logging.getLogger("lwas.http")
@@ -144,7 +149,7 @@ class _Observe:
         finally:
             dt = time.perf_counter() - t0
             route = scope.get("route")
-            template = getattr(route, "path", None) or "(unmatched)"
+            template = getattr(route, "path_format", None) or getattr(route, "path", None) or "(unmatched)"
             method = scope["method"]
             self.m.requests.labels(method, template, str(status[0])).inc()
             if self.reporter is not None and (method, template) in self.routes:
@@ -156,8 +161,11 @@ class _Observe:
 
 
 def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: RateLimiter | None = None,
-               ready=lambda: True, title: str = "LwaS services", reporter=None) -> FastAPI:
-    """The ASGI app for started `host.Service`s (the caller starts and stops them)."""
+               ready=lambda: True, title: str = "LwaS services", reporter=None,
+               limits: Limits | None = None) -> FastAPI:
+    """The ASGI app for started `host.Service`s (the caller starts and stops them). `limits`:
+    lwas.runtime.limits (default: the process's, from the environment)."""
+    limits = limits or current()
     metrics = _Metrics()
     # FastAPI's own /docs, /redoc and /openapi.json load their assets from CDNs and describe the
     # routes inaccurately: lwas.runtime.openapi replaces them (see openapi.install below)
@@ -203,9 +211,14 @@ def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: R
             metrics.entries.labels(name).set(ledger.size)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.get("/_lwas/metrics", tags=["operations"])(prometheus)
+    async def guarded_prometheus(request: Request):
+        if (bad := await read_guard(request)) is not None:
+            return bad
+        return await prometheus()
+
+    app.get("/_lwas/metrics", tags=["operations"])(guarded_prometheus)
     if ("GET", "/metrics") not in seen_routes:  # else the service's own GET /metrics has the path
-        app.get("/metrics", tags=["operations"])(prometheus)
+        app.get("/metrics", tags=["operations"])(guarded_prometheus)
 
     @app.get("/ledger", tags=["ledger"])
     async def ledger_names(request: Request):
@@ -235,7 +248,7 @@ def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: R
         with svc.lock:
             return ledger.checkpoint()
 
-    @app.get("/ledger/{name}/proof/{key}", tags=["ledger"])
+    @app.get("/ledger/{name}/proof/{key:path}", tags=["ledger"])  # any stored key: empty, with `/`
     async def proof(name: str, key: str, request: Request):
         hit, bad = await find(request, name)
         if bad:
@@ -261,7 +274,9 @@ def create_app(services: list, *, credentials, public_key_pem: bytes, limiter: R
         except ValueError as e:
             return error(422, "bad_range", str(e))
 
-    openapi.install(app, services, credentials.read_requires_auth)
+    openapi.install(app, services, credentials.read_requires_auth, guard=read_guard)
+    # innermost first: the guard's 413 and JSON 500 are counted and logged by _Observe
+    app.add_middleware(RequestGuard, max_body_bytes=limits.max_body_bytes, error=error)
     app.add_middleware(_Observe, metrics=metrics, reporter=reporter, routes=frozenset(seen_routes))
     return app
 
@@ -305,6 +320,7 @@ def _add_route(app: FastAPI, svc, route: dict, who, credentials, limiter: RateLi
     signed = route.get("signed")
     run = svc.run_external if route.get("external") else None
     webhook = webhook_reader(signed, body[1]) if signed else None
+    key_fields = _ledger_key_fields(svc, body[1]) if body is not None else ()
 
     async def endpoint(request: Request):
         principal = None
@@ -343,11 +359,13 @@ def _add_route(app: FastAPI, svc, route: dict, who, credentials, limiter: RateLi
             except BodyError as e:
                 problems.extend({**p, "loc": ["query", name] + list(p["loc"])} for p in e.errors)
         if body is not None:
+            if (bad := _media_type_refused(request.headers.get("content-type"))) is not None:
+                return bad
             raw = await request.body()
             try:
-                obj = json.loads(raw, parse_float=Decimal) if raw else _MISSING
-            except (ValueError, UnicodeDecodeError) as e:
-                return error(400, "malformed_json", f"the request body is not JSON: {e}")
+                obj = decode_json(raw) if raw else _MISSING
+            except JsonRefused as e:
+                return error(400, "malformed_json", str(e))
             if obj is _MISSING:
                 problems.append({"loc": ["body"], "msg": "a JSON request body is required", "type": "missing"})
             else:
@@ -355,6 +373,8 @@ def _add_route(app: FastAPI, svc, route: dict, who, credentials, limiter: RateLi
                     values[body[0]] = parse_body(body[1], obj)
                 except BodyError as e:
                     problems.extend({**p, "loc": ["body"] + list(p["loc"])} for p in e.errors)
+                else:
+                    problems.extend(_long_keys(values[body[0]], key_fields))
         if problems:
             return error(422, "invalid_request", "the request does not match the route's types",
                          details=problems)
@@ -385,6 +405,8 @@ def _add_route(app: FastAPI, svc, route: dict, who, credentials, limiter: RateLi
             return _fault(result)
         if isinstance(result, Unavailable):
             return error(503, "unavailable", str(result), {"Retry-After": "1"})
+        if isinstance(result, Unprocessable):
+            return error(result.status, result.code, str(result))
         log.error("unexpected result from the writer: %r", result)
         return error(500, "internal", "internal error")
 
@@ -396,11 +418,49 @@ def _add_route(app: FastAPI, svc, route: dict, who, credentials, limiter: RateLi
 _MISSING = object()
 
 
+def _media_type_refused(content_type: str | None) -> JSONResponse | None:
+    """None when a body may be read as JSON: no Content-Type, or application/json (any `+json`
+    type too) without a charset or with charset=utf-8; else the 415 answer."""
+    if content_type is None:
+        return None
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    charset = None
+    for p in params.split(";"):
+        k, _, v = p.partition("=")
+        if k.strip().lower() == "charset":
+            charset = v.strip().strip('"').lower()
+    if (media == "application/json" or (media.startswith("application/") and media.endswith("+json"))) \
+            and charset in (None, "utf-8", "utf8"):
+        return None
+    return error(415, "unsupported_media_type",
+                 f"the body must be application/json in UTF-8, not {content_type[:100]!r}")
+
+
+def _ledger_key_fields(svc, body_desc: dict) -> tuple[str, ...]:
+    """The `text` fields of a body record that key a ledger of the same record (`ledger NAME:
+    Record by field`): those are bounded to MAX_KEY_BYTES here, with a 422 naming the field."""
+    out = []
+    for ledger in svc.desc.get("ledgers", ()):
+        entry = ledger.get("entry")
+        if isinstance(entry, dict) and entry.get("record") == body_desc.get("record"):
+            types = dict((n, t) for n, t in body_desc["fields"])
+            if types.get(ledger.get("key")) == "text":
+                out.append(ledger["key"])
+    return tuple(dict.fromkeys(out))
+
+
+def _long_keys(value: dict, fields: tuple[str, ...]) -> list[dict]:
+    return [{"loc": ["body", f], "msg": f"a ledger key is at most {MAX_KEY_BYTES} bytes of UTF-8",
+             "type": "key_too_long"}
+            for f in fields if len(value[f].encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES]
+
+
 def _outcome(run, route: dict, args: tuple, request: dict | None):
     """run(route, args)'s Outcome, or the exception it raised (as the writer hands them back)."""
     try:
         return run(route, args, request)
-    except (GuardRefused, LwasRuntimeError, Unavailable) as e:
+    except (GuardRefused, LwasRuntimeError, Unavailable, Unprocessable) as e:
         return e
 
 

@@ -35,7 +35,9 @@ import ctypes
 import threading
 from contextlib import contextmanager
 
+from lwas.runtime.ledger import decode_value, encode_value
 from lwas.runtime.native import Ref, ctype, to_python
+from lwas.runtime.snapcodec import codec_for
 
 COMPACT_FACTOR = 2.0
 COMPACT_MIN = 8 << 20  # bytes: below this a heap is never compacted
@@ -86,6 +88,7 @@ class KeptState:
         self.compactions = 0
         self._results: dict = {}  # writer function -> its result TypeDesc
         self.edit = 0  # the heap's edit number (see the module docstring)
+        self.codec = codec_for(program, desc["name"])  # snapshot bytes in native code, when the artifact has it
         self.committed = self._struct(program.kept(desc["init"])(self.heap.address, 0))
         self._seal()
 
@@ -163,9 +166,12 @@ class KeptState:
         """The state (a Ref, or a Python value) copied into a new heap becomes the committed
         state; the old heap is retired (freed once its last reader leaves)."""
         new = Heap(self.program)
-        moved = self._struct(self.program.kept(self.desc["copy"])(new.address, 1, state))
+        self._install(new, self._struct(self.program.kept(self.desc["copy"])(new.address, 1, state)))
+
+    def _install(self, new: "Heap", state) -> None:
+        """A state in heap `new` becomes the committed state; the old heap is retired."""
         with self.lock:
-            old, self.heap, self.committed = self.heap, new, moved
+            old, self.heap, self.committed = self.heap, new, state
             old.retired = True
             idle = old.readers == 0
         self._seal()
@@ -203,6 +209,29 @@ class KeptState:
     def value_of(self, state):
         """A state struct as a Python value; hold a `reading()` of it (its heap) meanwhile."""
         return to_python(self.desc["state"], state)
+
+    def encoded(self, state) -> bytes:
+        """The canonical encoding of a state struct (what a snapshot stores), written by native
+        code (lwas.runtime.snapcodec) or, without it, through the Python value (which also says
+        why native code could not, e.g. a NaN). Hold a reading() of its heap meanwhile."""
+        if self.codec is not None:
+            data = self.codec.encode(ctypes.addressof(state))
+            if data is not None:
+                return data
+        return encode_value(self.desc["state"], self.value_of(state))
+
+    def restore_encoded(self, data: bytes) -> None:
+        """Make the state encoded in data (a snapshot's) the committed state, in a fresh heap,
+        read by native code; ValueError with the decoder's reason, and nothing changed, when
+        data is not one."""
+        if self.codec is not None:
+            new = Heap(self.program)
+            out = self.state_type()
+            if self.codec.decode(new.address, data, out):
+                self._install(new, self._struct(out))
+                return
+            new.free()
+        self.restore(decode_value(self.desc["state"], data))
 
     def restore(self, value) -> None:
         """Make value (a Python state value) the committed state, in a fresh heap."""

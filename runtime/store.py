@@ -11,9 +11,21 @@ stages and appends without racing them; the transaction is durable when the `wit
 
 Each thread gets its own connection (threading.local): one writer thread may hold a transaction
 while other threads read or ping.
+
+An SQLite store is bound to the FILE it opened, not to its path: if the file is deleted or
+replaced while serving, the open connections would go on writing into the unlinked (or the
+old) inode, and every write acknowledged from then on would be gone at the next start. So the
+store remembers the (st_dev, st_ino) of the file it opened; every write transaction checks,
+before COMMIT, that the path still names that file (one stat per batch) and fails with
+`StoreGone` otherwise (nothing is committed: the writer answers 503), and `ping` (what /readyz
+asks) also says not ready when the file is gone or replaced, or when the file system has less
+than `min_free_bytes` free (a full disk refuses every write anyway). A missing database file is
+created when the store is opened, with a WARNING naming the path: a typo in `--db` must not
+silently start an empty ledger.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -22,7 +34,10 @@ from hashlib import sha256
 from operator import itemgetter
 from typing import Iterator
 
+log = logging.getLogger("lwas.store")
+
 PAGE = 50_000  # rows per SELECT page when streaming a ledger
+MIN_FREE_BYTES = 16 << 20  # below this much free space on its file system an SQLite store is not ready
 LOCK_ID = 0x4C77615300000001  # pg advisory lock id of the ledger writers: "LwaS" + 1
 ROW = tuple  # (seq, key, entry bytes)
 
@@ -71,6 +86,10 @@ _first, _second = itemgetter(0), itemgetter(1)
 
 class MissingEntries(LookupError):
     """Rows that should be there are not (a gap in a ledger's seqs)."""
+
+
+class StoreGone(OSError):
+    """The database file the store opened is no longer at its path (deleted or replaced)."""
 
 
 class _Tx:
@@ -162,6 +181,21 @@ class _Tx:
         m = self.mark
         self.cur.execute(f"INSERT INTO checkpoints (ledger, tree_size, note) VALUES ({m}, {m}, {m})",
                          (ledger, size, note))
+
+    def last_checkpoint(self, ledger: str) -> tuple[int, str] | None:
+        """(tree size, note) of the ledger's newest checkpoint, read inside this transaction."""
+        m = self.mark
+        self.cur.execute(f"SELECT tree_size, note FROM checkpoints WHERE ledger = {m} "
+                         "ORDER BY tree_size DESC LIMIT 1", (ledger,))
+        row = self.cur.fetchone()
+        return (row[0], row[1]) if row else None
+
+    def key_at(self, ledger: str, seq: int) -> str | None:
+        """The key of entry `seq` (None if there is no such row)."""
+        m = self.mark
+        self.cur.execute(f"SELECT key FROM entries WHERE ledger = {m} AND seq = {m}", (ledger, seq))
+        row = self.cur.fetchone()
+        return row[0] if row else None
 
 
 class _Conns:
@@ -262,7 +296,15 @@ class _Reads:
         return [r[0] for r in self._query(_LEDGERS)]
 
     def ping(self) -> bool:
-        return self._query("SELECT 1")[0][0] == 1
+        """The store answers a query (False, never an exception: /readyz asks this)."""
+        try:
+            return self._query("SELECT 1")[0][0] == 1
+        except Exception:  # noqa: BLE001 - any driver error means not ready
+            return False
+
+    def problem(self) -> str | None:
+        """Why the store cannot take writes now, known without a query (None: no such check)."""
+        return None
 
     def close(self) -> None:
         self._conns.close()
@@ -274,13 +316,33 @@ class _Reads:
         self.close()
 
 
-class SqliteStore(_Reads):
-    """SQLite in WAL mode with synchronous=FULL: a commit is on disk when transaction() exits."""
+def _file_id(path: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the file at path, None if there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
-    def __init__(self, path: str, busy_timeout_ms: int = 30_000):
+
+def _in_memory(path: str) -> bool:
+    return path in ("", ":memory:") or path.startswith("file:")
+
+
+class SqliteStore(_Reads):
+    """SQLite in WAL mode with synchronous=FULL: a commit is on disk when transaction() exits,
+    and only while the path still names the file the store opened (see the module docstring)."""
+
+    def __init__(self, path: str, busy_timeout_ms: int = 30_000, min_free_bytes: int = MIN_FREE_BYTES):
         self.path, self.busy_timeout_ms = path, busy_timeout_ms
+        self.min_free_bytes = min_free_bytes
+        self.file_id: tuple[int, int] | None = None  # of the file opened (None: in memory)
+        if not _in_memory(path) and not os.path.exists(path):
+            log.warning("ledger database %s does not exist: creating an empty one", os.path.abspath(path))
         self._conns = _Conns(self._connect)
         c = self._conns.get()
+        if not _in_memory(path):
+            self.file_id = _file_id(path)
         c.execute("PRAGMA journal_mode=WAL")
         with self.transaction() as tx:
             for stmt in SCHEMA:
@@ -297,12 +359,41 @@ class SqliteStore(_Reads):
     def _query(self, sql, args=()):
         return self._conns.get().execute(sql, args).fetchall()
 
+    def problem(self) -> str | None:
+        """Why this store cannot take writes now (its file gone or replaced, its disk full), or
+        None. Cheap: one stat (and one statvfs), no query."""
+        if self.file_id is None:
+            return None
+        now = _file_id(self.path)
+        if now is None:
+            return f"the ledger database {self.path} was deleted while in use"
+        if now != self.file_id:
+            return f"the ledger database {self.path} was replaced by another file while in use"
+        try:
+            st = os.statvfs(self.path)
+        except OSError as e:
+            return f"the file system of {self.path} cannot be read: {e}"
+        free = st.f_bavail * st.f_frsize
+        if free < self.min_free_bytes:
+            return f"the disk of {self.path} is full ({free} bytes free, {self.min_free_bytes} needed)"
+        return None
+
+    def ping(self) -> bool:
+        """Ready: the path still names the opened file, the disk has room, a query answers."""
+        return self.problem() is None and super().ping()
+
+    def _same_file(self) -> None:
+        if self.file_id is not None and _file_id(self.path) != self.file_id:
+            raise StoreGone(f"the ledger database {self.path} was deleted or replaced while in use: "
+                            "nothing was committed")
+
     @contextmanager
     def transaction(self):
         c = self._conns.get()
         c.execute("BEGIN IMMEDIATE")
         try:
             yield _Tx(c.cursor(), "?")
+            self._same_file()  # never COMMIT into an unlinked or replaced file
         except BaseException:
             c.execute("ROLLBACK")
             raise

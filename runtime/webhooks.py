@@ -46,7 +46,10 @@ def webhook_reader(signer: str, body_desc: dict,
             raise ValueError(f"`signed \"stripe\"` body record {body_desc['record']}: field `{name}: {kind(t)}` "
                              f"is not one a Stripe event gives (it gives {offered})")
     secret = env.get("STRIPE_WEBHOOK_SECRET", "")
-    tolerance = int(env.get("STRIPE_WEBHOOK_TOLERANCE", "300"))
+    tolerance_text = env.get("STRIPE_WEBHOOK_TOLERANCE", "300").strip()
+    if not tolerance_text.isdigit() or not 1 <= int(tolerance_text) <= 86400:
+        raise ValueError(f"STRIPE_WEBHOOK_TOLERANCE must be whole seconds from 1 to 86400, got {tolerance_text!r}")
+    tolerance = int(tolerance_text)
 
     def read(raw: bytes, headers: Mapping[str, str]) -> dict:
         if not secret:

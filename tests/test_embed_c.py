@@ -43,6 +43,12 @@ int main(void) {
   s = lwas_pick(&r, lwas_Color_Green);
   printf("pick %lld\n", (long long)r);
   printf("justice %.2f\n", lwas_axioms[lwas_AXIOM_JUSTICE]);
+  printf("budget %lld\n", (long long)lwas_budget_ns);  /* 0: no limit, the ABI of before */
+  lwas_budget_ns = 20 * 1000000;  /* 20 ms: fib(90) would take centuries */
+  s = lwas_fib(&r, 90);
+  printf("runaway status %d\n", s);
+  s = lwas_fib(&r, 20);
+  printf("fib(20) = %lld status %d\n", (long long)r, s);
   return 0;
 }
 """
@@ -74,4 +80,9 @@ def test_c_program_calls_the_shared_library(tmp_path):
     assert status != 0
     sites = [l for l in header.splitlines() if l.startswith(f" *   {status}: ")]
     assert sites and "integer overflow in `a * b`" in sites[0]  # the status names the error site
-    assert lines[2:] == ["double 2500 555344 status 0", "pick 2", "justice 0.90"]
+    assert lines[2:6] == ["double 2500 555344 status 0", "pick 2", "justice 0.90", "budget 0"]
+    status = int(lines[6].split()[-1])
+    sites = [l for l in header.splitlines() if l.startswith(f" *   {status}: ")]
+    assert sites and ": timeout: the call ran longer than its budget (prog.lwas:" in sites[0]  # lwas.budget
+    assert lines[7:] == ["fib(20) = 6765 status 0"]
+    assert 'extern int64_t lwas_budget_ns __asm__("lwas$budget_ns");' in header
