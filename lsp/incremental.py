@@ -23,7 +23,9 @@ from dataclasses import fields, is_dataclass
 from lark.exceptions import UnexpectedInput
 
 from lwas import parse as P
+from lwas.bidi import bidi_warnings
 from lwas import syntax as ast
+from lwas.nesting import check_depth
 from lwas.source import SourceFile, Span
 
 _SMALL_CHARS = 4_000  # below this a whole-file parse is cheap enough
@@ -202,7 +204,8 @@ class IncrementalParser:
                 self.stats["parsed"] += 1
                 b.dl, b.dp = dl, begin
                 try:
-                    entry = _Chunk(list(P._parse_tree(chunk)), None, dl, begin)
+                    kept, deep = check_depth(list(P._parse_tree(chunk)))  # as parse_module does
+                    entry = _Chunk(kept, deep[0] if deep else None, dl, begin)  # (a chunk is one item)
                     _relative(entry.items, entry)
                 except UnexpectedInput as e:
                     entry = _Chunk([], P._syntax_error(e, src, dl, begin, end), dl, begin)
@@ -214,4 +217,4 @@ class IncrementalParser:
         self.chunks[path] = new
         if failed and len(text) < _FALLBACK_CHARS:
             return None
-        return ast.Module(path, tuple(items), src.span(0, len(text))), diags
+        return ast.Module(path, tuple(items), src.span(0, len(text))), diags + bidi_warnings(src)

@@ -133,7 +133,7 @@ def _verify(snap: _Snapshot, name: str, public_key, allow_unsigned_tail: bool) -
     try:
         _, _, unsigned = _verify_ledger(snap, name, public_key, allow_unsigned_tail)
     except _Bad as bad:
-        text = Report(ok=False, problem=Problem(name, bad.seq, bad.key, bad.reason)).text()
+        text = Report(ok=False, problem=Problem(name, bad.seq, bad.key, bad.reason, bad.wrong_key)).text()
         raise BackupError(text) from None
     return unsigned
 

@@ -57,12 +57,27 @@ def sign_checkpoint(origin: str, size: int, root: bytes, private_key: Ed25519Pri
     return f"{body}\n{DASH} {key_name} {blob}\n"
 
 
+class NotSignedBy(ValueError):
+    """A well-formed checkpoint with no signature line by the key asked for; `signers` names the
+    keys whose lines it has (another key signed it: not the same thing as an altered note)."""
+
+    def __init__(self, key: str, signers: tuple[str, ...]):
+        super().__init__(f"checkpoint: no signature by key {key}"
+                         + (f" (signed by {', '.join(signers)})" if signers else ""))
+        self.key, self.signers = key, signers
+
+
+class BadSignature(ValueError):
+    """A signature line by the key asked for that does not verify: the note was altered."""
+
+
 def parse_checkpoint(text: str, public_key: Ed25519PublicKey,
                      key_name: str | None = None) -> tuple[str, int, bytes]:
     """(origin, size, root) of a note carrying a valid signature by `public_key`.
 
     Signature lines by other keys are ignored (notes may be cosigned); at least one line must
-    name our key (`key_name`, default key_name_for(public_key)) and verify. ValueError otherwise.
+    name our key (`key_name`, default key_name_for(public_key)) and verify. ValueError otherwise:
+    NotSignedBy when none names it, BadSignature when it does not verify.
     """
     name = key_name or key_name_for(public_key)
     if not isinstance(text, str):
@@ -88,11 +103,13 @@ def parse_checkpoint(text: str, public_key: Ed25519PublicKey,
     if not sigs.endswith("\n"):
         raise ValueError("checkpoint: signature block must end with a newline")
     want = key_hash(name, public_key)
+    signers = []
     for line in sigs[:-1].split("\n"):
         parts = line.split(" ")
         if len(parts) != 3 or parts[0] != DASH:
             raise ValueError(f"checkpoint: malformed signature line {line!r}")
         if parts[1] != name:
+            signers.append(parts[1])
             continue
         try:
             blob = base64.b64decode(parts[2], validate=True)
@@ -103,6 +120,6 @@ def parse_checkpoint(text: str, public_key: Ed25519PublicKey,
         try:
             public_key.verify(blob[4:], body.encode())
         except InvalidSignature:
-            raise ValueError(f"checkpoint: bad signature by {name}") from None
+            raise BadSignature(f"checkpoint: bad signature by {name}") from None
         return origin, int(size_s), root
-    raise ValueError(f"checkpoint: no signature by key {name}")
+    raise NotSignedBy(name, tuple(signers))

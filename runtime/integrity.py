@@ -22,7 +22,7 @@ already holds: nothing on top of the O(entries), page-by-page load.
 """
 from __future__ import annotations
 
-from lwas.runtime.checkpoint import key_name_for, parse_checkpoint
+from lwas.runtime.checkpoint import BadSignature, NotSignedBy, key_name_for, parse_checkpoint
 
 
 class IntegrityError(ValueError):
@@ -72,17 +72,18 @@ def _parse(name: str, size: int, note: str, public_key):
     try:
         return parse_checkpoint(note, public_key)
     except ValueError as e:
-        reason = str(e)
+        failure = e
     ours = key_name_for(public_key)
-    if "no signature by key" in reason:
-        raise IntegrityError(f"ledger {name!r} is signed by another key than this one ({ours}); serve it "
+    if isinstance(failure, NotSignedBy):
+        by = f" ({', '.join(failure.signers)})" if failure.signers else ""
+        raise IntegrityError(f"ledger {name!r} is signed by another key{by} than this one ({ours}); serve it "
                              f"with the key that signed it") from None
-    if "bad signature" in reason:
+    if isinstance(failure, BadSignature):
         raise IntegrityError(f"ledger {name!r}: the signature of its newest checkpoint (tree size {size}) by "
                              f"this service's key ({ours}) does not verify: the checkpoint was altered or "
                              f"damaged; refusing to serve it") from None
     raise IntegrityError(f"ledger {name!r}: its newest checkpoint (tree size {size}) is malformed "
-                         f"({reason}); refusing to serve it") from None
+                         f"({failure}); refusing to serve it") from None
 
 
 def _key(tx, ledger: str, seq: int) -> str:

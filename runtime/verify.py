@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from hashlib import sha256
 from struct import Struct
 
-from lwas.runtime.checkpoint import parse_checkpoint
+from lwas.runtime.checkpoint import NotSignedBy, parse_checkpoint
 from lwas.runtime.ledger import HEADER, MAGIC, ZERO_HASH
 from lwas.runtime.merkle import EMPTY_ROOT
 from lwas.runtime.store import open_store
@@ -33,6 +33,7 @@ class Problem:
     seq: int | None  # the first bad entry (None: no entry to name, e.g. a bad checkpoint)
     key: str | None
     reason: str
+    wrong_key: bool = False  # the checkpoints are another key's: nothing is known to be altered
 
 
 @dataclass
@@ -45,6 +46,10 @@ class Report:
     seconds: float = 0.0
 
     def text(self) -> str:
+        if self.problem and self.problem.wrong_key:
+            p = self.problem
+            return (f"WRONG KEY: ledger {p.ledger!r}: {p.reason}; verify with the public key of the key "
+                    f"that signed it")
         if self.problem:
             p = self.problem
             where = f"seq {p.seq}" if p.seq is not None else "checkpoints"
@@ -58,8 +63,8 @@ class Report:
 
 
 class _Bad(Exception):
-    def __init__(self, seq, key, reason):
-        self.seq, self.key, self.reason = seq, key, reason
+    def __init__(self, seq, key, reason, wrong_key: bool = False):
+        self.seq, self.key, self.reason, self.wrong_key = seq, key, reason, wrong_key
 
 
 def verify_store(url: str, public_key, allow_unsigned_tail: bool = False) -> Report:
@@ -73,7 +78,7 @@ def verify_store(url: str, public_key, allow_unsigned_tail: bool = False) -> Rep
                 n, c, unsigned = _verify_ledger(store, name, public_key, allow_unsigned_tail)
             except _Bad as bad:
                 report.ok = False
-                report.problem = Problem(name, bad.seq, bad.key, bad.reason)
+                report.problem = Problem(name, bad.seq, bad.key, bad.reason, bad.wrong_key)
                 break
             report.ledgers[name] = {"entries": n, "checkpoints": c, "unsigned": unsigned}
             report.entries += n
@@ -104,6 +109,12 @@ def _verify_ledger(store, name: str, public_key,
         nonlocal origin
         try:
             cp_origin, cp_size, cp_root = parse_checkpoint(note, public_key)
+        except NotSignedBy as e:
+            if origin is None:  # the first one: none of this ledger's checkpoints are the key's
+                by = ", ".join(e.signers) or "no key"
+                raise _Bad(None, None, f"its checkpoints are signed by {by}, not by {e.key} (the key "
+                                       f"given)", wrong_key=True) from None
+            raise _Bad(None, None, f"checkpoint at tree size {size}: {e}") from None
         except ValueError as e:
             raise _Bad(None, None, f"checkpoint at tree size {size}: {e}") from None
         if cp_size != size:
@@ -210,7 +221,8 @@ def load_public_key(path: str):
 
 def verify_command(db: str, pubkey_path: str, fmt: str = "text", out=None,
                    allow_unsigned_tail: bool = False) -> int:
-    """Exit code: 0 all good, 1 tampering or bad signatures, 2 cannot open the store or key."""
+    """Exit code: 0 all good, 1 tampering or bad signatures, 2 cannot open the store or key, or
+    the ledger is another key's (nothing can be said of it with this one)."""
     out = out or sys.stdout
     try:
         key = load_public_key(pubkey_path)
@@ -226,4 +238,6 @@ def verify_command(db: str, pubkey_path: str, fmt: str = "text", out=None,
         print(json.dumps(asdict(report), indent=2), file=out)
     else:
         print(report.text(), file=out)
-    return 0 if report.ok else 1
+    if report.ok:
+        return 0
+    return 2 if report.problem is not None and report.problem.wrong_key else 1

@@ -468,6 +468,24 @@ async def test_incremental_parser_knows_a_chunk_cut_short_mid_file_from_the_last
     assert d.end_of_input and d.message == "unexpected end of file"
 
 
+async def test_incremental_parser_applies_the_depth_limit_and_the_bidi_warning():
+    """As parse_module does (lwas.nesting, lwas.bidi): a large file is parsed chunk by chunk,
+    and a too-deep item must still be refused before the analysis recurses on it."""
+    from lwas.lsp.incremental import IncrementalParser
+    from lwas.nesting import MAX_DEPTH
+    from lwas.parse import parse_module
+    from lwas.source import SourceFile
+
+    big = "".join(f"fn f{i}() -> int = {i}\n" for i in range(3000))
+    deep = "fn deep() -> int = " + " + ".join(["1"] * (MAX_DEPTH + 10)) + "\n"
+    text = big + deep + "// \u202e a comment\nfn tail() -> int = 1\n"
+    tree, diags = IncrementalParser().parse(SourceFile("big.lwas", text))
+    want_tree, want = parse_module(SourceFile("big.lwas", text))
+    assert sorted(d.code for d in diags) == sorted(d.code for d in want) == ["E0006", "W0105"]
+    assert [i.name for i in tree.items] == [i.name for i in want_tree.items]
+    assert "deep" not in {i.name for i in tree.items} and "tail" in {i.name for i in tree.items}
+
+
 # ---------------------------------------------------------------- rename
 
 async def test_rename_and_clash(client: LanguageClient):

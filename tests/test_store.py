@@ -3,6 +3,7 @@ rollback, two processes appending through one exclusive transaction, and tamper 
 verify_store / verify_command with raw SQL edits."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -19,6 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from lwas.runtime.checkpoint import key_name_for
 from lwas.runtime.ledger import Ledger, append_batch, decode_entry, encode_entry
 from lwas.runtime.merkle import leaf_hash
 from lwas.runtime.store import MissingEntries, open_store
@@ -341,6 +343,29 @@ def test_tamper_forged_checkpoint_and_rewritten_prev(url, tmp_path):
     report = verify_store(url, PUB)
     assert not report.ok and report.problem.seq is None
     assert "checkpoint at tree size 21: checkpoint: no signature by key" in report.problem.reason
+
+
+def test_verify_with_another_key_says_wrong_key_not_tampered(url, tmp_path):
+    filled(url)[0].close()
+    other = tmp_path / "other.pem"
+    other.write_bytes(Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.PEM,
+                                                                             PublicFormat.SubjectPublicKeyInfo))
+    out = io.StringIO()
+    assert verify_command(url, str(other), out=out) == 2  # nothing can be said with this key
+    text = out.getvalue()
+    assert text.startswith("WRONG KEY: ledger 'payments'") and "TAMPERED" not in text, text
+    assert f"signed by {key_name_for(PUB)}" in text
+    # a signature by the right key that does not verify is tampering
+    store = open_store(url)
+    note = next(n for size, n in store.checkpoints("payments") if size == 5)
+    store.close()
+    body, sig = note.split("\n\n")
+    name, blob = sig.split(" ")[1], base64.b64decode(sig.split(" ")[2])
+    forged = body + "\n\n" + "\u2014 " + name + " " + base64.b64encode(blob[:-1] + bytes([blob[-1] ^ 1])).decode() + "\n"
+    raw(url, "UPDATE checkpoints SET note = ? WHERE ledger = 'payments' AND tree_size = 5", (forged,))
+    out = io.StringIO()
+    assert verify_command(url, pem(tmp_path), out=out) == 1
+    assert out.getvalue().startswith("TAMPERED") and "bad signature" in out.getvalue(), out.getvalue()
 
 
 def test_verify_command_cannot_open(tmp_path):
