@@ -16,6 +16,9 @@ The contract (defaults; each is an environment setting, checked when the server 
   and is disconnected. uvicorn has no such timeout (`timeout_keep_alive` only covers the idle time
   between requests, and is cancelled by the first byte of the next one).
 * `LWAS_BODY_TIMEOUT` (30 s): from the end of the headers to the end of the body (408, closed).
+* `LWAS_MAX_CONNECTIONS` (1000): open connections (or requests in flight) one server process
+  holds; a request beyond gets 503 `overloaded` with `Retry-After`, in the JSON error shape
+  (uvicorn's `limit_concurrency`, whose own answer is text/plain: replaced below).
 
 The body limit and the JSON error answer for any unhandled exception live in `RequestGuard`, an
 ASGI middleware (so they hold under any ASGI server, in-process tests included); the header limit
@@ -42,25 +45,29 @@ class Limits:
     max_header_bytes: int = 64 * 1024
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
+    max_connections: int = 1000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Limits":
-        """The limits from LWAS_MAX_BODY_BYTES, LWAS_MAX_HEADER_BYTES, LWAS_HEADER_TIMEOUT and
-        LWAS_BODY_TIMEOUT; ValueError (naming the setting and the value) for anything that is not
-        a finite positive number (bytes: a whole number)."""
+        """The limits from LWAS_MAX_BODY_BYTES, LWAS_MAX_HEADER_BYTES, LWAS_HEADER_TIMEOUT,
+        LWAS_BODY_TIMEOUT and LWAS_MAX_CONNECTIONS; ValueError (naming the setting and the value)
+        for anything that is not a finite positive number (bytes, connections: a whole number)."""
         d = cls()
         return cls(max_body_bytes=_count(env, "LWAS_MAX_BODY_BYTES", d.max_body_bytes),
                    max_header_bytes=_count(env, "LWAS_MAX_HEADER_BYTES", d.max_header_bytes, minimum=1024),
                    header_timeout_s=_seconds(env, "LWAS_HEADER_TIMEOUT", d.header_timeout_s),
-                   body_timeout_s=_seconds(env, "LWAS_BODY_TIMEOUT", d.body_timeout_s))
+                   body_timeout_s=_seconds(env, "LWAS_BODY_TIMEOUT", d.body_timeout_s),
+                   max_connections=_count(env, "LWAS_MAX_CONNECTIONS", d.max_connections, unit="connections",
+                                          most=1 << 20))
 
 
-def _count(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+def _count(env: Mapping[str, str], name: str, default: int, minimum: int = 1, unit: str = "bytes",
+           most: int = 1 << 40) -> int:
     text = env.get(name, "").strip()
     if not text:
         return default
-    if not text.isdigit() or not minimum <= int(text) <= 1 << 40:
-        raise ValueError(f"{name} must be a whole number of bytes from {minimum} to 2**40, got {text!r}")
+    if not text.isdigit() or not minimum <= int(text) <= most:
+        raise ValueError(f"{name} must be a whole number of {unit} from {minimum} to {most}, got {text!r}")
     return int(text)
 
 
@@ -165,10 +172,22 @@ def _raw_response(status: int, reason: str, code: str, message: str) -> bytes:
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
 
 
+async def overloaded(scope, receive, send) -> None:
+    """What a request past LWAS_MAX_CONNECTIONS gets: 503 in the JSON error shape."""
+    body = error_bytes("overloaded", "the server holds as many connections as it may; try again shortly")
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"retry-after", b"1"), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
 try:
+    from uvicorn.protocols.http import httptools_impl
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
     HttpToolsProtocol = None
+else:  # uvicorn answers limit_concurrency with this module-level app: ours speaks our error shape
+    httptools_impl.service_unavailable = overloaded
 
 if HttpToolsProtocol is not None:
     class GuardedHttpToolsProtocol(HttpToolsProtocol):

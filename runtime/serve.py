@@ -415,6 +415,8 @@ def serve(cfg: ServeConfig, announce=print, quiet: bool = False) -> None:
     (even when `quiet`, which leaves out the other start lines)."""
     import uvicorn
 
+    from lwas.runtime.limits import current as current_limits
+
     preflight(cfg)
     sockets = listen(cfg.host, cfg.port)
     try:
@@ -424,7 +426,8 @@ def serve(cfg: ServeConfig, announce=print, quiet: bool = False) -> None:
         configure_logging(cfg.log_level, cfg.log_format, cfg.log_file)
         logging.getLogger("lwas.serve").info("listening on http://%s (%s)", _where(cfg.host, port), _name(cfg))
         common = dict(host=cfg.host, port=port, access_log=False, log_config=None, log_level=cfg.log_level,
-                      timeout_graceful_shutdown=10, http=HTTP_PROTOCOL)
+                      timeout_graceful_shutdown=10, http=HTTP_PROTOCOL,
+                      limit_concurrency=current_limits().max_connections)
         if cfg.workers == 1:
             app, _, _ = build(cfg)  # refusals surface here, before anything is announced
             _announce(announce, _start_lines(cfg, port, dev), dev, quiet)

@@ -120,7 +120,8 @@ class Served:
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False, http=GuardedHttpToolsProtocol))
+                                                    access_log=False, http=GuardedHttpToolsProtocol,
+                                                    limit_concurrency=lim.max_connections))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 20
@@ -263,6 +264,24 @@ def test_a_slow_body_gets_408(server):
     assert status_of(resp) == 408, resp[:300]
     assert took < SMALL.body_timeout_s + 3
     assert server.http.get("/readyz").status_code == 200  # and the server goes on
+
+
+def test_connections_past_the_cap_get_a_json_503_and_the_server_goes_on(compiled, tmp_path):
+    s = Served(*compiled, str(tmp_path / "c.db"), Limits(max_connections=3, header_timeout_s=5.0))
+    try:
+        idle = [socket.create_connection(("127.0.0.1", s.port), timeout=5) for _ in range(3)]
+        time.sleep(0.3)  # accepted: the server holds three connections
+        resp, _ = raw(s, head("GET", "/healthz", {}), wait=5)
+        assert status_of(resp) == 503, resp[:300]
+        assert error_of(resp)["code"] == "overloaded" and b"retry-after: 1" in resp.lower()
+        for c in idle:
+            c.close()
+        deadline = time.monotonic() + 5
+        while status_of(raw(s, head("GET", "/healthz", {"Connection": "close"}), wait=5)[0]) != 200:
+            assert time.monotonic() < deadline, "the server did not take connections again"
+            time.sleep(0.1)
+    finally:
+        s.close()
 
 
 def test_keep_alive_requests_are_not_cut_by_the_header_timer(server):
@@ -457,7 +476,8 @@ def test_bad_rate_limits_are_refused(spec):
                                         ("LWAS_HEADER_TIMEOUT", "inf"), ("LWAS_BODY_TIMEOUT", "0"),
                                         ("LWAS_BODY_TIMEOUT", "soon"), ("LWAS_REPORT_EVERY", "nan"),
                                         ("LWAS_REPORT_EVERY", "0"), ("LWAS_RATE_LIMIT", "nan"),
-                                        ("LWAS_CALL_BUDGET_MS", "1.5"), ("LWAS_CALL_BUDGET_MS", "-1")])
+                                        ("LWAS_CALL_BUDGET_MS", "1.5"), ("LWAS_CALL_BUDGET_MS", "-1"),
+                                        ("LWAS_MAX_CONNECTIONS", "0"), ("LWAS_MAX_CONNECTIONS", "many")])
 def test_bad_settings_stop_the_start_with_their_name(monkeypatch, name, value):
     from lwas.runtime.serve import ServeConfig, ServeError, _settings
 
