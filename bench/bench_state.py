@@ -153,46 +153,70 @@ def main() -> None:
         print(f"\nlargest/smallest ({large[0]:,} vs {small[0]:,} days): POST {large[2] / small[2]:.2f}x, "
               f"GET /equity {large[3] / small[3]:.2f}x, GET /metrics {large[4] / small[4]:.2f}x (goal <= 1.5)")
         if REPLAY_ENTRIES:
-            restart(program, desc, key, equity, str(Path(tmp) / "economy-replay.db"), REPLAY_ENTRIES)
+            restart(program, desc, key, equity, str(Path(tmp) / "economy-replay.db"), REPLAY_ENTRIES, c.artifact)
 
 
-def restart(program, desc, key, equity, db: str, n: int) -> None:
-    """n transactions over n/10 days: a cold start (every entry folded), then a start from a
-    snapshot written after them."""
+def restart(program, desc, key, equity, db: str, n: int, artifact: bytes) -> None:
+    """n transactions over n/10 days, then two starts, each in a process of its own (a restart
+    is a new process: nothing of the filling one's heap or caches): a cold start (every entry
+    folded), which then writes a snapshot, and a start from that snapshot."""
     store = open_store(db)
     svc = Service(program, desc, store, key, bytes(64), settings={}, snapshots=OFF)
     svc.start()
     fill_s = fill(svc, n, per_day=10)
     svc.stop()
     store.close()
-    gc.collect()
-    store = open_store(db)
-    t0, c0 = time.perf_counter(), time.process_time()
-    cold = Service(program, desc, store, key, bytes(64), settings={}, snapshots=OFF)
-    cold.start()
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    want = cold.read(equity, ())
-    assert cold.replayed == n and want["total_equity"] == Money(1999 * n, "USD")
-    cold.kept.compact()
-    live = cold.kept.live
-    t0 = time.perf_counter()
-    cold.snapshots.write_now()
-    snap_s = time.perf_counter() - t0
-    cold.stop()
-    store.close()
-    gc.collect()
-    store = open_store(db)
-    t0 = time.perf_counter()
-    warm = Service(program, desc, store, key, bytes(64), settings={}, snapshots=Policy(0, 0, keep=1))
-    warm.start()
-    ready = time.perf_counter() - t0
-    assert warm.restored is not None and warm.read(equity, ()) == want
-    warm.stop()
-    store.close()
+    art, pem = Path(db + ".lwasart"), Path(db + ".key.pem")
+    art.write_bytes(artifact)
+    pem.write_bytes(keys.private_pem(key))
+    cold, warm = (_start_in_child(db, art, pem, mode) for mode in ("cold", "warm"))
+    assert cold["replayed"] == n and cold["equity"] == warm["equity"] == str(Money(1999 * n, "USD"))
+    assert warm["restored"]
     print(f"\nrestart, {n:,} entries over {-(-n // 10):,} days (filled at {n / fill_s:,.0f}/s): "
-          f"cold replay {n / wall:,.0f} entries/s ({wall:.1f} s; {n / cpu:,.0f}/s of this process's CPU), "
-          f"state {live / n:.0f} B/entry; snapshot written in {snap_s:.2f} s, start from it ready in {ready:.2f} s")
+          f"cold replay {n / cold['wall']:,.0f} entries/s ({cold['wall']:.1f} s; {n / cold['cpu']:,.0f}/s of its "
+          f"CPU), state {cold['live'] / n:.0f} B/entry; snapshot written in {cold['snapshot']:.2f} s, "
+          f"start from it ready in {warm['wall']:.2f} s")
+
+
+def _start_in_child(db: str, art: Path, pem: Path, mode: str) -> dict:
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, __file__, "--start", mode, db, str(art), str(pem)],
+                         capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def start_once(mode: str, db: str, art: str, pem: str) -> None:
+    """The child's side: start the economy on db (cold: snapshots off; warm: from the newest
+    snapshot) and print what it took as JSON; a cold start then writes a snapshot."""
+    import json
+
+    key = keys.load_private(pem)
+    artifact, program = load_verified(Path(art).read_bytes(), [key.public_key()])
+    desc = artifact.manifest["services"][0]
+    store = open_store(db)
+    policy = OFF if mode == "cold" else Policy(0, 0, keep=1)
+    t0, c0 = time.perf_counter(), time.process_time()
+    svc = Service(program, desc, store, key, bytes(64), settings={}, snapshots=policy)
+    svc.start()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    got = {"wall": wall, "cpu": cpu, "replayed": svc.replayed, "restored": svc.restored is not None,
+           "equity": str(svc.read(route(desc, "GET", "/equity"), ())["total_equity"])}
+    if mode == "cold":
+        svc.kept.compact()
+        got["live"] = svc.kept.live
+        t0 = time.perf_counter()
+        svc.snapshots.write_now()
+        got["snapshot"] = time.perf_counter() - t0
+    svc.stop()
+    store.close()
+    print(json.dumps(got))
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--start"]:
+        start_once(*sys.argv[2:6])
+    else:
+        main()
