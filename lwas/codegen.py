@@ -356,6 +356,18 @@ class _ModuleBuilder:
         self.text: dict = {}
         self._maps = None
         self._snaps = None
+        self.helpers: dict = {}  # key -> internal function (see `internal`)
+
+    def internal(self, key: tuple, name: str, ret, params, build) -> L.Function:
+        """The internal function for `key`, made on first use: declared, then filled by
+        build(f), so that a recursive one can call itself (lwas.mapgen, lwas.snapgen)."""
+        f = self.helpers.get(key)
+        if f is None:
+            f = self.helpers[key] = L.Function(self.module, L.FunctionType(ret, params),
+                                               f"{name}.{len(self.helpers)}")
+            f.linkage = "internal"
+            build(f)
+        return f
 
     @property
     def snaps(self):
@@ -841,14 +853,7 @@ class _FunctionBuilder:
             b.branch(head)
             b.position_at_end(head)
             b.cbranch(self.expr(s.cond), body, end)
-            b.position_at_end(body)
-            self.loops.append((step, end))
-            self.stmts(s.body)
-            self.loops.pop()
-            if not b.block.is_terminated:
-                b.branch(step)
-            b.position_at_end(step)
-            self.stmts(s.step)
+            self.loop_body(s, body, step, end)
             if s.site >= 0:
                 self.mb.budget.back_edge(b, self.f, self.ctx, self.loop_ticks(), head,
                                          lambda: self.ret_status(s.site + 1))
@@ -883,6 +888,19 @@ class _FunctionBuilder:
         else:  # pragma: no cover - lower produces nothing else
             raise Unsupported(f"IR statement {c.__name__}")
 
+    def loop_body(self, s: ir.Loop, body, step, done) -> None:
+        """s.body in block `body` (`continue` goes to `step`, `break` to `done`), falling through
+        into `step`, then s.step there; b is left at the end of the step."""
+        b = self.b
+        b.position_at_end(body)
+        self.loops.append((step, done))
+        self.stmts(s.body)
+        self.loops.pop()
+        if not b.block.is_terminated:
+            b.branch(step)
+        b.position_at_end(step)
+        self.stmts(s.step)
+
     def counted_loop(self, s: ir.Loop) -> None:
         """`for i in ..`: the loop runs in chunks of at most LOOP_TICKS iterations, `i < stop`
         with stop = min(end, i + LOOP_TICKS); when i reaches stop before end, one deadline check
@@ -909,14 +927,7 @@ class _FunctionBuilder:
         b.position_at_end(tick)
         budget.on_expiry(b, self.f, self.ctx, lambda: self.ret_status(s.site + 1))
         b.branch(chunk)
-        b.position_at_end(body)
-        self.loops.append((step, done))
-        self.stmts(s.body)
-        self.loops.pop()
-        if not b.block.is_terminated:
-            b.branch(step)
-        b.position_at_end(step)
-        self.stmts(s.step)
+        self.loop_body(s, body, step, done)
         b.branch(head)
         b.position_at_end(done)
 

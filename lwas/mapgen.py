@@ -61,7 +61,7 @@ class Maps:
         self.mb = mb
         self.mem_type = mem_type
         self.arena_type = ARENA
-        self.fns: dict = {}
+        self.fns: dict = {}  # the zero node of each shape (a constant)
 
     # ------------------------------------------------------------ helpers
 
@@ -69,14 +69,7 @@ class Maps:
         return L.LiteralStructType([PTR, PTR, I64, self.mem_type(t.key), self.mem_type(t.value), I64])
 
     def _fn(self, t: MapT, what: str, ret, params, build):
-        key = ("map", what, repr(t))
-        f = self.fns.get(key)
-        if f is None:
-            f = self.fns[key] = L.Function(self.mb.module, L.FunctionType(ret, params),
-                                           f"lwas.map.{what}.{len(self.fns)}")
-            f.linkage = "internal"
-            build(f)
-        return f
+        return self.mb.internal(("map", what, repr(t)), f"lwas.map.{what}", ret, params, build)
 
     def _field(self, b, t: MapT, node, i: int, name: str = ""):
         nt = self.node_type(t)

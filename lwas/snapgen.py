@@ -65,17 +65,9 @@ class Snaps:
 
         self.mb = mb
         self.mem_type = mem_type
-        self.fns: dict = {}
 
     def _fn(self, what: str, t, ret, params, build):
-        key = (what, repr(t))
-        f = self.fns.get(key)
-        if f is None:
-            f = self.fns[key] = L.Function(self.mb.module, L.FunctionType(ret, params),
-                                           f"lwas.snap.{what}.{len(self.fns)}")
-            f.linkage = "internal"
-            build(f)
-        return f
+        return self.mb.internal(("snap", what, repr(t)), f"lwas.snap.{what}", ret, params, build)
 
     def _libc(self, name: str, ty) -> L.Function:
         g = self.mb.module.globals.get(name)
