@@ -310,6 +310,7 @@ class Service:
         self.replayed = 0
         self.externs = program.described.get("externs", [])
         self.connectors = bind_connectors(self.externs, desc) if self.externs else []
+        self._bodies: dict = {}  # id(route) -> (route, body index, ledgers): see _body_ledgers
 
     # ------------------------------------------------------------ start and replay
     def reset_ledgers(self) -> None:
@@ -741,18 +742,24 @@ class Service:
 
     def _holds_body_key(self, route: dict, args: tuple) -> bool:
         """The route's body is a record of some ledger's entry type, and that ledger holds its key."""
-        body = route.get("body")
-        if not body:
+        at, ledgers = self._body_ledgers(route)
+        if at is None or type(args[at]) is not dict:
             return False
-        params = route.get("params") or []
-        if body[0] not in params:
-            return False
-        value = args[params.index(body[0])]
-        if type(value) is not dict:
-            return False
-        for spec, ledger in zip(self.ledger_specs, self.ledgers):
-            if spec["entry"] == body[1] and spec["key"] in value:
-                key = value[spec["key"]]
-                if isinstance(key, str) and ledger.seq_of(key) is not None:
-                    return True
+        value = args[at]
+        for i, field in ledgers:
+            key = value.get(field)
+            if isinstance(key, str) and self.ledgers[i].seq_of(key) is not None:
+                return True
         return False
+
+    def _body_ledgers(self, route: dict):
+        """(the body's argument index, [(ledger index, key field)] of the ledgers whose entries
+        have the body's type), worked out once per route: the type comparison is not per request."""
+        hit = self._bodies.get(id(route))
+        if hit is None or hit[0] is not route:
+            body, params = route.get("body"), route.get("params") or []
+            at = params.index(body[0]) if body and body[0] in params else None
+            ledgers = [] if at is None else [(i, spec["key"]) for i, spec in enumerate(self.ledger_specs)
+                                             if spec["entry"] == body[1]]
+            hit = self._bodies[id(route)] = (route, at, ledgers)
+        return hit[1], hit[2]
