@@ -32,7 +32,7 @@ RUN --mount=type=secret,id=lwas_build_key,required=false \
     if [ -s /run/secrets/lwas_build_key ]; then key=/run/secrets/lwas_build_key; \
     else key=/tmp/ephemeral/build.key; lwasc keygen "$key"; \
          echo "warning: no lwas_build_key secret: artifacts signed with a throw-away key" >&2; fi; \
-    python -c 'import sys; from lwas.keys import load_private, public_pem; sys.stdout.buffer.write(public_pem(load_private(sys.argv[1])))' "$key" > /artifacts/build.pub; \
+    python -c 'import sys; from lwas.backend.keys import load_private, public_pem; sys.stdout.buffer.write(public_pem(load_private(sys.argv[1])))' "$key" > /artifacts/build.pub; \
     lwasc check services/*.lwas; \
     for s in telemetry economy payment; do \
       lwasc build "services/$s.lwas" -o "/artifacts/$s.lwasart" --key "$key"; \

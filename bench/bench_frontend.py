@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from gen import program  # noqa: E402
 
 from lwas.driver import check_source  # noqa: E402
-from lwas.parse import parser  # noqa: E402
+from lwas.syntax.parse import parser  # noqa: E402
 
 RUNS = 7
 

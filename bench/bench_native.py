@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 import lwas
-from lwas import keys
+from lwas.backend import keys
 from lwas.driver import compile_source
 
 HERE = Path(__file__).resolve().parent

@@ -38,7 +38,7 @@ def timed(f) -> float:
 
 def main() -> None:
     from lwas.driver import compile_file
-    from lwas.keys import generate
+    from lwas.backend.keys import generate
     from lwas.runtime.connectors import connectors
     from lwas.runtime.values import Money
 

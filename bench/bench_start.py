@@ -93,7 +93,7 @@ def timers() -> Timers:
     t.wrap(snapshot, "unpack", "snapshot: signature and section digests")
     t.wrap(store_mod._Tx, "hashes", "store: keys and leaf hashes of the snapshot's entries")
     t.wrap(merkle.MerkleTree, "from_levels", "tree: levels from the snapshot")
-    t.wrap(state_mod.KeptState, "restore_encoded", "state: read into native memory (lwas.snapgen)")
+    t.wrap(state_mod.KeptState, "restore_encoded", "state: read into native memory (lwas.backend.snapgen)")
     t.wrap(host.Service, "_replay", "replay: entries read, checked and folded (all of the below)")
     t.wrap(ledger_mod.Ledger, "load", "  replay: ledger checks (entry decoded, hashed, chained)")
     t.wrap(schema.Layouts, "native", "  replay: payloads read into memory form (transcode)")
@@ -167,7 +167,7 @@ class Filler:
 
 MEMORY = r"""
 import hashlib, sys, time
-from lwas import keys
+from lwas.backend import keys
 from lwas.runtime.host import Service
 from lwas.runtime.loader import load_verified
 from lwas.runtime.snapshot import Policy

@@ -1,4 +1,4 @@
-"""Benchmark of the truth-consistency phase (lwas/truth.py) on random consistent programs.
+"""Benchmark of the truth-consistency phase (lwas/semantics/truth.py) on random consistent programs.
 
     .venv/bin/python bench/bench_truth.py            # the standard table (takes a few minutes)
     .venv/bin/python bench/bench_truth.py --quick    # 100k cases only
@@ -28,10 +28,10 @@ from bisect import bisect_left
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from lwas import syntax as ast  # noqa: E402
-from lwas.diagnostics import Sink  # noqa: E402
-from lwas.resolve import Program  # noqa: E402
-from lwas.source import Span  # noqa: E402
-from lwas.truth import check_truth, solve  # noqa: E402
+from lwas.syntax.diagnostics import Sink  # noqa: E402
+from lwas.semantics.resolve import Program  # noqa: E402
+from lwas.syntax.source import Span  # noqa: E402
+from lwas.semantics.truth import check_truth, solve  # noqa: E402
 
 
 def generate(n: int, edges_per_axiom: int, n_contra: int, intervals: bool, seed: int = 1,

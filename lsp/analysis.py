@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lwas import syntax as ast
-from lwas.source import SourceFile, Span
+from lwas.syntax import tree as ast
+from lwas.syntax.source import SourceFile, Span
 
 
 # ---------------------------------------------------------------- positions
@@ -148,7 +148,7 @@ def build_index(a: Analysis) -> None:
     bindings = chk.bindings if chk is not None else {}
     item_refs = chk.item_refs if chk is not None else {}
     a.item_refs = {id(d): r for d, r in item_refs.items()}
-    from lwas.typecheck import ItemRef  # noqa: F401 (kinds)
+    from lwas.semantics.typecheck import ItemRef  # noqa: F401 (kinds)
 
     axioms = prog.axioms
     for m in prog.modules:
@@ -197,21 +197,21 @@ def build_index(a: Analysis) -> None:
             elif cls is ast.RecordDecl:
                 rt = chk.records.get(n) if chk is not None else None
                 if rt is not None:
-                    from lwas.typecheck import FieldRef
+                    from lwas.semantics.typecheck import FieldRef
                     for k, f in enumerate(n.fields):
                         t = FieldRef(rt, k)
                         add(Occ(name_span(f.span, f.name), t, target_key(t), decl=True, node=f))
             elif cls is ast.EnumDecl:
                 et = chk.enums.get(n) if chk is not None else None
                 if et is not None:
-                    from lwas.typecheck import VariantRef
+                    from lwas.semantics.typecheck import VariantRef
                     for k, v in enumerate(n.variants):
                         t = VariantRef(et, k)
                         add(Occ(name_span(v.span, v.name), t, target_key(t), decl=True, node=v))
             elif cls is ast.Import:
                 mod = m.imports.get(n.binding)
                 if mod is not None:
-                    from lwas.typecheck import ModuleRef
+                    from lwas.semantics.typecheck import ModuleRef
                     t = ModuleRef(mod)
                     add(Occ(_last_part(n.path), t, target_key(t), decl=True, node=n))
             if cls in _DECLS:

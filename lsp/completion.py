@@ -22,7 +22,7 @@ Contract:
 - Nothing inside a comment or a text literal.
 
 Why the parser: position -> syntactic context comes from the grammar that parses the file
-(`lwas.parse.prefix_state`), so a new statement or item kind is offered exactly where it is
+(`lwas.syntax.parse.prefix_state`), so a new statement or item kind is offered exactly where it is
 valid, with no second description of the syntax to drift. Only the item around the cursor is
 parsed (from its item keyword, as panic mode cuts a file), so the cost is one item's parse, not
 the file's. When that text does not parse, the context is a statement in a function body (a
@@ -39,8 +39,8 @@ from lark import Token
 from lark.exceptions import UnexpectedInput
 from lsprotocol import types as T
 
-from lwas import parse as P
-from lwas import syntax as ast
+from lwas.syntax import parse as P
+from lwas.syntax import tree as ast
 
 from .analysis import Analysis, contains
 from .describe import item_detail
@@ -50,7 +50,7 @@ _QUALIFIED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_0-9]*)$")
 _WORD = re.compile(r"[A-Za-z_0-9]*$")
 
 # The host calls, as docs/services.md documents them: name -> (signature, doc). The service
-# stage (lwas.service.HOST_CALLS) rewrites each to a `$` built-in; tests keep the names equal.
+# stage (lwas.semantics.service.HOST_CALLS) rewrites each to a `$` built-in; tests keep the names equal.
 HOST_CALLS: dict[str, tuple[str, str]] = {
     "now": ("now() -> time", "The host clock (UTC)."),
     "config": ("config(name: text) -> text",
@@ -227,12 +227,12 @@ def _name_items(a: Analysis, ctx: Context, line: int, col: int, seen: set[str]) 
         for name, mod in root.imports.items():
             add(T.CompletionItem(label=name, kind=T.CompletionItemKind.Module, detail=f"module {mod.name}"))
     if ctx.names == "type":
-        from lwas.types import PRIMITIVE_NAMES
+        from lwas.semantics.types import PRIMITIVE_NAMES
 
         for name in (*PRIMITIVE_NAMES, "money"):
             add(T.CompletionItem(label=name, kind=T.CompletionItemKind.TypeParameter, detail=f"type {name}"))
     if ctx.names == "value":
-        from lwas.builtins import BUILTINS
+        from lwas.semantics.builtins import BUILTINS
 
         for name, b in BUILTINS.items():
             add(T.CompletionItem(label=name, kind=T.CompletionItemKind.Function, detail=b.signature_text(),
@@ -304,8 +304,8 @@ def _member_items(a: Analysis, good: Analysis, q: str, line: int, col: int) -> l
 
 def _module_items(a: Analysis, path: tuple[str, ...]) -> list[T.CompletionItem]:
     """The next part of an `import` path: `std` and the files beside the document, the standard
-    library's modules after `std.`, a folder's modules after `folder.` (as lwas.resolve looks)."""
-    from lwas.resolve import STD_PREFIX, default_stdlib_dir
+    library's modules after `std.`, a folder's modules after `folder.` (as lwas.semantics.resolve looks)."""
+    from lwas.semantics.resolve import STD_PREFIX, default_stdlib_dir
 
     here = Path(a.path) if Path(a.path).is_absolute() else None
     out = []

@@ -6,14 +6,14 @@ truth from the truth phase and the chain of premises that bounds it.
 """
 from __future__ import annotations
 
-from lwas import syntax as ast
+from lwas.syntax import tree as ast
 
 from .analysis import Analysis, Occ
 
 
 def num(x: float) -> str:
     """A truth or number as the compiler prints it."""
-    from lwas.truth import _num
+    from lwas.semantics.truth import _num
 
     return _num(x)
 

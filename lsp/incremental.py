@@ -1,7 +1,7 @@
 """Incremental parsing for the language server: the compiler's own parser, item by item, with
 a cache of the items of the previous version of each file.
 
-`lwas.parse` already parses a file item by item when it has a syntax error (panic mode): the
+`lwas.syntax.parse` already parses a file item by item when it has a syntax error (panic mode): the
 file is cut where an item keyword starts a line, and each chunk is parsed with its line and
 offset deltas. Here every chunk is cut that way, and a chunk whose text did not change (nor
 the `///` doc lines above it, nor whether it ends the file: a chunk cut short mid-file reports
@@ -22,11 +22,11 @@ from dataclasses import fields, is_dataclass
 
 from lark.exceptions import UnexpectedInput
 
-from lwas import parse as P
-from lwas.bidi import bidi_warnings
-from lwas import syntax as ast
-from lwas.nesting import check_depth
-from lwas.source import SourceFile, Span
+from lwas.syntax import parse as P
+from lwas.syntax.bidi import bidi_warnings
+from lwas.syntax import tree as ast
+from lwas.syntax.nesting import check_depth
+from lwas.syntax.source import SourceFile, Span
 
 _SMALL_CHARS = 4_000  # below this a whole-file parse is cheap enough
 _FALLBACK_CHARS = 40_000

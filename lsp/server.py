@@ -24,8 +24,8 @@ from lsprotocol import types as T
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
-from lwas import syntax as ast
-from lwas.source import SourceFile, Span
+from lwas.syntax import tree as ast
+from lwas.syntax.source import SourceFile, Span
 
 from .analysis import (Analysis, Occ, build_index, definition_span, lsp_pos, name_span, offset_of,
                        span_range, utf16_len)
@@ -75,7 +75,7 @@ class LwasServer(LanguageServer):
     # -- analysis
     def analyse(self, uri: str) -> Analysis:
         from lwas.driver import FRONT_END, Compilation, run
-        from lwas.resolve import Loader, default_stdlib_dir, load
+        from lwas.semantics.resolve import Loader, default_stdlib_dir, load
 
         doc = self.workspace.get_text_document(uri)
         path = self.path_of(uri)
@@ -592,7 +592,7 @@ _UNCOVERED = re.compile(r"non-exhaustive match: variants? (.*) not covered")
 
 @functools.cache
 def _stdlib_modules() -> tuple[str, ...]:
-    from lwas.resolve import default_stdlib_dir
+    from lwas.semantics.resolve import default_stdlib_dir
 
     return tuple(sorted(p.stem for p in default_stdlib_dir().glob("*.lwas")))
 
@@ -659,7 +659,7 @@ _FIXES = {"E0203": _lower_axiom_fix, "E0101": _import_fix, "E0305": _match_arms_
 
 def _formatter():
     try:
-        from lwas.format import FormatError, format_source
+        from lwas.syntax.format import FormatError, format_source
     except ImportError:
         return None
     return format_source, FormatError

@@ -8,13 +8,13 @@ __version__ = "0.1.0"
 __all__ = ["check", "compile", "load", "ArtifactError", "Axiom", "CompilationContext", "Diagnostic", "RuntimeError", "CompileError", "__version__"]
 
 _LAZY = {
-    "check": ("lwas.api", "check"),
-    "compile": ("lwas.api", "compile"),
-    "load": ("lwas.api", "load"),
-    "ArtifactError": ("lwas.artifact", "ArtifactError"),
-    "Axiom": ("lwas.api", "Axiom"),
-    "CompilationContext": ("lwas.api", "CompilationContext"),
-    "Diagnostic": ("lwas.diagnostics", "Diagnostic"),
+    "check": ("lwas.tools.api", "check"),
+    "compile": ("lwas.tools.api", "compile"),
+    "load": ("lwas.tools.api", "load"),
+    "ArtifactError": ("lwas.backend.artifact", "ArtifactError"),
+    "Axiom": ("lwas.tools.api", "Axiom"),
+    "CompilationContext": ("lwas.tools.api", "CompilationContext"),
+    "Diagnostic": ("lwas.syntax.diagnostics", "Diagnostic"),
     "RuntimeError": ("lwas.errors", "RuntimeError"),
     "CompileError": ("lwas.errors", "CompileError"),
 }

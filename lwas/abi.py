@@ -46,32 +46,32 @@ ABI_VERSION = 1
 # request's Idempotency-Key (a name no environment variable can have).
 REQUEST_KEY = "$request.idempotency_key"
 SYMBOL_PREFIX = "lwas$"  # native symbol of an export: SYMBOL_PREFIX + qualified name
-# A service function (a name with `$`, made by lwas.service) also has a kept-arena form
+# A service function (a name with `$`, made by lwas.semantics.service) also has a kept-arena form
 # KEEP_PREFIX + name(ptr out, ptr arena, i64 adopt, params...): the caller's arena (ARENA:
 # {ptr head, i64 bytes, i64 edit}, zeroed when new) receives every allocation and keeps it;
 # parameter i is first copied into it when bit i of `adopt` is set; the result is written as it
 # is (it may point into the arena). `edit` (not 0) lets the writer's inserts into the state's own
-# maps write in place the nodes made under that number (lwas.mapgen.insert_owned); the caller
+# maps write in place the nodes made under that number (lwas.backend.mapgen.insert_owned); the caller
 # changes it whenever those nodes become visible. ARENA_FREE(ptr arena) frees such an arena
 # (lwas.runtime.state).
 KEEP_PREFIX = SYMBOL_PREFIX + "keep$"
 ARENA_FREE = SYMBOL_PREFIX + "arena_free"
-# A service's state to and from a snapshot's bytes, in native code (lwas.snapgen):
+# A service's state to and from a snapshot's bytes, in native code (lwas.backend.snapgen):
 # SNAP_ENCODE + svc(ptr state, ptr buf) and SNAP_DECODE + svc(ptr arena, ptr data, i64 len, ptr out).
 SNAP_ENCODE = SYMBOL_PREFIX + "snap$encode$"
 SNAP_DECODE = SYMBOL_PREFIX + "snap$decode$"
 AXIOM_TABLE = "lwas$axioms"  # [N x double]: effective truths, in `NativeModule.axioms` order
 # i64, writable: the wall-clock budget of one call of any export, in nanoseconds (0, the initial
-# value: no limit). A call that outlives it returns a "timeout" error site's status (lwas.budget).
+# value: no limit). A call that outlives it returns a "timeout" error site's status (lwas.backend.budget).
 BUDGET_GLOBAL = "lwas$budget_ns"
 
 
 def type_desc(t):
-    """The TypeDesc of a checked type (lwas.types). Record fields with another JSON form carry
+    """The TypeDesc of a checked type (lwas.semantics.types). Record fields with another JSON form carry
     it: {"money": ..., "in": "currency"} for `amount: money in currency`, and the record lists
     its `json` text fields under "json"."""
-    from .ir import Unsupported
-    from .types import BOOL, FLOAT, INT, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MapT, MoneyT, RecordT
+    from lwas.backend.ir import Unsupported
+    from lwas.semantics.types import BOOL, FLOAT, INT, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MapT, MoneyT, RecordT
 
     if t is INT or t is FLOAT or t is BOOL or t is TRUTH or t is TEXT or t is TIME:
         return t.name

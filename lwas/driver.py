@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .diagnostics import Diagnostic, Sink, sort_key
-from .nesting import call_deep
-from .source import SourceFile
+from lwas.syntax.diagnostics import Diagnostic, Sink, sort_key
+from lwas.syntax.nesting import call_deep
+from lwas.syntax.source import SourceFile
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Compilation:
     checked: Any = None  # check.Checked
     truth: Any = None  # truth.TruthResult
     opt_level: int = 2
-    contracts: bool = True  # check `requires`/`ensures` at run time (lwas.contracts)
+    contracts: bool = True  # check `requires`/`ensures` at run time (lwas.semantics.contracts)
     key: Any = None  # the Ed25519 private key the artifact stage signs with
     services: list = field(default_factory=list)  # plain-data service descriptions (describe)
     ir: Any = None  # ir.Program (lower)
@@ -47,47 +47,47 @@ class Compilation:
 
 
 def _parse(c: Compilation) -> None:
-    from .parse import parse_module
-    from .resolve import Loader, default_stdlib_dir, load
+    from lwas.syntax.parse import parse_module
+    from lwas.semantics.resolve import Loader, default_stdlib_dir, load
 
     loader = Loader(parse=parse_module, stdlib_dir=c.stdlib_dir or default_stdlib_dir())
     c.program = load(c.root, loader, c.sink)
 
 
 def _contracts(c: Compilation) -> None:
-    from .contracts import expand
+    from lwas.semantics.contracts import expand
 
     for m in c.program.modules:
         m.tree = expand(m.tree, c.sources[m.path].text, c.contracts)
 
 
 def _service(c: Compilation) -> None:
-    from .service import expand
+    from lwas.semantics.service import expand
 
     for m in c.program.modules:
         m.tree, m.services = expand(m.tree, c.sink, m.is_root)
 
 
 def _describe(c: Compilation) -> None:
-    from .service import describe
+    from lwas.semantics.service import describe
 
     c.services = describe(c.program, c.checked, c.sink)
 
 
 def _resolve(c: Compilation) -> None:
-    from .resolve import resolve
+    from lwas.semantics.resolve import resolve
 
     resolve(c.program, c.sink)
 
 
 def _check(c: Compilation) -> None:
-    from .typecheck import check_program
+    from lwas.semantics.typecheck import check_program
 
     c.checked = check_program(c.program, c.sink)
 
 
 def _truth(c: Compilation) -> None:
-    from .truth import check_truth
+    from lwas.semantics.truth import check_truth
 
     c.truth = check_truth(c.program, c.sink)
 
@@ -108,7 +108,7 @@ FRONT_END: list[Stage] = [
 
 def report_unsupported(c: Compilation, exc: Exception) -> None:
     """A feature the native back end does not compile yet: a diagnostic (E0320), not a crash."""
-    from .source import Span
+    from lwas.syntax.source import Span
 
     span = getattr(exc, "span", None) or Span(c.root.path, 1, 1, 1, 1)
     message = getattr(exc, "message", None) or str(exc)
@@ -117,13 +117,13 @@ def report_unsupported(c: Compilation, exc: Exception) -> None:
 
 
 def unsupported_types() -> tuple[type, ...]:
-    from . import codegen, ir
+    from lwas.backend import codegen, ir
 
     return tuple({ir.Unsupported, codegen.Unsupported})
 
 
 def _lower(c: Compilation) -> None:
-    from .lower import lower_program
+    from lwas.backend.lower import lower_program
 
     try:
         c.ir = lower_program(c.program, c.checked, c.truth)
@@ -132,7 +132,7 @@ def _lower(c: Compilation) -> None:
 
 
 def _codegen(c: Compilation) -> None:
-    from .codegen import generate
+    from lwas.backend.codegen import generate
 
     try:
         c.native = generate(c.ir, opt_level=c.opt_level)
@@ -141,10 +141,10 @@ def _codegen(c: Compilation) -> None:
 
 
 def _artifact(c: Compilation) -> None:
-    from .artifact import build, display_names
+    from lwas.backend.artifact import build, display_names
 
     if c.key is None:
-        from .keys import dev_key
+        from lwas.backend.keys import dev_key
 
         c.key, _ = dev_key()
     paths = {m.name: m.path for m in c.program.modules}
@@ -162,7 +162,7 @@ BUILD: list[Stage] = [
 
 
 def run(c: Compilation, stages: list[Stage]) -> Compilation:
-    """Run the stages in order on a deep stack (lwas.nesting): the checker, lowering and code
+    """Run the stages in order on a deep stack (lwas.syntax.nesting): the checker, lowering and code
     generation recurse on the syntax tree, which the parser allows MAX_DEPTH levels deep."""
     return call_deep(_run, c, stages)
 

@@ -1,6 +1,6 @@
 """Running one LwaS service: its state, its ledgers, and the writer that serialises changes.
 
-The state is a fold of the service's `on` blocks over its ledger entries (lwas.service), so:
+The state is a fold of the service's `on` blocks over its ledger entries (lwas.semantics.service), so:
 
 - on start, the state is restored from the newest snapshot that verifies (lwas.runtime.snapshot:
   signed, same artifact, the stored entries up to its sizes have its roots) and the entries after
@@ -68,7 +68,7 @@ from lwas.runtime.externs import bind_connectors
 from lwas.runtime.integrity import check_ledgers
 from lwas.runtime.state import KeptState
 
-log = logging.getLogger("lwas.service")
+log = logging.getLogger("lwas.semantics.service")
 
 IDLE_CATCH_UP = 0.5  # seconds between catch-ups with other processes while idle
 REPLAY_PAGE = 20_000  # entries per ledger read, checked and folded at a time when a start replays

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Iterable
 
 from lwas.abi import ABI_VERSION
-from lwas.artifact import Artifact, ArtifactError, host_triple, same_target, verify
-from lwas.keys import PublicKeyLike, load_public
+from lwas.backend.artifact import Artifact, ArtifactError, host_triple, same_target, verify
+from lwas.backend.keys import PublicKeyLike, load_public
 
 
 def check(data: bytes, trusted: Iterable[PublicKeyLike]) -> Artifact:

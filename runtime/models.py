@@ -42,7 +42,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PlainValidator, AfterValidat
                       model_validator)
 from pydantic_core import PydanticCustomError
 
-from lwas.types import CURRENCY_EXPONENTS
+from lwas.semantics.types import CURRENCY_EXPONENTS
 
 from .values import Money, sorted_items
 

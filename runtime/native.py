@@ -7,7 +7,7 @@ datetime, list, the variant name of an enum, a dict for a record, `Money`.
 
 A non-zero status raises lwas.RuntimeError(kind, message, Position) from the error-site table.
 
-Memory (see lwas.codegen): text and array arguments are copied into ctypes buffers that live
+Memory (see lwas.backend.codegen): text and array arguments are copied into ctypes buffers that live
 until the call returns. Arrays of int, float, truth and bool given as a list or tuple are
 converted in one step (array.array / bytearray after one type check over the elements, not one
 ctypes value per element). For [float], [truth] and [int], an object with the buffer protocol
@@ -26,7 +26,7 @@ buffer. Native code frees its own temporaries before returning.
 
 Verifying the object (its signature) is the loader's job: loading native code is executing it.
 
-Call budget (lwas.budget): each call of an export may run for at most the program's budget, wall
+Call budget (lwas.backend.budget): each call of an export may run for at most the program's budget, wall
 time, else it stops with the fault `timeout` ("the call ran longer than its budget of 1000 ms"),
 which unwinds like any other. The budget is LWAS_CALL_BUDGET_MS (a whole number of milliseconds,
 default 1000; 0: no limit), read when the program is loaded; `NativeProgram.set_budget_ms`
@@ -47,7 +47,7 @@ from datetime import datetime
 import llvmlite.binding as llvm
 
 from lwas.abi import ARENA_FREE, AXIOM_TABLE, BUDGET_GLOBAL, KEEP_PREFIX
-from lwas.types import CURRENCY_EXPONENTS
+from lwas.semantics.types import CURRENCY_EXPONENTS
 from lwas.errors import Position, RuntimeError as LwasRuntimeError
 from lwas.runtime.values import (Money, micros_to_time, pack_currency, sorted_items, time_to_micros,
                                  unpack_currency)
@@ -162,7 +162,7 @@ _nodes: dict = {}  # id(map desc) -> (desc, node Structure)
 
 
 def map_node(desc):
-    """The node of a map (lwas.mapgen): {left, right, size, key, value, edit}; a persistent,
+    """The node of a map (lwas.backend.mapgen): {left, right, size, key, value, edit}; a persistent,
     weight-balanced search tree ordered by key (equal descs share the Structure)."""
     def make(d):
         key = ("map", repr(d))
@@ -632,7 +632,7 @@ def _bind(address: int, export: dict, sites: list, budget: _Budget | None = None
 
 
 def _bind_kept(address: int, bound, export: dict, sites: list, budget: _Budget | None = None):
-    """The kept-arena form of a service function (lwas.codegen._wrapper, keep=True):
+    """The kept-arena form of a service function (lwas.backend.codegen._wrapper, keep=True):
     `f(arena_address, adopt_mask, *args)` -> the raw result (a ctypes value that may point into
     the arena; the caller decodes what it needs), or raises lwas.RuntimeError."""
     cfunc = ctypes.PYFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
@@ -678,7 +678,7 @@ def _fault(sites: list, status: int, budget: _Budget | None = None):
 
 
 # ---------------------------------------------------------------- the host interface
-# What native code calls in the runtime (lwas.codegen.HOST_SYMBOLS). The calls go to the
+# What native code calls in the runtime (lwas.backend.codegen.HOST_SYMBOLS). The calls go to the
 # `Host` set for the calling thread by `hosted`: the service runtime runs each handler under
 # one. Without a host, an append fails as a "host" fault and the clock reads the system clock.
 
@@ -698,7 +698,7 @@ class Host:
         raise NotImplementedError
 
     def metric(self, which: int) -> float:  # pragma: no cover - interface
-        """System metric number `which` (lwas.service.METRICS)."""
+        """System metric number `which` (lwas.semantics.service.METRICS)."""
         raise NotImplementedError
 
     def ledger_has(self, ledger: int, key: str) -> bool:  # pragma: no cover - interface

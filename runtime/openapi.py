@@ -339,7 +339,7 @@ def _runtime_responses(path: str, read_auth: bool, components: Components) -> tu
 # ---------------------------------------------------------------- operations and the document
 
 def service_operation(service: str, route: dict, components: Components, read_auth: bool) -> dict:
-    """The OpenAPI operation of one route descriptor (lwas.service builds them)."""
+    """The OpenAPI operation of one route descriptor (lwas.semantics.service builds them)."""
     method, path = route["method"], route["path"]
     handler = route["handler"].replace("$", "_")  # FastAPI's operationId for it, as before
     op: dict[str, Any] = {"tags": [service], "summary": route.get("doc") or f"{method} {path}",

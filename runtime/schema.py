@@ -325,7 +325,7 @@ def layout_of(spec: dict) -> dict:
 
 
 def layout_text(layout: dict) -> str:
-    from lwas.artifact import canonical_json
+    from lwas.backend.artifact import canonical_json
 
     return canonical_json(layout).decode("utf-8")
 
@@ -617,8 +617,8 @@ def start_service(service, tx) -> None:
 def _program(path: str, pubkeys: list[str]):
     """(service descriptions, artifact digest or None, sources, compiled program or None), or a
     str: the rendered reason the file cannot be checked (exit 1) — or raises OSError."""
-    from lwas.artifact import MAGIC, ArtifactError, verify
-    from lwas.keys import KeyFileError, trusted_keys
+    from lwas.backend.artifact import MAGIC, ArtifactError, verify
+    from lwas.backend.keys import KeyFileError, trusted_keys
 
     with open(path, "rb") as f:
         data = f.read()
@@ -628,7 +628,7 @@ def _program(path: str, pubkeys: list[str]):
         except (ArtifactError, KeyFileError) as e:
             return f"error: cannot load `{path}`: {e}"
         return art.manifest.get("services") or [], hashlib.sha512(data).digest(), {}, None
-    from lwas.diagnostics import render_all
+    from lwas.syntax.diagnostics import render_all
     from lwas.driver import check_file
 
     c = check_file(path)
@@ -639,8 +639,8 @@ def _program(path: str, pubkeys: list[str]):
 
 def _span(program, services: list[dict], p: Problem, ledger_names: dict):
     """Where a problem points in the source: the field, else the record, else the ledger."""
-    from lwas import syntax as ast
-    from lwas.source import Span
+    from lwas.syntax import tree as ast
+    from lwas.syntax.source import Span
 
     if program is not None:
         if p.record is not None:
@@ -663,7 +663,7 @@ def _span(program, services: list[dict], p: Problem, ledger_names: dict):
 
 
 def _ledger_decls(program) -> dict:
-    from lwas import syntax as ast
+    from lwas.syntax import tree as ast
 
     out = {}
     if program is None:
@@ -692,7 +692,7 @@ def check_command(db: str, path: str, pubkeys: list[str] | None = None, colour: 
                   out=None) -> int:
     """`lwasc ledger check DB FILE`: 0 the program can serve every ledger, 1 it cannot (or the
     file does not compile), 2 the store or the file cannot be opened."""
-    from lwas.diagnostics import Diagnostic, render
+    from lwas.syntax.diagnostics import Diagnostic, render
     from lwas.runtime.store import open_store
 
     out = out or sys.stdout

@@ -33,7 +33,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lwas.artifact import ArtifactError
+from lwas.backend.artifact import ArtifactError
 
 CONFIG_ENV = "LWAS_SERVE_CONFIG"
 # uvicorn's httptools protocol plus a header size limit and read timeouts (lwas.runtime.limits)
@@ -79,10 +79,10 @@ def compile_to_artifact(source: str, key_path: str | None) -> str:
     """Compile and sign `source`; the artifact's path (a temporary file). Raises ServeError with
     the rendered diagnostics when the program does not compile, and before the back end runs when
     it declares no service."""
-    from lwas.diagnostics import render_all
+    from lwas.syntax.diagnostics import render_all
     from lwas.driver import BUILD, FRONT_END, Compilation, run
-    from lwas.keys import KeyFileError, signing_key
-    from lwas.source import SourceFile
+    from lwas.backend.keys import KeyFileError, signing_key
+    from lwas.syntax.source import SourceFile
 
     try:
         text = Path(source).read_text(encoding="utf-8")
@@ -113,13 +113,13 @@ def _name(cfg: ServeConfig) -> str:
 
 
 def _trusted(cfg: ServeConfig, key) -> list:
-    from lwas.keys import load_public, trusted_keys
+    from lwas.backend.keys import load_public, trusted_keys
 
     return [load_public(k) for k in cfg.pubkeys] + trusted_keys() + [key.public_key()]
 
 
 def _load(cfg: ServeConfig):
-    from lwas.keys import public_pem, signing_key
+    from lwas.backend.keys import public_pem, signing_key
     from lwas.runtime.loader import load_verified
 
     key, _ = signing_key(cfg.key)
@@ -165,7 +165,7 @@ def _settings(cfg: ServeConfig):
 def preflight(cfg: ServeConfig) -> None:
     """Step 1 of a start (the module docstring): the settings, the signing key, the artifact's
     signature and services, the log file. Maps no native code, binds nothing; raises ServeError."""
-    from lwas.keys import KeyFileError, signing_key
+    from lwas.backend.keys import KeyFileError, signing_key
     from lwas.runtime.loader import check
     from lwas.runtime.logs import LogSetupError, open_file
 
@@ -186,7 +186,7 @@ def preflight(cfg: ServeConfig) -> None:
 
 def build(cfg: ServeConfig):
     """(app, services, store) with the services started (ledgers replayed)."""
-    from lwas.keys import KeyFileError
+    from lwas.backend.keys import KeyFileError
     from lwas.runtime.host import Service
     from lwas.runtime.server import create_app
     from lwas.runtime.store import open_store

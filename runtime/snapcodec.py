@@ -1,4 +1,4 @@
-"""A service's state to and from snapshot bytes in native code (the exports of lwas.snapgen).
+"""A service's state to and from snapshot bytes in native code (the exports of lwas.backend.snapgen).
 
 The bytes are the canonical encoding of the state (lwas.runtime.ledger.encode_value of the
 state's TypeDesc), so a snapshot written here reads through decode_value and the other way
@@ -21,7 +21,7 @@ _libc.free.restype = None
 
 
 class _Buf(ctypes.Structure):
-    """lwas.snapgen BUF: the bytes native code appends to (malloc'd; the caller frees them)."""
+    """lwas.backend.snapgen BUF: the bytes native code appends to (malloc'd; the caller frees them)."""
     _fields_ = [("data", ctypes.c_void_p), ("len", ctypes.c_int64), ("cap", ctypes.c_int64)]
 
 

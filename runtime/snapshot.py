@@ -29,7 +29,7 @@ encoding (lwas.runtime.ledger.encode_value with the service's state TypeDesc, so
 canonical as an entry payload), then "tree:LEDGER" per ledger: the Merkle tree's levels 1, 2, ...
 at that size (level k holds size >> k hashes), so a start need not re-hash the tree. The state
 section is written and read by native code straight from and into the kept state
-(lwas.snapgen, lwas.runtime.snapcodec: a million economy transactions in ~0.2 s and ~0.5 s),
+(lwas.backend.snapgen, lwas.runtime.snapcodec: a million economy transactions in ~0.2 s and ~0.5 s),
 byte for byte what encode_value gives; an artifact without that code goes through Python values.
 
 A snapshot is used only if it verifies: its magic and lengths parse, it is signed, by this

@@ -1,7 +1,7 @@
 """A service's state, kept in native memory between calls.
 
-The state is a record (lwas.service's `svc.State`) whose maps are persistent trees
-(lwas.mapgen): a new state shares every node it did not change with the one before it. So the
+The state is a record (lwas.semantics.service's `svc.State`) whose maps are persistent trees
+(lwas.backend.mapgen): a new state shares every node it did not change with the one before it. So the
 runtime keeps the state where native code made it and hands routes, guards and `on` blocks its
 address (`native.Ref`); only request parameters, entries and responses cross into Python. A
 request that touches k entries of a map of n costs O(k log n), whatever else the state holds.
@@ -11,8 +11,8 @@ is immutable, so readers (get routes, guards, external routes, snapshots) need n
 the writer computes the next state; a fault or a failed commit is undone by dropping the new
 state (nothing was written in place); and a snapshot can be read off a writer that keeps going.
 
-One bounded exception makes folds cheap: inserts into the state's owned maps (lwas.inplace)
-write in place the nodes made under the heap's current *edit number* (lwas.mapgen). The number
+One bounded exception makes folds cheap: inserts into the state's owned maps (lwas.backend.inplace)
+write in place the nodes made under the heap's current *edit number* (lwas.backend.mapgen). The number
 moves on (`_seal`) whenever the nodes made so far may be seen or may have to be given up: at
 every commit, and before every request (`run`, and `apply` of a route's append), so a refused
 or failed request still leaves no trace. A replay or a catch-up folds its entries with
@@ -44,8 +44,8 @@ COMPACT_MIN = 8 << 20  # bytes: below this a heap is never compacted
 
 
 class _Arena(ctypes.Structure):
-    """lwas.codegen ARENA: the head of the list of blocks, the bytes they hold, and the edit
-    number under which owned map inserts write in place (lwas.mapgen.insert_owned)."""
+    """lwas.backend.codegen ARENA: the head of the list of blocks, the bytes they hold, and the edit
+    number under which owned map inserts write in place (lwas.backend.mapgen.insert_owned)."""
     _fields_ = [("head", ctypes.c_void_p), ("bytes", ctypes.c_int64), ("edit", ctypes.c_int64)]
 
 

@@ -31,7 +31,7 @@ class Sampler:
             self.ready.set()
 
     def read(self, which: int) -> float:
-        """By index, as lwas.service.METRICS numbers them."""
+        """By index, as lwas.semantics.service.METRICS numbers them."""
         if which == 0:
             return self.cpu
         if which == 1:

@@ -26,7 +26,7 @@ import ctypes
 import struct
 import threading
 
-from lwas.types import CURRENCY_EXPONENTS
+from lwas.semantics.types import CURRENCY_EXPONENTS
 from lwas.runtime.ledger import _F64, _I64, _U16, _U32, _dec
 from lwas.runtime.native import Ref, _Call, _encoder, ctype
 from lwas.runtime.values import pack_currency

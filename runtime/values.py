@@ -20,7 +20,7 @@ class Money:
     currency: str  # ISO 4217 code
 
     def __str__(self) -> str:
-        from lwas.types import CURRENCY_EXPONENTS
+        from lwas.semantics.types import CURRENCY_EXPONENTS
 
         exp = CURRENCY_EXPONENTS.get(self.currency, 2)
         sign = "-" if self.minor < 0 else ""

@@ -35,7 +35,7 @@ class WebhookUnavailable(Exception):
 def webhook_reader(signer: str, body_desc: dict,
                    env: Mapping[str, str] = os.environ) -> Callable[[bytes, Mapping[str, str]], dict]:
     """read(raw, headers) -> the body record's value; raises WebhookRejected (400) or
-    WebhookUnavailable (503). Only "stripe" exists (lwas.service.SIGNERS)."""
+    WebhookUnavailable (503). Only "stripe" exists (lwas.semantics.service.SIGNERS)."""
     if signer != "stripe":
         raise ValueError(f"unknown webhook signer {signer!r}")
     fields = body_desc["fields"]

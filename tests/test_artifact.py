@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import lwas
-from lwas import artifact, keys
-from lwas.artifact import MAGIC, ArtifactError, canonical_json
+from lwas.backend import artifact, keys
+from lwas.backend.artifact import MAGIC, ArtifactError, canonical_json
 from lwas.driver import compile_file
 from lwas.runtime import loader
 
@@ -229,7 +229,7 @@ def test_same_target_ignores_only_the_vendor():
 
 _BUILD = """
 import sys
-from lwas import keys
+from lwas.backend import keys
 from lwas.driver import compile_file
 sys.stdout.buffer.write(compile_file(sys.argv[1], key=keys.load_private(sys.argv[2])).artifact)
 """

@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from lwas.cli import main
+from lwas.tools.cli import main
 from lwas.runtime.backup import _write_archive, compare_stores, export_archive, read_archive
 from lwas.runtime.ledger import Ledger, append_batch
 from lwas.runtime.store import open_store
@@ -445,7 +445,7 @@ def test_service_on_a_restored_store_serves_the_same_state(tmp_path, capsys):
     from test_service import Server
 
     from lwas.driver import compile_file
-    from lwas.keys import generate
+    from lwas.backend.keys import generate
 
     key = generate()
     c = compile_file(ECONOMY, key=key)

@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from lwas import keys
-from lwas.cli import main
+from lwas.backend import keys
+from lwas.tools.cli import main
 
 PROG = """\
 axiom truth = 1.0
@@ -237,6 +237,6 @@ def test_version_stays_light():
     import subprocess
     import sys
 
-    code = "import sys, lwas.cli; print(sorted(m for m in ('llvmlite', 'cryptography', 'lark') if m in sys.modules))"
+    code = "import sys, lwas.tools.cli; print(sorted(m for m in ('llvmlite', 'cryptography', 'lark') if m in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
     assert r.stdout.strip() == "[]"

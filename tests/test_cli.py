@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lwas import __version__
-from lwas.cli import main
+from lwas.tools.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lwas
-from lwas import codegen, lower
+from lwas.backend import codegen, lower
 from lwas.abi import SYMBOL_PREFIX
 from lwas.driver import check_source
 from lwas.runtime.native import NativeProgram
@@ -583,7 +583,7 @@ fn describe(s: text) -> text {
 
 @pytest.fixture(scope="module")
 def reference():
-    from lwas.evaluate import evaluator_for
+    from lwas.tools.evaluate import evaluator_for
     return evaluator_for(MUTATE, "prog.lwas")
 
 
@@ -798,7 +798,7 @@ def test_only_recursive_calls_get_a_stack_site():
     assert {s.line for s in stack} == {rline("return down("), rline("return pong("), rline("fn pong("),
                                        rline("count(n - 1)")}  # not `via`'s call of down
     assert all(s.message.startswith("stack overflow (recursion too deep) in `") for s in stack)
-    timeouts = [s for s in m.error_sites if s.kind == "timeout"]  # lwas.budget: appended after them
+    timeouts = [s for s in m.error_sites if s.kind == "timeout"]  # lwas.backend.budget: appended after them
     assert m.error_sites[-len(stack) - len(timeouts):] == stack + timeouts  # other sites keep their numbers
     assert not any(s.kind == "stack" for s in build("fn f(n: int) -> int = n + 1\nfn g() -> int = f(1)\n").error_sites)
 
@@ -895,7 +895,7 @@ def test_c_callers_get_the_stack_guard(tmp_path, monkeypatch):
 
     if shutil.which("cc") is None:
         pytest.skip("needs a C compiler")
-    from lwas.cli import main
+    from lwas.tools.cli import main
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -989,7 +989,7 @@ def test_out_of_memory_is_a_runtime_error():
             "        print(opt, e.kind, e.position.line, e.message)\n"
             "    print(opt, 'leak', vm() - before >= S // 2)\n"
             "    print(opt, p.fn.grow(3), p.fn.pair(2) == {'a': 'ab' * 4, 'b': 'ab' * 4})\n") % str(_here())
-    # one malloc arena: the compiler's deep-stack thread (lwas.nesting) leaves a thread arena
+    # one malloc arena: the compiler's deep-stack thread (lwas.syntax.nesting) leaves a thread arena
     # whose reserved space glibc would fall back on when the main arena hits the limit
     env = {**os.environ, "MALLOC_ARENA_MAX": "1"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
@@ -1050,7 +1050,7 @@ fn independent() -> int {
 def test_array_concatenation_is_a_new_array():
     """`+` on arrays builds a new array (value semantics: writing to it never shows through
     either operand); natively and in the reference evaluator alike."""
-    from lwas.evaluate import evaluator_for
+    from lwas.tools.evaluate import evaluator_for
 
     m = build(ARRAYS)
     p = NativeProgram.from_object(m.object_code, m.describe())

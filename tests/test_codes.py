@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from lwas.codes import CODES, explain
-from lwas.diagnostics import render_all
+from lwas.syntax.codes import CODES, explain
+from lwas.syntax.diagnostics import render_all
 from lwas.driver import BUILD, check_source, compile_source
-from lwas.source import SourceError, SourceFile, read_source
+from lwas.syntax.source import SourceError, SourceFile, read_source
 
 GOLDEN = Path(__file__).parent / "golden"
 BACK_END_CODES = {"E0320"}  # reported by `lwasc build` (lower and codegen), not by `lwasc check`

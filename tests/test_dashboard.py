@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from lwas.driver import compile_file
-from lwas.keys import generate
+from lwas.backend.keys import generate
 from lwas.runtime.checkpoint import sign_checkpoint, key_name_for
 from lwas.runtime.dashboard import Hub, Poller, create_dashboard, history_points, today_utc, verify_checkpoint
 from stripe_standin import event, payment_intent_obj, sign

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import lwas
 from lwas.driver import check_source
-from lwas.evaluate import Evaluator
+from lwas.tools.evaluate import Evaluator
 from lwas.runtime.values import Money
 
 INT_MIN = -(2 ** 63)
@@ -459,8 +459,8 @@ def same(a, b) -> bool:
 def compile_native(c, opt_level: int):
     """The native program for a compilation (ImportError/AttributeError when the native side
     is missing: that fails the test, it is never skipped)."""
-    from lwas.codegen import generate
-    from lwas.lower import lower_program
+    from lwas.backend.codegen import generate
+    from lwas.backend.lower import lower_program
     from lwas.runtime.native import NativeProgram
 
     module = generate(lower_program(c.program, c.checked, c.truth), opt_level=opt_level)

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lwas.keys import load_public
+from lwas.backend.keys import load_public
 from lwas.runtime.ledger import HEADER, decode_entry, decode_value, encode_entry, encode_value
 from lwas.runtime.loader import check
 from lwas.runtime.store import open_store

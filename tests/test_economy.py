@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lwas.driver import compile_file
-from lwas.keys import generate
+from lwas.backend.keys import generate
 from test_service import AUTH, Server
 
 ECONOMY = Path(__file__).resolve().parent.parent / "services" / "economy.lwas"

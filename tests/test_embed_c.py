@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from lwas.cli import main
+from lwas.tools.cli import main
 
 PROG = """\
 axiom truth = 1.0
@@ -83,6 +83,6 @@ def test_c_program_calls_the_shared_library(tmp_path):
     assert lines[2:6] == ["double 2500 555344 status 0", "pick 2", "justice 0.90", "budget 0"]
     status = int(lines[6].split()[-1])
     sites = [l for l in header.splitlines() if l.startswith(f" *   {status}: ")]
-    assert sites and ": timeout: the call ran longer than its budget (prog.lwas:" in sites[0]  # lwas.budget
+    assert sites and ": timeout: the call ran longer than its budget (prog.lwas:" in sites[0]  # lwas.backend.budget
     assert lines[7:] == ["fib(20) = 6765 status 0"]
     assert 'extern int64_t lwas_budget_ns __asm__("lwas$budget_ns");' in header

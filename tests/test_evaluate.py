@@ -1,4 +1,4 @@
-"""The reference evaluator (lwas.evaluate): LANGUAGE.md's programs, every built-in, each runtime
+"""The reference evaluator (lwas.tools.evaluate): LANGUAGE.md's programs, every built-in, each runtime
 fault kind with its line, truth caps, money, and the C-like float corner cases the native code
 must match."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import lwas
-from lwas.evaluate import Evaluator, evaluator_for
+from lwas.tools.evaluate import Evaluator, evaluator_for
 from lwas.runtime.values import Money
 
 INT_MIN = -(2 ** 63)
@@ -743,7 +743,7 @@ def test_axioms_of_other_modules_are_qualified(tmp_path):
 
 def test_runaway_recursion_is_a_stack_error_not_a_python_crash():
     import lwas
-    from lwas.evaluate import evaluator_for
+    from lwas.tools.evaluate import evaluator_for
 
     ev = evaluator_for("fn down(n: int) -> int {\n  if n == 0 {\n    return 0\n  }\n  return down(n - 1) + 1\n}\n")
     assert ev.call("down", 100) == 100

@@ -15,7 +15,7 @@ from hypothesis import given, settings, strategies as st
 
 from lwas.driver import check_source, compile_source
 from lwas.errors import RuntimeError as LwasRuntimeError
-from lwas.keys import generate
+from lwas.backend.keys import generate
 from lwas.runtime.externs import BindError, bind_connectors
 from lwas.runtime.host import Service
 from lwas.runtime.loader import load_verified
@@ -131,7 +131,7 @@ def _echo(e, k, label):
 
 @pytest.fixture(scope="module")
 def echo_program():
-    from lwas.evaluate import MemoryHost, evaluator_for
+    from lwas.tools.evaluate import MemoryHost, evaluator_for
 
     key = generate()
     c = compile_source(ECHO, "echo.lwas", key)
@@ -202,7 +202,7 @@ def test_lwasc_serve_refuses_an_unbindable_program_without_a_traceback(tmp_path)
     src = tmp_path / "bad.lwas"
     src.write_text('record Reply {\n  ok: bool\n}\nextern fn f(u: text) -> Reply = "nope.nothing"\n'
                    'service s {\n  get "/x" -> Reply {\n    return f("u")\n  }\n}\n')
-    r = subprocess.run([sys.executable, "-m", "lwas.cli", "serve", str(src), "--port", "0",
+    r = subprocess.run([sys.executable, "-m", "lwas.tools.cli", "serve", str(src), "--port", "0",
                         "--db", str(tmp_path / "x.db")], capture_output=True, text=True, timeout=60,
                        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LWAS_API_KEYS": "k" * 24 + ":admin",
                             "LWAS_KEY_DIR": str(tmp_path)})
@@ -306,7 +306,7 @@ service s {
     finally:
         svc.stop()
         store.close()
-    from lwas.evaluate import MemoryHost, evaluator_for
+    from lwas.tools.evaluate import MemoryHost, evaluator_for
 
     ev = evaluator_for(src, "has.lwas")
     ev.host = MemoryHost({0: "id"})

@@ -1,4 +1,4 @@
-"""lwas.format: one layout; idempotent, tree-preserving, comment-preserving."""
+"""lwas.syntax.format: one layout; idempotent, tree-preserving, comment-preserving."""
 from __future__ import annotations
 
 import re
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from lwas import syntax as ast
-from lwas.format import FormatError, check, format_source, main
-from lwas.parse import parse_text
+from lwas.syntax import tree as ast
+from lwas.syntax.format import FormatError, check, format_source, main
+from lwas.syntax.parse import parse_text
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_parse import _grammar_strategy  # noqa: E402  (the grammar-driven program generator)
@@ -23,7 +23,7 @@ _COMMENT = re.compile(r'//[^\n]*')
 
 
 def shape(tree):
-    """The tree without spans (lwas.syntax.dump skips every Span and the module's path)."""
+    """The tree without spans (lwas.syntax.tree.dump skips every Span and the module's path)."""
     return ast.dump(tree)
 
 
@@ -78,7 +78,7 @@ def test_layout_does_not_depend_on_indentation_or_spacing(path):
 
 def minify(text: str) -> str:
     """The same tokens and lines with no optional space (a space only between two words)."""
-    from lwas import format as fmt
+    from lwas.syntax import format as fmt
 
     out = []
     for toks, blank in fmt._lines(fmt._tokens(text)):

@@ -1,4 +1,4 @@
-"""lwas.highlight: the Pygments lexer agrees with the grammar and lexes every program."""
+"""lwas.syntax.highlight: the Pygments lexer agrees with the grammar and lexes every program."""
 from __future__ import annotations
 
 import re
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pygments.token import Comment, Error, Keyword, Name, Number, Operator, Punctuation, String
 
-from lwas.highlight import CONSTANTS, KEYWORDS, MEMBER_KEYWORDS, TYPES, WORD_OPERATORS, LwasLexer
-from lwas.parse import parser
+from lwas.syntax.highlight import CONSTANTS, KEYWORDS, MEMBER_KEYWORDS, TYPES, WORD_OPERATORS, LwasLexer
+from lwas.syntax.parse import parser
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO_FILES = sorted(p for d in ("examples", "stdlib", "services", "tests/data")

@@ -1,7 +1,7 @@
 """Hostile source text never makes `lwasc` fail with an internal error (issue 20).
 
 Each case runs the real command line in a subprocess: deep nesting (compiled up to
-lwas.nesting.MAX_DEPTH, refused with E0006 beyond it), files that are not UTF-8 (E0005), a
+lwas.syntax.nesting.MAX_DEPTH, refused with E0006 beyond it), files that are not UTF-8 (E0005), a
 10 MB text literal (time and peak memory bounded: linear in the input), a UTF-8 byte order
 mark, and bidirectional control characters (W0105, kept by `lwasc fmt`).
 
@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from lwas.driver import check_source
-from lwas.nesting import MAX_DEPTH, call_deep
-from lwas.parse import parse_text
-from lwas.source import SourceFile
+from lwas.syntax.nesting import MAX_DEPTH, call_deep
+from lwas.syntax.parse import parse_text
+from lwas.syntax.source import SourceFile
 
 N = 10_000
 
@@ -94,7 +94,7 @@ def test_deep_input_checks_and_formats(name, text, _, tmp_path):
     assert_clean(again, {0})
 
 
-# building deep array types is quadratic in the back end (lwas/lower.py, lwas/codegen.py):
+# building deep array types is quadratic in the back end (lwas/backend/lower.py, lwas/backend/codegen.py):
 # 10,000 levels take a minute there, so the native tests use 1,000
 NATIVE = [a if a[0] != "arrays" else ("arrays", nested_arrays(1_000), "1") for a in ACCEPTED if a[0] != "parens"]
 
@@ -138,10 +138,10 @@ def test_the_limit_is_exact():
 
 
 def test_every_stage_holds_max_depth_on_a_small_stack():
-    """The margin behind lwas.nesting's constants: trees of MAX_DEPTH levels pass the whole
+    """The margin behind lwas.syntax.nesting's constants: trees of MAX_DEPTH levels pass the whole
     pipeline (check, lower, codegen) with 32 MB of stack and 100,000 frames."""
     code = textwrap.dedent(f"""
-        from lwas import nesting
+        from lwas.syntax import nesting
         nesting.STACK_BYTES = 32 * 1024 * 1024
         nesting.RECURSION_LIMIT = 100_000
         from lwas.driver import BUILD, compile_source
@@ -198,7 +198,7 @@ def test_a_10mb_text_literal_is_linear_in_time_and_memory(command, tmp_path):
     # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across fork and exec, so a child of a big
     # pytest process would report the parent's peak
     code = textwrap.dedent(f"""
-        from lwas.cli import main
+        from lwas.tools.cli import main
         rc = main({[command, "big.lwas"]!r})
         hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
         print(rc, hwm // 1024)
@@ -215,7 +215,7 @@ def test_text_literal_pattern_is_the_same_language():
     did (`"([^"\\\n]|\\.)*"`, which took ~550 bytes per character of a literal)."""
     import re
 
-    from lwas.parse import grammar_text
+    from lwas.syntax.parse import grammar_text
 
     old = re.compile(r'"([^"\\\n]|\\.)*"')
     line = next(l for l in grammar_text().splitlines() if l.startswith("STRING:"))
@@ -280,7 +280,7 @@ def test_fmt_keeps_bidi_controls_and_warns(tmp_path):
 
 
 def test_rendering_never_prints_a_bidi_control():
-    from lwas.diagnostics import render_all
+    from lwas.syntax.diagnostics import render_all
 
     c = check_source(TROJAN + "fn g() -> int = \u202e1\n", "t.lwas")
     text = render_all(c.diagnostics, c.sources)

@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from lwas.driver import compile_source
-from lwas.keys import generate, public_pem
+from lwas.backend.keys import generate, public_pem
 from lwas.runtime import limits as limits_mod
 from lwas.runtime.auth import Credentials
 from lwas.runtime.host import Service

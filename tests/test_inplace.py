@@ -1,4 +1,4 @@
-"""State maps written in place (lwas.inplace, lwas.mapgen.insert_owned, lwas.runtime.state):
+"""State maps written in place (lwas.backend.inplace, lwas.backend.mapgen.insert_owned, lwas.runtime.state):
 
 - which fields the analysis leaves owned, and which uses make one shared;
 - values stay values: a service whose `on` block keeps an old version of one map (shared) and
@@ -13,10 +13,10 @@ import threading
 
 import pytest
 
-from lwas import keys
+from lwas.backend import keys
 from lwas.driver import compile_source
 from lwas.errors import RuntimeError as LwasRuntimeError
-from lwas.inplace import owned_fields
+from lwas.backend.inplace import owned_fields
 from lwas.runtime.host import Service
 from lwas.runtime.loader import load_verified
 from lwas.runtime.snapshot import Policy

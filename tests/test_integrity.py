@@ -35,7 +35,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lwas import keys
+from lwas.backend import keys
 from lwas.driver import compile_file
 from lwas.runtime import store as store_module
 from lwas.runtime.host import GuardRefused, Outcome, Service, Unavailable, Unprocessable

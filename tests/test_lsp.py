@@ -451,14 +451,14 @@ async def test_completion_follows_the_syntax(client: LanguageClient):
 
 async def test_host_call_table_matches_the_service_stage():
     from lwas.lsp.completion import HOST_CALLS
-    from lwas.service import HOST_CALLS as STAGE
+    from lwas.semantics.service import HOST_CALLS as STAGE
 
     assert set(HOST_CALLS) == set(STAGE) == HOST
 
 
 async def test_incremental_parser_knows_a_chunk_cut_short_mid_file_from_the_last():
     from lwas.lsp.incremental import IncrementalParser
-    from lwas.source import SourceFile
+    from lwas.syntax.source import SourceFile
 
     big = "".join(f"fn f{i}() -> int = {i}\n" for i in range(3000))  # past the whole-file fallback
     inc = IncrementalParser()
@@ -469,12 +469,12 @@ async def test_incremental_parser_knows_a_chunk_cut_short_mid_file_from_the_last
 
 
 async def test_incremental_parser_applies_the_depth_limit_and_the_bidi_warning():
-    """As parse_module does (lwas.nesting, lwas.bidi): a large file is parsed chunk by chunk,
+    """As parse_module does (lwas.syntax.nesting, lwas.syntax.bidi): a large file is parsed chunk by chunk,
     and a too-deep item must still be refused before the analysis recurses on it."""
     from lwas.lsp.incremental import IncrementalParser
-    from lwas.nesting import MAX_DEPTH
-    from lwas.parse import parse_module
-    from lwas.source import SourceFile
+    from lwas.syntax.nesting import MAX_DEPTH
+    from lwas.syntax.parse import parse_module
+    from lwas.syntax.source import SourceFile
 
     big = "".join(f"fn f{i}() -> int = {i}\n" for i in range(3000))
     deep = "fn deep() -> int = " + " + ".join(["1"] * (MAX_DEPTH + 10)) + "\n"
@@ -574,9 +574,9 @@ async def test_quick_fix_lowers_the_axiom(client: LanguageClient):
 
 async def test_formatting(client: LanguageClient):
     try:
-        from lwas.format import format_source
+        from lwas.syntax.format import format_source
     except ImportError:
-        pytest.skip("lwas.format is not there yet")
+        pytest.skip("lwas.syntax.format is not there yet")
     messy = "axiom   truth=1.0\n"
     await open_doc(client, "fmt.lwas", messy)
     edits = await client.text_document_formatting_async(T.DocumentFormattingParams(

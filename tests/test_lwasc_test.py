@@ -11,8 +11,8 @@ import pytest
 
 from lwas.driver import BUILD, compile_source
 from lwas.errors import RuntimeError as LwasRuntimeError
-from lwas.evaluate import evaluator_for
-from lwas.generate import generate
+from lwas.tools.evaluate import evaluator_for
+from lwas.tools.generate import generate
 from lwas.runtime.native import NativeProgram
 
 DATA = Path(__file__).parent / "data"
@@ -47,7 +47,7 @@ test "after the error" {
 
 
 def lwasc(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lwas.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "lwas.tools.cli", *args], capture_output=True, text=True,
                           timeout=300, cwd=cwd)
 
 
@@ -249,8 +249,8 @@ def test_generated_requests_find_the_route_that_answers_500():
     """bank.lwas's GET /average/{n} divides by n (a documented fault route); the generator finds
     it with the smallest request, and every other route answers 2xx or a documented 4xx."""
     from lwas.driver import compile_file
-    from lwas.generate import generate_services
-    from lwas.keys import generate as new_key
+    from lwas.tools.generate import generate_services
+    from lwas.backend.keys import generate as new_key
 
     root = Path(__file__).parent.parent
     key = new_key()

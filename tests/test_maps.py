@@ -1,5 +1,5 @@
 """Maps `{K: V}`: the checker, the reference evaluator and native code agree, and the native trees
-are what lwas.mapgen promises (ordered, weight-balanced, sizes right, persistent).
+are what lwas.backend.mapgen promises (ordered, weight-balanced, sizes right, persistent).
 
 Native results are compared with the evaluator's and with a plain Python dict run through the
 same operations (an independent model); the tree shape is read straight from native memory.
@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lwas
-from lwas import keys
+from lwas.backend import keys
 from lwas.driver import check_source
 from lwas.errors import RuntimeError as LwasRuntimeError
-from lwas.evaluate import evaluator_for
+from lwas.tools.evaluate import evaluator_for
 from lwas.runtime.models import BodyError, json_schema, parse_value, to_json
 from lwas.runtime.native import map_node, release
 from lwas.runtime.values import Money

@@ -9,7 +9,7 @@ import array
 
 import pytest
 
-from lwas import codegen, lower
+from lwas.backend import codegen, lower
 from lwas.driver import check_source
 from lwas.runtime.native import NativeProgram
 from lwas.runtime.values import Money

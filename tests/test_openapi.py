@@ -32,9 +32,9 @@ from openapi_spec_validator import validate as validate_spec
 from prometheus_client.parser import text_string_to_metric_families
 
 from lwas.driver import compile_file
-from lwas.keys import generate
+from lwas.backend.keys import generate
 from lwas.runtime.auth import RateLimiter
-from lwas.types import CURRENCY_EXPONENTS
+from lwas.semantics.types import CURRENCY_EXPONENTS
 from stripe_standin import StripeStandIn
 from test_payment import SECRET_KEY, Flow
 from test_service import AUTH, READER, Server, deref

@@ -9,10 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
 
-from lwas import syntax as ast
-from lwas.diagnostics import render
-from lwas.parse import parse_text, parser
-from lwas.source import SourceFile
+from lwas.syntax import tree as ast
+from lwas.syntax.diagnostics import render
+from lwas.syntax.parse import parse_text, parser
+from lwas.syntax.source import SourceFile
 
 ROOT = Path(__file__).resolve().parent.parent
 

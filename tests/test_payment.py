@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lwas.driver import compile_file
-from lwas.keys import generate
+from lwas.backend.keys import generate
 from stripe_standin import StripeStandIn, charge_obj, event, payment_intent_obj, sign, stripe_error
 from test_service import AUTH, WRITER, Server, deref
 

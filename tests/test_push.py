@@ -7,8 +7,8 @@ import sys
 import textwrap
 
 import lwas
-from lwas import keys
-from lwas.evaluate import evaluator_for
+from lwas.backend import keys
+from lwas.tools.evaluate import evaluator_for
 
 SOURCE = """
 fn grow(n: int) -> int {
@@ -82,7 +82,7 @@ def test_two_hundred_thousand_appends_stay_under_50_mb():
     """Peak RSS growth of the call, in a fresh process (the issue: 40,000 appends used 6.3 GB)."""
     code = textwrap.dedent(f'''
         import resource, lwas
-        from lwas import keys
+        from lwas.backend import keys
         key = keys.generate()
         prog = lwas.load(lwas.compile({SOURCE!r}, filename="p.lwas", key=key), trusted=[keys.public_pem(key)])
         prog.fn.grow(10)

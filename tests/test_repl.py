@@ -1,4 +1,4 @@
-"""The REPL (`lwas.repl`), driven through prompt_toolkit's pipe input as a person types."""
+"""The REPL (`lwas.tools.repl`), driven through prompt_toolkit's pipe input as a person types."""
 from __future__ import annotations
 
 import io
@@ -13,7 +13,7 @@ import pytest
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from lwas.repl import Repl, is_complete, main
+from lwas.tools.repl import Repl, is_complete, main
 
 ENTER, CTRL_C, CTRL_D = "\r", "\x03", "\x04"
 
@@ -142,7 +142,7 @@ def test_tmux_end_to_end(tmp_path):
     assert tmux, "tmux is not installed: the end-to-end REPL test needs `tmux` (apt-get install tmux)"
     sock = str(tmp_path / "tmux.sock")
     env = {**os.environ, "LWAS_HISTORY": str(tmp_path / "hist"), "TERM": "xterm", "NO_COLOR": "1"}
-    cmd = f"{sys.executable} -m lwas.repl --color never"
+    cmd = f"{sys.executable} -m lwas.tools.repl --color never"
     subprocess.run([tmux, "-S", sock, "new-session", "-d", "-x", "120", "-y", "40", cmd], check=True, env=env,
                    cwd=str(Path(__file__).resolve().parent.parent))
 
@@ -199,7 +199,7 @@ def test_completion_and_optional_highlighting(monkeypatch):
         name = "LwaS"
         tokens = {"root": [(r"fn", Keyword)]}
 
-    monkeypatch.setitem(sys.modules, "lwas.highlight", types.SimpleNamespace(LwasLexer=FakeLexer))
+    monkeypatch.setitem(sys.modules, "lwas.syntax.highlight", types.SimpleNamespace(LwasLexer=FakeLexer))
     assert repl.lexer() is not None
-    monkeypatch.setitem(sys.modules, "lwas.highlight", None)  # not written yet: no highlighting
+    monkeypatch.setitem(sys.modules, "lwas.syntax.highlight", None)  # not written yet: no highlighting
     assert repl.lexer() is None

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lwas.cli import main as lwasc
+from lwas.tools.cli import main as lwasc
 from lwas.driver import compile_source
-from lwas.keys import generate, public_pem
+from lwas.backend.keys import generate, public_pem
 from lwas.runtime.backup import compare_stores, export_archive, import_archives, read_archive
 from lwas.runtime.host import Service
 from lwas.runtime.ledger import Ledger, append_batch, decode_entry, decode_value, encode_value

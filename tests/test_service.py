@@ -23,7 +23,7 @@ import uvicorn
 
 import rfc9162
 from lwas.driver import compile_file
-from lwas.keys import generate, public_pem
+from lwas.backend.keys import generate, public_pem
 from lwas.runtime.auth import Credentials, RateLimiter
 from lwas.runtime.checkpoint import parse_checkpoint
 from lwas.runtime.host import Service
@@ -393,7 +393,7 @@ def test_reference_evaluator_runs_handlers_like_native_code(compiled):
     """The services' functions are ordinary LwaS: the reference evaluator (with its in-memory
     host) and the native code agree on guard, handler, replay and conflict."""
     from lwas.errors import RuntimeError as LwasRuntimeError
-    from lwas.evaluate import MemoryHost, evaluator_for
+    from lwas.tools.evaluate import MemoryHost, evaluator_for
     from lwas.runtime.native import hosted, read_value
     from lwas.runtime.values import Money
 

@@ -1,4 +1,4 @@
-"""Snapshot state bytes made and read by native code (lwas.snapgen, lwas.runtime.snapcodec)
+"""Snapshot state bytes made and read by native code (lwas.backend.snapgen, lwas.runtime.snapcodec)
 against the independent Python encoder (lwas.runtime.ledger.encode_value / decode_value):
 
 - for any state value, the native encoding of the kept state is byte for byte encode_value's;
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lwas import keys
+from lwas.backend import keys
 from lwas.driver import compile_source
 from lwas.runtime.ledger import decode_value, encode_value
 from lwas.runtime.loader import load_verified

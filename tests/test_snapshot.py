@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import rfc9162
-from lwas import keys
+from lwas.backend import keys
 from lwas.driver import compile_file
 from lwas.runtime import snapshot
 from lwas.runtime.host import Service
@@ -351,7 +351,7 @@ def test_policy_from_environment():
 
 CHILD = r"""
 import hashlib, os, sys, time
-from lwas import keys
+from lwas.backend import keys
 from lwas.runtime import snapshot
 from lwas.runtime.host import Service
 from lwas.runtime.loader import load_verified

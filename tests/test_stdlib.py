@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lwas
-from lwas import keys
-from lwas.evaluate import evaluator_for
+from lwas.backend import keys
+from lwas.tools.evaluate import evaluator_for
 from lwas.runtime.values import Money
-from lwas.types import CURRENCY_EXPONENTS
+from lwas.semantics.types import CURRENCY_EXPONENTS
 
 STD = Path(__file__).resolve().parent.parent / "stdlib"
 MODULES = sorted(p.stem for p in STD.glob("*.lwas"))

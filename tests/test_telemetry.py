@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from lwas.driver import compile_source
-from lwas.keys import generate
+from lwas.backend.keys import generate
 from test_service import AUTH, Server
 
 TELEMETRY = Path(__file__).resolve().parent.parent / "services" / "telemetry.lwas"

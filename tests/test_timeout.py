@@ -1,4 +1,4 @@
-"""Call budgets (lwas.budget, issue 20): runaway native code stops with the fault `timeout`.
+"""Call budgets (lwas.backend.budget, issue 20): runaway native code stops with the fault `timeout`.
 
 - at -O0 and -O2, `while true {}`, a recursion LLVM turns into a loop, a wide recursion (fib), a
   loop over a huge range, a map-heavy loop and a nest of short loops spread over functions each
@@ -20,7 +20,7 @@ import time
 import pytest
 
 import lwas
-from lwas import codegen, keys, lower
+from lwas.backend import codegen, keys, lower
 from lwas.driver import check_source, compile_source
 from lwas.errors import RuntimeError as LwasRuntimeError
 from lwas.runtime import native

@@ -1,4 +1,4 @@
-"""The truth-consistency phase (lwas/truth.py): every E02xx code, LANGUAGE.md's axiom programs,
+"""The truth-consistency phase (lwas/semantics/truth.py): every E02xx code, LANGUAGE.md's axiom programs,
 effective truths and rule caps.
 
 Programs are written in LwaS axiom syntax and turned into a resolved Program by a tiny
@@ -11,11 +11,11 @@ import re
 
 import pytest
 
-from lwas import syntax as ast
-from lwas.diagnostics import Sink, render_all
-from lwas.resolve import Program
-from lwas.source import SourceFile
-from lwas.truth import check_truth, solve
+from lwas.syntax import tree as ast
+from lwas.syntax.diagnostics import Sink, render_all
+from lwas.semantics.resolve import Program
+from lwas.syntax.source import SourceFile
+from lwas.semantics.truth import check_truth, solve
 
 # ---------------------------------------------------------------- building programs
 

@@ -18,7 +18,7 @@ import numpy as np
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from lwas.truth import solve
+from lwas.semantics.truth import solve
 
 _FEASIBLE = highspy.HighsModelStatus.kOptimal
 _INFEASIBLE = highspy.HighsModelStatus.kInfeasible

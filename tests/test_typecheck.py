@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from lwas import syntax as ast
-from lwas.builtins import BUILTINS
-from lwas.typecheck import BuiltinRef, Checked, FieldRef, ItemRef, Local, ModuleRef, VariantRef, check_program
-from lwas.diagnostics import Sink
-from lwas.parse import parse_module
-from lwas.resolve import Loader, Program, load, resolve
-from lwas.source import SourceFile
-from lwas.types import (BOOL, CURRENCY_EXPONENTS, FLOAT, INT, MONEY, TEXT, TRUTH, UNIT,
+from lwas.syntax import tree as ast
+from lwas.semantics.builtins import BUILTINS
+from lwas.semantics.typecheck import BuiltinRef, Checked, FieldRef, ItemRef, Local, ModuleRef, VariantRef, check_program
+from lwas.syntax.diagnostics import Sink
+from lwas.syntax.parse import parse_module
+from lwas.semantics.resolve import Loader, Program, load, resolve
+from lwas.syntax.source import SourceFile
+from lwas.semantics.types import (BOOL, CURRENCY_EXPONENTS, FLOAT, INT, MONEY, TEXT, TRUTH, UNIT,
                         ArrayT, EnumT, MoneyValue, RecordT, money_t)
 
 # ---------------------------------------------------------------- building programs
