@@ -90,8 +90,7 @@ class LwasServer(LanguageServer):
             cc.program = load(cc.root, loader, cc.sink)
             cc.parsed_tree = cc.program.root.tree  # before services are expanded (outline)
 
-        stages = [("parse", parse, False)] + FRONT_END[1:]
-        run(c, stages)
+        run(c, until=FRONT_END, replace={"parse": parse})
         a = Analysis(uri, path, doc.version, c)
         self.analyses[uri] = a
         if not any(d.code == "E0001" or d.code.startswith("E00") for d in c.sink.items):
@@ -314,7 +313,7 @@ def _symbol(a: Analysis, item) -> T.DocumentSymbol | None:
 @server.feature(T.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
 def document_symbols(ls: LwasServer, params: T.DocumentSymbolParams):
     a = ls.get(params.text_document.uri)
-    tree = getattr(a.c, "parsed_tree", None)
+    tree = a.c.parsed_tree
     if tree is None:
         return []
     return [s for s in (_symbol(a, it) for it in tree.items) if s is not None]
@@ -335,7 +334,7 @@ def workspace_symbols(ls: LwasServer, params: T.WorkspaceSymbolParams):
             visit(a, child, sym.name)
 
     for a in list(ls.analyses.values()):
-        tree = getattr(a.c, "parsed_tree", None)
+        tree = a.c.parsed_tree
         for it in (tree.items if tree is not None else ()):
             sym = _symbol(a, it)
             if sym is not None:
@@ -489,7 +488,7 @@ def semantic_tokens(ls: LwasServer, params: T.SemanticTokensParams):
 @server.feature(T.TEXT_DOCUMENT_FOLDING_RANGE)
 def folding(ls: LwasServer, params: T.FoldingRangeParams):
     a = ls.get(params.text_document.uri)
-    tree = getattr(a.c, "parsed_tree", None)
+    tree = a.c.parsed_tree
     out: list[T.FoldingRange] = []
     seen = set()
     if tree is not None:
@@ -608,7 +607,7 @@ def _import_fix(a: Analysis, d: T.Diagnostic) -> list[T.CodeAction]:
     name = a.src.line_text(line)[c0 - 1:c1 - 1]
     if name not in _stdlib_modules():
         return []
-    tree = getattr(a.c, "parsed_tree", None)
+    tree = a.c.parsed_tree
     line = 0  # 0-based line to insert before
     for it in (tree.items if tree is not None else ()):
         if isinstance(it, (ast.Import, ast.ModuleDecl)):
@@ -623,7 +622,7 @@ def _match_arms_fix(a: Analysis, d: T.Diagnostic) -> list[T.CodeAction]:
     """Add an arm per uncovered variant, each giving the first arm's result for now (so the
     program compiles again; the arm is there to be edited)."""
     m = _UNCOVERED.match(d.message)
-    tree = getattr(a.c, "parsed_tree", None)
+    tree = a.c.parsed_tree
     if m is None or tree is None:
         return []
     missing = re.findall(r"`([^`]+)`", m.group(1))

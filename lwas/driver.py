@@ -1,8 +1,9 @@
-"""The compiler driver: an explicit, ordered list of named stages, each timed.
+"""The compiler driver: one ordered list of named stages (STAGES), each timed.
 
 Each stage reads what earlier stages produced on the `Compilation` and adds its own result;
-none reaches back into an earlier phase's internals. `lwasc check` runs the front-end stages,
-`lwasc build` the whole list.
+none reaches back into an earlier phase's internals. Stages are run by name, like OPA's
+compiler: `run(c, until="lower")`; `lwasc check` runs up to FRONT_END, `lwasc build` the whole
+list. A stage that raises names itself (InternalError): a compiler bug says where it happened.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class Compilation:
     sink: Sink = field(default_factory=Sink)
     timings: list[tuple[str, float]] = field(default_factory=list)
     program: Any = None  # resolve.Program
+    parsed_tree: Any = None  # the root module's tree as parsed, before contracts and services expand it
     checked: Any = None  # check.Checked
     truth: Any = None  # truth.TruthResult
     opt_level: int = 2
@@ -52,6 +54,7 @@ def _parse(c: Compilation) -> None:
 
     loader = Loader(parse=parse_module, stdlib_dir=c.stdlib_dir or default_stdlib_dir())
     c.program = load(c.root, loader, c.sink)
+    c.parsed_tree = c.program.root.tree
 
 
 def _contracts(c: Compilation) -> None:
@@ -90,20 +93,6 @@ def _truth(c: Compilation) -> None:
     from lwas.semantics.truth import check_truth
 
     c.truth = check_truth(c.program, c.sink)
-
-
-# name, function, stop-before-it-if-errors-so-far
-Stage = tuple[str, Callable[[Compilation], None], bool]
-
-FRONT_END: list[Stage] = [
-    ("parse", _parse, False),
-    ("contracts", _contracts, True),  # contracts become asserts around the function
-    ("service", _service, True),   # services become ordinary items (a file with syntax errors
-    ("resolve", _resolve, True),   # is not resolved: it would only cascade)
-    ("check", _check, False),      # duplicates and missing modules are reported without cascades
-    ("truth", _truth, False),
-    ("describe", _describe, True), # what the runtime needs to host each service
-]
 
 
 def report_unsupported(c: Compilation, exc: Exception) -> None:
@@ -153,32 +142,84 @@ def _artifact(c: Compilation) -> None:
                        c.services)
 
 
-# after the front end: each needs a clean program so far
-BUILD: list[Stage] = [
-    ("lower", _lower, True),
-    ("codegen", _codegen, True),
-    ("artifact", _artifact, True),
-]
+@dataclass(frozen=True)
+class Stage:
+    """One named step of the pipeline. `needs_clean`: skipped (with every later stage) once an
+    earlier stage has reported an error, because its input would only make errors cascade."""
+    name: str
+    run: Callable[[Compilation], None]
+    needs_clean: bool
 
 
-def run(c: Compilation, stages: list[Stage]) -> Compilation:
-    """Run the stages in order on a deep stack (lwas.syntax.nesting): the checker, lowering and code
-    generation recurse on the syntax tree, which the parser allows MAX_DEPTH levels deep."""
-    return call_deep(_run, c, stages)
+STAGES: tuple[Stage, ...] = (
+    Stage("parse", _parse, False),
+    Stage("contracts", _contracts, True),  # contracts become asserts around the function
+    Stage("service", _service, True),      # services become ordinary items (a file with syntax
+    Stage("resolve", _resolve, True),      # errors is not resolved: it would only cascade)
+    Stage("check", _check, False),         # duplicates and missing modules are reported without cascades
+    Stage("truth", _truth, False),
+    Stage("describe", _describe, True),    # what the runtime needs to host each service
+    Stage("lower", _lower, True),          # the back end: each needs a clean program so far
+    Stage("codegen", _codegen, True),
+    Stage("artifact", _artifact, True),
+)
+NAMES = tuple(s.name for s in STAGES)
+FRONT_END = "describe"  # the last stage of `lwasc check`: the program is checked and described
 
 
-def _run(c: Compilation, stages: list[Stage]) -> Compilation:
-    for name, fn, needs_clean in stages:
-        if needs_clean and c.sink.has_errors:
+class InternalError(Exception):
+    """A bug in the compiler (not in the program) raised inside stage `stage`."""
+
+    def __init__(self, stage: str, cause: BaseException):
+        super().__init__(f"in stage `{stage}`: {type(cause).__name__}: {cause}")
+        self.stage = stage
+        self.cause = cause
+
+
+def _index(name: str) -> int:
+    try:
+        return NAMES.index(name)
+    except ValueError:
+        raise ValueError(f"no compiler stage `{name}` (the stages: {', '.join(NAMES)})") from None
+
+
+def stages(start: str = NAMES[0], until: str = NAMES[-1], replace: dict[str, Callable] | None = None,
+           then: tuple[Stage, ...] = ()) -> list[Stage]:
+    """The stages from `start` to `until` (both included, by name), with the functions of those
+    named in `replace` swapped (the language server parses with its own loader), then `then`."""
+    for name in replace or ():
+        _index(name)
+    chosen = STAGES[_index(start):_index(until) + 1]
+    return [Stage(s.name, replace[s.name], s.needs_clean) if replace and s.name in replace else s
+            for s in chosen] + list(then)
+
+
+def run(c: Compilation, until: str = NAMES[-1], *, start: str = NAMES[0],
+        replace: dict[str, Callable] | None = None, then: tuple[Stage, ...] = ()) -> Compilation:
+    """Run the named stages from `start` to `until` (see `stages`) on a deep stack
+    (lwas.syntax.nesting): the checker, lowering and code generation recurse on the syntax tree,
+    which the parser allows MAX_DEPTH levels deep. An exception escaping a stage is a compiler
+    bug: it comes out as InternalError naming the stage."""
+    return call_deep(_run, c, stages(start, until, replace, then))
+
+
+def _run(c: Compilation, todo: list[Stage]) -> Compilation:
+    for stage in todo:
+        if stage.needs_clean and c.sink.has_errors:
             break
         t0 = time.perf_counter()
-        fn(c)
-        c.timings.append((name, time.perf_counter() - t0))
+        try:
+            stage.run(c)
+        except (InternalError, KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - named, then handed to the caller
+            raise InternalError(stage.name, exc) from exc
+        c.timings.append((stage.name, time.perf_counter() - t0))
     return c
 
 
 def check_source(text: str, path: str = "<string>", stdlib_dir: Path | None = None) -> Compilation:
-    return run(Compilation(SourceFile(path, text), stdlib_dir), FRONT_END)
+    return run(Compilation(SourceFile(path, text), stdlib_dir), until=FRONT_END)
 
 
 def check_file(path: str | Path) -> Compilation:
@@ -187,22 +228,21 @@ def check_file(path: str | Path) -> Compilation:
 
 
 def compile_source(text: str, path: str = "<string>", key: Any = None, opt_level: int = 2,
-                   stdlib_dir: Path | None = None, stages: list[Stage] | None = None,
+                   stdlib_dir: Path | None = None, until: str = NAMES[-1], then: tuple[Stage, ...] = (),
                    contracts: bool = True) -> Compilation:
     """Front end and back end: on success `c.artifact` holds the signed artifact.
 
     `key` is an Ed25519 private key; None signs with the per-user development key.
-    `stages` replaces the back-end list (e.g. BUILD[:2] to stop after codegen).
+    `until` names the last stage (e.g. "codegen": native code, no artifact); `then` adds stages.
     `contracts=False` drops `requires`/`ensures` checks (`lwasc build --no-contracts`).
     """
     c = Compilation(SourceFile(path, text), stdlib_dir, opt_level=opt_level, key=key, contracts=contracts)
-    return run(c, FRONT_END + (BUILD if stages is None else stages))
+    return run(c, until, then=then)
 
 
-def compile_file(path: str | Path, key: Any = None, opt_level: int = 2,
-                 stages: list[Stage] | None = None) -> Compilation:
+def compile_file(path: str | Path, key: Any = None, opt_level: int = 2, until: str = NAMES[-1]) -> Compilation:
     p = Path(path)
-    return compile_source(p.read_text(encoding="utf-8"), str(p), key, opt_level, stages=stages)
+    return compile_source(p.read_text(encoding="utf-8"), str(p), key, opt_level, until=until)
 
 
 def source_digests(c: Compilation) -> dict[str, str]:

@@ -80,7 +80,7 @@ def compile_to_artifact(source: str, key_path: str | None) -> str:
     the rendered diagnostics when the program does not compile, and before the back end runs when
     it declares no service."""
     from lwas.syntax.diagnostics import render_all
-    from lwas.driver import BUILD, FRONT_END, Compilation, run
+    from lwas.driver import FRONT_END, Compilation, run
     from lwas.backend.keys import KeyFileError, signing_key
     from lwas.syntax.source import SourceFile
 
@@ -94,11 +94,11 @@ def compile_to_artifact(source: str, key_path: str | None) -> str:
         raise ServeError(str(e)) from None
     if note:
         print(note, file=sys.stderr)
-    c = run(Compilation(SourceFile(source, text), key=key), FRONT_END)
+    c = run(Compilation(SourceFile(source, text), key=key), until=FRONT_END)
     if c.ok and not c.services:
         raise no_service(source)
     if c.ok:
-        run(c, BUILD)
+        run(c, start="lower")
     if not c.ok or c.artifact is None:
         raise ServeError(render_all(c.diagnostics, c.sources))
     fd, path = tempfile.mkstemp(prefix="lwas-serve-", suffix=".lwasart")

@@ -158,3 +158,14 @@ def test_serve_rejects_an_unknown_log_format(serve_env, capsys, monkeypatch):
     monkeypatch.setenv("LWAS_LOG_FORMAT", "yaml")
     assert main(["serve", str(ROOT / "examples" / "bank.lwas"), "--port", "1"]) == 1
     assert "error: LWAS_LOG_FORMAT must be one of auto, console, json, got 'yaml'" in capsys.readouterr().err
+
+
+def test_an_internal_error_names_its_stage(write, capsys, monkeypatch):
+    def boom(*a, **k):
+        raise ZeroDivisionError("simulated")
+    monkeypatch.setattr("lwas.semantics.typecheck.check_program", boom)
+    path = write("fn f() -> int = 1\n")
+    assert main(["check", path]) == 101
+    err = capsys.readouterr().err
+    assert "internal compiler error in stage `check`: ZeroDivisionError: simulated" in err
+    assert "Traceback" not in err

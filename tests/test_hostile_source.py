@@ -144,9 +144,9 @@ def test_every_stage_holds_max_depth_on_a_small_stack():
         from lwas.syntax import nesting
         nesting.STACK_BYTES = 32 * 1024 * 1024
         nesting.RECURSION_LIMIT = 100_000
-        from lwas.driver import BUILD, compile_source
+        from lwas.driver import compile_source
         text = "fn main(x: int) -> int = " + "-" * ({MAX_DEPTH} - 8) + "x\\n"
-        c = compile_source(text, "neg.lwas", stages=BUILD[:2], opt_level=0)
+        c = compile_source(text, "neg.lwas", until="codegen", opt_level=0)
         assert c.ok, c.diagnostics
         print("ok")
     """)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lwas.driver import BUILD, compile_source
+from lwas.driver import compile_source
 from lwas.errors import RuntimeError as LwasRuntimeError
 from lwas.tools.evaluate import evaluator_for
 from lwas.tools.generate import generate
@@ -142,7 +142,7 @@ rule half(x: float) ensures result <= 0.5 = clamp01(x)
 
 
 def _native(src: str, contracts: bool = True):
-    c = compile_source(src, "contracts.lwas", stages=BUILD[:2], contracts=contracts)
+    c = compile_source(src, "contracts.lwas", until="codegen", contracts=contracts)
     assert c.ok, c.diagnostics
     return NativeProgram.from_object(c.native.object_code, c.native.describe())
 
@@ -182,7 +182,7 @@ def test_release_builds_leave_contracts_out_only_when_asked(tmp_path):
 
 
 def test_contract_conditions_are_type_checked():
-    c = compile_source("fn f(x: int) -> int requires x + 1 ensures result = x\n", "bad.lwas", stages=BUILD[:2])
+    c = compile_source("fn f(x: int) -> int requires x + 1 ensures result = x\n", "bad.lwas", until="codegen")
     assert not c.ok and {d.code for d in c.diagnostics} & {"E0301", "E0302", "E0303", "E0304", "E0305"}
 
 
@@ -235,7 +235,7 @@ rule too_sure(x: truth) = truth(x * 2.0)
 
 
 def test_generate_covers_records_enums_money_and_bounds_time():
-    c = compile_source(GENERATED, "gen.lwas", stages=BUILD[:2])
+    c = compile_source(GENERATED, "gen.lwas", until="codegen")
     assert c.ok, c.diagnostics
     program = NativeProgram.from_object(c.native.object_code, c.native.describe())
     found = {f.name: f for f in generate(program, c.native.describe(), examples=100, budget=5.0)}

@@ -60,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("-o", dest="output", metavar="OUT", required=True)
     b.add_argument("--key", metavar="KEY", help="PEM private key (default: $LWAS_SIGNING_KEY, else the dev key)")
     b.add_argument("-O", dest="opt", choices=["0", "2"], default="2", help="-O0 or -O2 (default)")
-    b.add_argument("--emit", choices=["artifact", "ir", "asm", "obj", "shared"], default="artifact")
+    b.add_argument("--emit", choices=["artifact", "lir", "ir", "asm", "obj", "shared"], default="artifact",
+                   help="what to write: the signed artifact (default), LwaS's own IR after lowering (lir), "
+                        "LLVM IR (ir), assembly, an object file or a shared library with its C header")
     b.add_argument("--no-contracts", action="store_true",
                    help="release build: leave out the `requires`/`ensures` checks of functions and rules")
     b.add_argument("--timings", action="store_true", help="print the time of each compiler stage")
@@ -175,7 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if args.debug:
             raise
-        print(f"error: internal compiler error: {type(exc).__name__}: {exc}\n"
+        from lwas.driver import InternalError
+
+        what = f" {exc}" if isinstance(exc, InternalError) else f": {type(exc).__name__}: {exc}"
+        print(f"error: internal compiler error{what}\n"
               "note: this is a bug in lwasc, not in your program; please report it with the input file\n"
               "note: run with --debug for the traceback", file=sys.stderr)
         return EXIT_INTERNAL
@@ -323,7 +328,7 @@ def _link_shared(obj: bytes, out: str) -> str | None:
 def cmd_build(args) -> int:
     from pathlib import Path
 
-    from lwas.driver import BUILD, compile_source, format_timings
+    from lwas.driver import Stage, compile_source, format_timings
     from lwas.backend.keys import KeyFileError, signing_key
 
     text = _read(args.file, args)
@@ -339,10 +344,11 @@ def cmd_build(args) -> int:
         if note:
             print(note, file=sys.stderr)
     box: list = []
-    stages = {"artifact": BUILD, "obj": BUILD[:2], "shared": BUILD[:2],
-              "ir": BUILD[:1] + [("emit-ir", _emit_stage("ir", box), True)],
-              "asm": BUILD[:1] + [("emit-asm", _emit_stage("asm", box), True)]}[args.emit]
-    c = compile_source(text, args.file, key, opt, stages=stages, contracts=not args.no_contracts)
+    until, then = {"artifact": ("artifact", ()), "obj": ("codegen", ()), "shared": ("codegen", ()),
+                   "lir": ("lower", ()),
+                   "ir": ("lower", (Stage("emit-ir", _emit_stage("ir", box), True),)),
+                   "asm": ("lower", (Stage("emit-asm", _emit_stage("asm", box), True),))}[args.emit]
+    c = compile_source(text, args.file, key, opt, until=until, then=then, contracts=not args.no_contracts)
     _report(c, args)
     if args.timings:
         print(format_timings(c, text.count("\n") + 1), file=sys.stderr)
@@ -354,6 +360,10 @@ def cmd_build(args) -> int:
             out.write_bytes(c.artifact)
         elif args.emit in ("ir", "asm"):
             out.write_text(box[0], encoding="utf-8")
+        elif args.emit == "lir":
+            from lwas.backend.irprint import format_program
+
+            out.write_text(format_program(c.ir), encoding="utf-8")
         elif args.emit == "obj":
             out.write_bytes(c.native.object_code)
         else:
@@ -402,7 +412,7 @@ def _program_for_source(args, path: str, text: str, timings: list):
     import time
 
     from lwas.backend.artifact import ArtifactError, canonical_json, compiler_id, host_triple
-    from lwas.driver import BUILD, Compilation, FRONT_END, run, source_digests
+    from lwas.driver import FRONT_END, Compilation, run, source_digests
     from lwas.backend.keys import cache_dir, dev_key, key_id
     from lwas.runtime.loader import load_verified
     from lwas.syntax.source import SourceFile
@@ -413,7 +423,7 @@ def _program_for_source(args, path: str, text: str, timings: list):
 
         print(f"note: created a development signing key at {config_dir() / 'dev.key'} (key id {key_id(key)})",
               file=sys.stderr)
-    c = run(Compilation(SourceFile(path, text), opt_level=int(args.opt), key=key), FRONT_END)
+    c = run(Compilation(SourceFile(path, text), opt_level=int(args.opt), key=key), until=FRONT_END)
     timings.extend(c.timings)
     _report(c, args)
     if not c.ok:
@@ -431,7 +441,7 @@ def _program_for_source(args, path: str, text: str, timings: list):
             pass  # a damaged cache entry is rebuilt
     c.timings.clear()
     seen = len(c.sink.items)
-    run(c, BUILD)
+    run(c, start="lower")
     timings.extend(c.timings)
     if not c.ok:
         from lwas.syntax.diagnostics import render_all

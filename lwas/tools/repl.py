@@ -237,10 +237,10 @@ class Session:
 
     def _compile(self, prog: Program, entry: SourceFile, full: bool):
         from lwas.syntax.diagnostics import render_all
-        from lwas.driver import BUILD, Compilation, FRONT_END, run
+        from lwas.driver import FRONT_END, Compilation, run
 
         c = Compilation(SourceFile(SESSION, prog.text), self.stdlib_dir, opt_level=self.opt_level)
-        run(c, FRONT_END + (BUILD[:2] if full else []))
+        run(c, until="codegen" if full else FRONT_END)
         m = Mapper(prog, entry)
         shown = [m.diagnostic(d) for d in c.diagnostics
                  if d.is_error or (d.code not in _QUIET and d.span.file == SESSION

@@ -71,7 +71,7 @@ def matches(pattern: str | None, file: str, name: str) -> bool:
 
 def run_file(path: Path, pattern: str | None = None, generate: bool = False, examples: int = 200) -> FileReport:
     from lwas.syntax.diagnostics import render_all
-    from lwas.driver import BUILD, compile_source
+    from lwas.driver import compile_source
     from lwas.errors import RuntimeError as LwasRuntimeError
     from lwas.runtime.native import NativeProgram
 
@@ -82,7 +82,7 @@ def run_file(path: Path, pattern: str | None = None, generate: bool = False, exa
     except (OSError, UnicodeDecodeError) as e:
         report.error = f"error: cannot read `{shown}`: {e}"
         return report
-    c = compile_source(text, shown, stages=BUILD[:2])
+    c = compile_source(text, shown, until="codegen")
     if not c.ok:
         report.error = render_all(c.diagnostics, c.sources)
         return report
