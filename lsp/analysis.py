@@ -148,7 +148,10 @@ def build_index(a: Analysis) -> None:
     bindings = chk.bindings if chk is not None else {}
     item_refs = chk.item_refs if chk is not None else {}
     a.item_refs = {id(d): r for d, r in item_refs.items()}
-    from lwas.semantics.typecheck import ItemRef  # noqa: F401 (kinds)
+    from lwas.semantics.typecheck import FieldRef, ModuleRef, VariantRef
+
+    members = {ast.RecordDecl: (chk.records, "fields", FieldRef),
+               ast.EnumDecl: (chk.enums, "variants", VariantRef)} if chk is not None else {}
 
     axioms = prog.axioms
     for m in prog.modules:
@@ -194,24 +197,16 @@ def build_index(a: Analysis) -> None:
                                 t = a.item_refs.get(id(d))
                                 if t is not None:
                                     add(Occ(_last_part(q), t, target_key(t), node=q))
-            elif cls is ast.RecordDecl:
-                rt = chk.records.get(n) if chk is not None else None
-                if rt is not None:
-                    from lwas.semantics.typecheck import FieldRef
-                    for k, f in enumerate(n.fields):
-                        t = FieldRef(rt, k)
+            elif cls in members:  # a record's fields, an enum's variants
+                table, part, ref = members[cls]
+                owner = table.get(n)
+                if owner is not None:
+                    for k, f in enumerate(getattr(n, part)):
+                        t = ref(owner, k)
                         add(Occ(name_span(f.span, f.name), t, target_key(t), decl=True, node=f))
-            elif cls is ast.EnumDecl:
-                et = chk.enums.get(n) if chk is not None else None
-                if et is not None:
-                    from lwas.semantics.typecheck import VariantRef
-                    for k, v in enumerate(n.variants):
-                        t = VariantRef(et, k)
-                        add(Occ(name_span(v.span, v.name), t, target_key(t), decl=True, node=v))
             elif cls is ast.Import:
                 mod = m.imports.get(n.binding)
                 if mod is not None:
-                    from lwas.semantics.typecheck import ModuleRef
                     t = ModuleRef(mod)
                     add(Occ(_last_part(n.path), t, target_key(t), decl=True, node=n))
             if cls in _DECLS:

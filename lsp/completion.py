@@ -305,7 +305,8 @@ def _member_items(a: Analysis, good: Analysis, q: str, line: int, col: int) -> l
 def _module_items(a: Analysis, path: tuple[str, ...]) -> list[T.CompletionItem]:
     """The next part of an `import` path: `std` and the files beside the document, the standard
     library's modules after `std.`, a folder's modules after `folder.` (as lwas.semantics.resolve looks)."""
-    from lwas.semantics.resolve import STD_PREFIX, default_stdlib_dir
+    from lwas.semantics.resolve import STD_PREFIX
+    from lwas.syntax.source import default_stdlib_dir
 
     here = Path(a.path) if Path(a.path).is_absolute() else None
     out = []

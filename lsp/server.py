@@ -4,9 +4,11 @@ Every answer comes from `lwas.driver`'s Compilation of the document: diagnostics
 ones `lwasc check` prints (same codes, messages and spans, the axiom chains as related
 information), and hover, definitions, references, completion, rename, semantic tokens and
 inlay hints read the type checker's side tables (`Checked.refs`, `bindings`, `let_types`,
-`signatures`) and the truth phase's effective truths. Completion (lsp/completion.py) asks the
-grammar's own parser what may come at the cursor; lsp/describe.py words what a name denotes
-for hover and completion alike. Positions are UTF-16 code units.
+`signatures`) and the truth phase's effective truths. Quick fixes are the compiler's own
+suggestions (`Diagnostic.suggestions`), carried in each published diagnostic's `data`.
+Completion (lsp/completion.py) asks the grammar's own parser what may come at the cursor;
+lsp/describe.py words what a name denotes for hover and completion alike. Positions are
+UTF-16 code units.
 
 Usage: lwas-lsp            (stdio)
        lwas-lsp --tcp HOST PORT
@@ -14,13 +16,13 @@ Usage: lwas-lsp            (stdio)
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import re
 import sys
 from pathlib import Path
 
 from lsprotocol import types as T
+from lsprotocol.converters import get_converter
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
@@ -75,7 +77,8 @@ class LwasServer(LanguageServer):
     # -- analysis
     def analyse(self, uri: str) -> Analysis:
         from lwas.driver import FRONT_END, Compilation, run
-        from lwas.semantics.resolve import Loader, default_stdlib_dir, load
+        from lwas.semantics.resolve import Loader, load
+        from lwas.syntax.source import default_stdlib_dir
 
         doc = self.workspace.get_text_document(uri)
         path = self.path_of(uri)
@@ -122,33 +125,65 @@ class LwasServer(LanguageServer):
 
 
 server = LwasServer()
+_CONVERTER = get_converter()
+
+
+def on_document(method: str, options=None):
+    """Register a request handler about one document: it is called as handler(ls, a, params),
+    `a` the document's current analysis."""
+
+    def register(handler):
+        def answer(ls: LwasServer, params):
+            return handler(ls, ls.get(params.text_document.uri), params)
+
+        answer.__name__, answer.__doc__ = handler.__name__, handler.__doc__
+        server.feature(method, options)(answer)
+        return handler
+
+    return register
+
+
+def on_name(method: str, options=None):
+    """Register a request handler about the name at the cursor: handler(ls, a, o, params), `o`
+    its occurrence; the answer is None where there is no name."""
+
+    def register(handler):
+        def at_name(ls: LwasServer, a: Analysis, params):
+            o = _occ_at(a, params.position)
+            return None if o is None else handler(ls, a, o, params)
+
+        at_name.__name__, at_name.__doc__ = handler.__name__, handler.__doc__
+        on_document(method, options)(at_name)
+        return handler
+
+    return register
 
 
 def to_lsp_diagnostic(ls: LwasServer, a: Analysis, d) -> T.Diagnostic:
-    src = a.source(d.span.file)
-    (l0, c0), (l1, c1) = span_range(src, d.span)
-    related = []
-    for lab in d.labels:
-        lsrc = a.source(lab.span.file)
-        (m0, n0), (m1, n1) = span_range(lsrc, lab.span)
-        related.append(T.DiagnosticRelatedInformation(
-            location=T.Location(uri=ls.uri_of(a, lab.span.file),
-                                range=T.Range(start=T.Position(line=m0, character=n0),
-                                              end=T.Position(line=m1, character=n1))),
-            message=lab.message or d.message))
+    related = [T.DiagnosticRelatedInformation(
+        location=T.Location(uri=ls.uri_of(a, lab.span.file), range=_range(a, lab.span.file, lab.span)),
+        message=lab.message or d.message) for lab in d.labels]
     message = d.message
     extra = [f"note: {n}" for n in d.notes] + ([f"help: {d.help}"] if d.help else [])
     if extra:
         message += "\n" + "\n".join(extra)
     return T.Diagnostic(
-        range=T.Range(start=T.Position(line=l0, character=c0), end=T.Position(line=l1, character=c1)),
+        range=_range(a, d.span.file, d.span),
         message=message,
         severity=T.DiagnosticSeverity.Error if d.is_error else T.DiagnosticSeverity.Warning,
         code=d.code or None,
         source="lwasc",
         related_information=related or None,
-        data={"label": d.label, "help": d.help},
+        data={"label": d.label, "help": d.help, "suggestions": [_suggestion_data(ls, a, x) for x in d.suggestions]},
     )
+
+
+def _suggestion_data(ls: LwasServer, a: Analysis, x) -> dict:
+    """A compiler Suggestion as it travels in the LSP diagnostic's `data` (the client sends the
+    diagnostic back with a code action request): positions already in UTF-16, as published."""
+    edit = T.TextEdit(range=_range(a, x.span.file, x.span), new_text=x.replacement)
+    return {"message": x.message, "applicability": x.applicability, "uri": ls.uri_of(a, x.span.file),
+            "edit": _CONVERTER.unstructure(edit)}
 
 
 # ---------------------------------------------------------------- document sync and diagnostics
@@ -177,11 +212,9 @@ def did_close(ls: LwasServer, params: T.DidCloseTextDocumentParams) -> None:
         ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=other, diagnostics=[]))
 
 
-@server.feature(T.TEXT_DOCUMENT_DIAGNOSTIC,
-                T.DiagnosticOptions(identifier="lwasc", inter_file_dependencies=True,
-                                    workspace_diagnostics=False))
-def pull_diagnostics(ls: LwasServer, params: T.DocumentDiagnosticParams):
-    a = ls.get(params.text_document.uri)
+@on_document(T.TEXT_DOCUMENT_DIAGNOSTIC,
+             T.DiagnosticOptions(identifier="lwasc", inter_file_dependencies=True, workspace_diagnostics=False))
+def pull_diagnostics(ls: LwasServer, a: Analysis, params: T.DocumentDiagnosticParams):
     items = [to_lsp_diagnostic(ls, a, d) for d in a.c.diagnostics if ls.uri_of(a, d.span.file) == a.uri]
     return T.FullDocumentDiagnosticReport(items=items)
 
@@ -207,12 +240,8 @@ def _occ_at(a: Analysis, p: T.Position) -> Occ | None:
 
 # ---------------------------------------------------------------- hover, definition, references
 
-@server.feature(T.TEXT_DOCUMENT_HOVER)
-def hover(ls: LwasServer, params: T.HoverParams):
-    a = ls.get(params.text_document.uri)
-    o = _occ_at(a, params.position)
-    if o is None:
-        return None
+@on_name(T.TEXT_DOCUMENT_HOVER)
+def hover(ls: LwasServer, a: Analysis, o: Occ, params: T.HoverParams):
     text, _, _ = describe(a, o)
     if not text:
         return None
@@ -220,12 +249,8 @@ def hover(ls: LwasServer, params: T.HoverParams):
                    range=_range(a, o.span.file, o.span))
 
 
-@server.feature(T.TEXT_DOCUMENT_DEFINITION)
-def definition(ls: LwasServer, params: T.DefinitionParams):
-    a = ls.get(params.text_document.uri)
-    o = _occ_at(a, params.position)
-    if o is None:
-        return None
+@on_name(T.TEXT_DOCUMENT_DEFINITION)
+def definition(ls: LwasServer, a: Analysis, o: Occ, params: T.DefinitionParams):
     where = definition_span(o.target)
     if where is None:
         return None
@@ -233,12 +258,8 @@ def definition(ls: LwasServer, params: T.DefinitionParams):
     return [T.Location(uri=ls.uri_of(a, path), range=_range(a, path, span))]
 
 
-@server.feature(T.TEXT_DOCUMENT_REFERENCES)
-def references(ls: LwasServer, params: T.ReferenceParams):
-    a = ls.get(params.text_document.uri)
-    o = _occ_at(a, params.position)
-    if o is None:
-        return None
+@on_name(T.TEXT_DOCUMENT_REFERENCES)
+def references(ls: LwasServer, a: Analysis, o: Occ, params: T.ReferenceParams):
     out = []
     for r in a.occurrences_of(o.key):
         if r.decl and not params.context.include_declaration:
@@ -247,12 +268,8 @@ def references(ls: LwasServer, params: T.ReferenceParams):
     return out
 
 
-@server.feature(T.TEXT_DOCUMENT_DOCUMENT_HIGHLIGHT)
-def highlight(ls: LwasServer, params: T.DocumentHighlightParams):
-    a = ls.get(params.text_document.uri)
-    o = _occ_at(a, params.position)
-    if o is None:
-        return None
+@on_name(T.TEXT_DOCUMENT_DOCUMENT_HIGHLIGHT)
+def highlight(ls: LwasServer, a: Analysis, o: Occ, params: T.DocumentHighlightParams):
     return [T.DocumentHighlight(range=_range(a, r.span.file, r.span),
                                 kind=T.DocumentHighlightKind.Write if r.decl else T.DocumentHighlightKind.Read)
             for r in a.occurrences_of(o.key) if r.span.file == a.path]
@@ -310,9 +327,8 @@ def _symbol(a: Analysis, item) -> T.DocumentSymbol | None:
                             children=children or None)
 
 
-@server.feature(T.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
-def document_symbols(ls: LwasServer, params: T.DocumentSymbolParams):
-    a = ls.get(params.text_document.uri)
+@on_document(T.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+def document_symbols(ls: LwasServer, a: Analysis, params: T.DocumentSymbolParams):
     tree = a.c.parsed_tree
     if tree is None:
         return []
@@ -344,9 +360,8 @@ def workspace_symbols(ls: LwasServer, params: T.WorkspaceSymbolParams):
 
 # ---------------------------------------------------------------- completion
 
-@server.feature(T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=["."]))
-def completion(ls: LwasServer, params: T.CompletionParams):
-    a = ls.get(params.text_document.uri)
+@on_document(T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=["."]))
+def completion(ls: LwasServer, a: Analysis, params: T.CompletionParams):
     line, col = _pos(a, params.position)
     # an analysis where the names around the cursor exist (the line being typed may not parse)
     good = a if a.checked is not None and a is ls.last_clean.get(a.uri) else ls.last_clean.get(a.uri, a)
@@ -410,18 +425,15 @@ def _overlap(s1: Span, s2: Span) -> bool:
     return not ((s1.end_line, s1.end_col) < (s2.line, s2.col) or (s2.end_line, s2.end_col) < (s1.line, s1.col))
 
 
-@server.feature(T.TEXT_DOCUMENT_PREPARE_RENAME)
-def prepare_rename(ls: LwasServer, params: T.PrepareRenameParams):
-    a = ls.get(params.text_document.uri)
-    o = _occ_at(a, params.position)
-    if o is None or type(o.target).__name__ in ("BuiltinRef", "ModuleRef"):
+@on_name(T.TEXT_DOCUMENT_PREPARE_RENAME)
+def prepare_rename(ls: LwasServer, a: Analysis, o: Occ, params: T.PrepareRenameParams):
+    if type(o.target).__name__ in ("BuiltinRef", "ModuleRef"):
         return None
     return _range(a, o.span.file, o.span)
 
 
-@server.feature(T.TEXT_DOCUMENT_RENAME, T.RenameOptions(prepare_provider=True))
-def rename(ls: LwasServer, params: T.RenameParams):
-    a = ls.get(params.text_document.uri)
+@on_document(T.TEXT_DOCUMENT_RENAME, T.RenameOptions(prepare_provider=True))
+def rename(ls: LwasServer, a: Analysis, params: T.RenameParams):
     return T.WorkspaceEdit(changes=_rename_edits(ls, a, params.position, params.new_name))
 
 
@@ -456,10 +468,9 @@ def _token_type(t) -> tuple[int, int]:
     return ty["variable"], 0
 
 
-@server.feature(T.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL,
-                T.SemanticTokensLegend(token_types=TOKEN_TYPES, token_modifiers=TOKEN_MODIFIERS))
-def semantic_tokens(ls: LwasServer, params: T.SemanticTokensParams):
-    a = ls.get(params.text_document.uri)
+@on_document(T.TEXT_DOCUMENT_SEMANTIC_TOKENS_FULL,
+             T.SemanticTokensLegend(token_types=TOKEN_TYPES, token_modifiers=TOKEN_MODIFIERS))
+def semantic_tokens(ls: LwasServer, a: Analysis, params: T.SemanticTokensParams):
     toks = []
     for o in a.occs.get(a.path, ()):
         s = o.span
@@ -485,9 +496,8 @@ def semantic_tokens(ls: LwasServer, params: T.SemanticTokensParams):
 
 # ---------------------------------------------------------------- folding
 
-@server.feature(T.TEXT_DOCUMENT_FOLDING_RANGE)
-def folding(ls: LwasServer, params: T.FoldingRangeParams):
-    a = ls.get(params.text_document.uri)
+@on_document(T.TEXT_DOCUMENT_FOLDING_RANGE)
+def folding(ls: LwasServer, a: Analysis, params: T.FoldingRangeParams):
     tree = a.c.parsed_tree
     out: list[T.FoldingRange] = []
     seen = set()
@@ -528,9 +538,8 @@ def _axiom_end(ax) -> Span:
     return end
 
 
-@server.feature(T.TEXT_DOCUMENT_INLAY_HINT)
-def inlay_hints(ls: LwasServer, params: T.InlayHintParams):
-    a = ls.get(params.text_document.uri)
+@on_document(T.TEXT_DOCUMENT_INLAY_HINT)
+def inlay_hints(ls: LwasServer, a: Analysis, params: T.InlayHintParams):
     r = params.range
     lo, hi = r.start.line + 1, r.end.line + 1
     out: list[T.InlayHint] = []
@@ -563,95 +572,28 @@ def inlay_hints(ls: LwasServer, params: T.InlayHintParams):
 @server.feature(T.TEXT_DOCUMENT_CODE_ACTION,
                 T.CodeActionOptions(code_action_kinds=[T.CodeActionKind.QuickFix]))
 def code_actions(ls: LwasServer, params: T.CodeActionParams):
-    a = ls.get(params.text_document.uri)
-    return [act for d in params.context.diagnostics if d.code in _FIXES for act in _FIXES[d.code](a, d)]
-
-
-def _lower_axiom_fix(a: Analysis, d: T.Diagnostic) -> list[T.CodeAction]:
-    """E0203: lower the axiom to the bound its premises allow."""
-    prog, tr = a.program, a.c.truth
-    if prog is None or tr is None or len(tr.upper) != len(prog.axioms):
+    """The quick fixes are the compiler's own suggestions, carried in each diagnostic's `data`
+    (see to_lsp_diagnostic): one action per suggestion, its message as the title. A lone
+    suggestion that applies as it is ("machine") is the preferred fix."""
+    quick = T.CodeActionKind.QuickFix.value
+    if params.context.only and not any(quick == k or quick.startswith(f"{k}.") for k in params.context.only):
         return []
-    line, col = _pos(a, d.range.start)
     out = []
-    for i, ax in enumerate(prog.axioms):
-        if ax.span.file == a.path and ax.name_span.line == line and ax.name_span.col == col and ax.value:
-            bound = tr.upper[i]
-            v = ax.value
-            new = num(bound) if v.lo == v.hi or v.hi <= bound else f"{num(bound)}..{num(v.hi)}"
-            edit = T.TextEdit(range=_range(a, a.path, v.span), new_text=new)
-            out.append(T.CodeAction(title=f"Lower `{ax.name}` to {new} (what its premises allow)",
-                                    kind=T.CodeActionKind.QuickFix, diagnostics=[d], is_preferred=True,
-                                    edit=T.WorkspaceEdit(changes={a.uri: [edit]})))
+    for d in params.context.diagnostics:
+        suggestions = d.data.get("suggestions") if isinstance(d.data, dict) else None
+        if not isinstance(suggestions, list):
+            continue  # not one of ours
+        for x in suggestions:
+            try:
+                edit = _CONVERTER.structure(x["edit"], T.TextEdit)
+                title, uri = x["message"], x["uri"]
+                preferred = len(suggestions) == 1 and x.get("applicability") == "machine"
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue
+            out.append(T.CodeAction(title=title[:1].upper() + title[1:], kind=T.CodeActionKind.QuickFix,
+                                    diagnostics=[d], is_preferred=preferred or None,
+                                    edit=T.WorkspaceEdit(changes={uri: [edit]})))
     return out
-
-
-_UNCOVERED = re.compile(r"non-exhaustive match: variants? (.*) not covered")
-
-
-@functools.cache
-def _stdlib_modules() -> tuple[str, ...]:
-    from lwas.semantics.resolve import default_stdlib_dir
-
-    return tuple(sorted(p.stem for p in default_stdlib_dir().glob("*.lwas")))
-
-
-def _import_fix(a: Analysis, d: T.Diagnostic) -> list[T.CodeAction]:
-    """`stats.mean(xs)` without `import std.stats`: add the import (after the last one, else
-    after the `module` line, else at the top). E0101's range is the name not found: the name
-    is read there, in the document, never out of the message's wording."""
-    r = d.range
-    if a.src is None or r.start.line != r.end.line:
-        return []
-    (line, c0), (_, c1) = _pos(a, r.start), _pos(a, r.end)
-    name = a.src.line_text(line)[c0 - 1:c1 - 1]
-    if name not in _stdlib_modules():
-        return []
-    tree = a.c.parsed_tree
-    line = 0  # 0-based line to insert before
-    for it in (tree.items if tree is not None else ()):
-        if isinstance(it, (ast.Import, ast.ModuleDecl)):
-            line = it.span.end_line  # the line after it (1-based end == 0-based next)
-    edit = T.TextEdit(range=T.Range(start=T.Position(line=line, character=0), end=T.Position(line=line, character=0)),
-                      new_text=f"import std.{name}\n")
-    return [T.CodeAction(title=f"Add `import std.{name}`", kind=T.CodeActionKind.QuickFix, diagnostics=[d],
-                         is_preferred=True, edit=T.WorkspaceEdit(changes={a.uri: [edit]}))]
-
-
-def _match_arms_fix(a: Analysis, d: T.Diagnostic) -> list[T.CodeAction]:
-    """Add an arm per uncovered variant, each giving the first arm's result for now (so the
-    program compiles again; the arm is there to be edited)."""
-    m = _UNCOVERED.match(d.message)
-    tree = a.c.parsed_tree
-    if m is None or tree is None:
-        return []
-    missing = re.findall(r"`([^`]+)`", m.group(1))
-    line, col = _pos(a, d.range.start)
-    match = None
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Match) and n.subject.span.line == line and n.subject.span.col == col:
-            match = n
-    if match is None or not match.arms or not missing:
-        return []
-    text = a.src.text
-    first = match.arms[0]
-    body = text[first.body.span.start:first.body.span.end]
-    last = match.arms[-1]
-    if match.span.line == match.span.end_line:  # one line: `match e { A => 1 }`
-        at = last.span
-        new = "".join(f", {v} => {body}" for v in missing)
-        pos = T.Position(*lsp_pos(a.src, at.end_line, at.end_col))
-    else:  # one arm per line, before the closing brace's line
-        indent = " " * (first.span.col - 1)
-        new = "".join(f"{indent}{v} => {body}\n" for v in missing)
-        pos = T.Position(line=match.span.end_line - 1, character=0)
-    edit = T.TextEdit(range=T.Range(start=pos, end=pos), new_text=new)
-    names = ", ".join(f"`{v}`" for v in missing)
-    return [T.CodeAction(title=f"Add the missing arm{'s' if len(missing) > 1 else ''} {names}",
-                         kind=T.CodeActionKind.QuickFix, diagnostics=[d], edit=T.WorkspaceEdit(changes={a.uri: [edit]}))]
-
-
-_FIXES = {"E0203": _lower_axiom_fix, "E0101": _import_fix, "E0305": _match_arms_fix}
 
 
 # ---------------------------------------------------------------- formatting

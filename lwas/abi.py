@@ -33,10 +33,15 @@ Value forms (defaults) are plain data: int -> int, float and truth -> float, boo
 text -> str, time -> int (µs since the epoch), an enum -> its variant name, money ->
 [minor, "USD"], an array -> a list, a map -> a list of [key, value] pairs in key order, a
 record -> a dict of value forms.
+
+This module is the bottom of the contract between the compiler and the runtime: it imports
+nothing of lwas. The conversions to the native forms of time and currency live here, once, for
+both. The TypeDesc of a checked type is `lwas.semantics.types.type_desc`.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 TypeDesc = Any  # see the module docstring
@@ -66,36 +71,37 @@ AXIOM_TABLE = "lwas$axioms"  # [N x double]: effective truths, in `NativeModule.
 BUDGET_GLOBAL = "lwas$budget_ns"
 
 
-def type_desc(t):
-    """The TypeDesc of a checked type (lwas.semantics.types). Record fields with another JSON form carry
-    it: {"money": ..., "in": "currency"} for `amount: money in currency`, and the record lists
-    its `json` text fields under "json"."""
-    from lwas.backend.ir import Unsupported
-    from lwas.semantics.types import BOOL, FLOAT, INT, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MapT, MoneyT, RecordT
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
-    if t is INT or t is FLOAT or t is BOOL or t is TRUTH or t is TEXT or t is TIME:
-        return t.name
-    if t is UNIT:
-        return "unit"
-    c = t.__class__
-    if c is MoneyT:
-        return {"money": t.currency}
-    if c is ArrayT:
-        return {"array": type_desc(t.elem)}
-    if c is MapT:
-        return {"map": type_desc(t.key), "value": type_desc(t.value)}
-    if c is EnumT:
-        return {"enum": t.name, "variants": list(t.variants)}
-    if c is RecordT:
-        flat = t.currency_fields
-        desc = {"record": t.name, "fields": [[n, {**type_desc(ft), "in": flat[n]} if n in flat else type_desc(ft)]
-                                             for n, ft in t.fields.items()]}
-        if t.json_fields:
-            desc["json"] = list(t.json_fields)
-        if t.defaults:
-            desc["defaults"] = dict(t.defaults)
-        return desc
-    raise Unsupported(f"values of type `{t}` cannot cross the native boundary")
+
+def time_to_micros(t: datetime) -> int:
+    """The native form of a time: microseconds since 1970-01-01T00:00:00Z."""
+    if t.tzinfo is None:
+        raise ValueError("a time must be timezone-aware (UTC)")
+    d = t - EPOCH
+    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+
+
+def micros_to_time(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+# The instants a time can name, natively: years 1 to 9999 as Python's datetime has them
+# (0001-01-01 .. 9999-12-31T23:59:59.999999Z).
+TIME_MIN = time_to_micros(datetime.min.replace(tzinfo=timezone.utc))
+TIME_MAX = time_to_micros(datetime.max.replace(tzinfo=timezone.utc))
+
+
+def pack_currency(code: str) -> int:
+    """The native form of a currency: its three ASCII letters packed into an int (`USD` = 0x555344)."""
+    b = code.encode("ascii")
+    if len(b) != 3:
+        raise ValueError(f"not a currency code: {code!r}")
+    return (b[0] << 16) | (b[1] << 8) | b[2]
+
+
+def unpack_currency(n: int) -> str:
+    return bytes([(n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF]).decode("ascii")
 
 
 @dataclass(frozen=True)

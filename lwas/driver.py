@@ -50,7 +50,8 @@ class Compilation:
 
 def _parse(c: Compilation) -> None:
     from lwas.syntax.parse import parse_module
-    from lwas.semantics.resolve import Loader, default_stdlib_dir, load
+    from lwas.semantics.resolve import Loader, load
+    from lwas.syntax.source import default_stdlib_dir
 
     loader = Loader(parse=parse_module, stdlib_dir=c.stdlib_dir or default_stdlib_dir())
     c.program = load(c.root, loader, c.sink)

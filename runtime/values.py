@@ -9,9 +9,9 @@ money -> `Money` (exact integer minor units and an ISO 4217 code; never a float)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# The native forms of time and currency, written once for the compiler and the runtime:
+from lwas.abi import EPOCH, micros_to_time, pack_currency, time_to_micros, unpack_currency  # noqa: F401
 
 
 @dataclass(frozen=True, slots=True, order=False)
@@ -26,32 +26,6 @@ class Money:
         sign = "-" if self.minor < 0 else ""
         units, frac = divmod(abs(self.minor), 10 ** exp)
         return f"{sign}{units}.{frac:0{exp}d} {self.currency}" if exp else f"{sign}{units} {self.currency}"
-
-
-def pack_currency(code: str) -> int:
-    """The native form of a currency: its three ASCII letters packed into an int (`USD` = 0x555344)."""
-    b = code.encode("ascii")
-    if len(b) != 3:
-        raise ValueError(f"not a currency code: {code!r}")
-    return (b[0] << 16) | (b[1] << 8) | b[2]
-
-
-def unpack_currency(n: int) -> str:
-    return bytes([(n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF]).decode("ascii")
-
-
-def time_to_micros(t: datetime) -> int:
-    """The native form of a time: microseconds since 1970-01-01T00:00:00Z."""
-    if t.tzinfo is None:
-        raise ValueError("a time must be timezone-aware (UTC)")
-    d = t - EPOCH
-    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
-
-
-def micros_to_time(us: int) -> datetime:
-    from datetime import timedelta
-
-    return EPOCH + timedelta(microseconds=us)
 
 
 def map_order(desc):

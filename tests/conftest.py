@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 LONG = os.environ.get("LWAS_LONG", "") not in ("", "0")
@@ -25,3 +26,15 @@ settings.register_profile("ci", derandomize=True, database=None, print_blob=True
 settings.register_profile("long", derandomize=False, max_examples=1000, print_blob=True, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("long" if LONG else "ci"))
+
+
+# Fixtures shared by the test modules (shared helpers that are not fixtures: tests/helpers.py).
+
+@pytest.fixture
+def isolated_home(tmp_path, monkeypatch):
+    """Config and cache directories in the test's tmp_path (never the real ~/.config or ~/.cache)
+    and no signing key from the environment; the tmp_path."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("LWAS_SIGNING_KEY", raising=False)
+    return tmp_path

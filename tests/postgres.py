@@ -11,11 +11,12 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 
 import pytest
+
+from serving import free_port
 
 USER = "postgres"
 
@@ -27,12 +28,6 @@ def _bin(name: str) -> str | None:
     for path in sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True):
         return path
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +54,7 @@ def postgres_url():
         if r.returncode:
             pytest.fail(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
 
-    port = _free_port()
+    port = free_port()
     run(initdb, "-D", data, "-U", db_user, "-A", "trust", "-E", "UTF8", "--no-sync")
     opts = f"-c listen_addresses='' -c unix_socket_directories={sock} -p {port} -c fsync=off"
     run(pg_ctl, "-D", data, "-o", opts, "-l", os.path.join(base, "log"), "-w", "start")

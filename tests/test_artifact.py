@@ -37,12 +37,7 @@ rule fair(x: float) -> truth = ramp(x, 0.0, 10.0) requires justice
 """
 
 
-@pytest.fixture(autouse=True)
-def _home(tmp_path, monkeypatch):
-    """Never touch the real ~/.config or ~/.cache."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("LWAS_SIGNING_KEY", raising=False)
+pytestmark = pytest.mark.usefixtures("isolated_home")  # never the real ~/.config or ~/.cache
 
 
 @pytest.fixture(scope="module")

@@ -441,35 +441,24 @@ def test_compare(tmp_path, pg, capsys):
 
 
 def test_service_on_a_restored_store_serves_the_same_state(tmp_path, capsys):
+    from helpers import Server, compile_signed
     from test_economy import ECONOMY, post, tx
-    from test_service import Server
 
-    from lwas.driver import compile_file
-    from lwas.backend.keys import generate
-
-    key = generate()
-    c = compile_file(ECONOMY, key=key)
-    assert c.ok, c.diagnostics
+    artifact, key = compile_signed(path=ECONOMY)
     pubfile = tmp_path / "svc.pub"
-    pubfile.write_bytes(key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    pubfile.write_bytes(_pem(key))
     src, dst = str(tmp_path / "live.db"), str(tmp_path / "restored.db")
-    s = Server(c.artifact, key, src)
-    try:
+    with Server(artifact, key, src) as s:
         for i, (amount, kind) in enumerate([("1000.00", "Payment"), ("250.50", "Revenue"),
                                             ("75.25", "Expense"), ("20.00", "Refund"), ("5.05", "Payment")]):
             assert post(s, tx(f"b{i}", amount, kind)).status_code == 200
         equity, metrics = s.http.get("/equity").text, s.http.get("/metrics").json()
-    finally:
-        s.close()
     arc = tmp_path / "economy.lwasbak"
     assert run(capsys, "ledger", "export", src, "-o", arc, "--pubkey", pubfile)[0] == 0
     code, _, err = run(capsys, "ledger", "import", arc, "--db", dst, "--pubkey", pubfile)
     assert code == 0, err
-    s = Server(c.artifact, key, dst)
-    try:
+    with Server(artifact, key, dst) as s:
         assert s.http.get("/equity").text == equity
         assert s.http.get("/metrics").json() == metrics
         assert post(s, tx("b9", "1.00")).status_code == 200  # and it keeps appending
-    finally:
-        s.close()
     assert verify_store(dst, key.public_key()).ok

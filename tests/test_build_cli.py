@@ -27,14 +27,11 @@ rule fair(x: float) -> truth = ramp(x, 0.0, 10.0) requires justice
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
+def home(isolated_home, monkeypatch):
     """Per-test config and cache directories: never the real home."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("LWAS_SIGNING_KEY", raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    monkeypatch.chdir(isolated_home)
+    return isolated_home
 
 
 @pytest.fixture

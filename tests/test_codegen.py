@@ -1,6 +1,6 @@
 """Native code generation end to end: check -> lower -> generate -> load from memory -> call.
 
-Real compilation, no mocks. One program (LANGUAGE.md's accepted blocks plus functions that
+Real compilation, no mocks. One program (docs/contract.md's accepted blocks plus functions that
 exercise each feature and each runtime fault) is compiled once per optimisation level; every
 behaviour is checked at O0 and O2, and a fault must leave the process able to run more calls.
 """
@@ -178,7 +178,7 @@ def tx(amount: Money, kind: str = "Payment") -> dict:
     return {"id": "t1", "amount": amount, "timestamp": T0, "tx_type": kind}
 
 
-# ---------------------------------------------------------------- LANGUAGE.md
+# ---------------------------------------------------------------- docs/contract.md
 
 
 def test_language_functions(prog):

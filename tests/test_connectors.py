@@ -4,7 +4,6 @@ against signatures computed from Stripe's documented scheme."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ import pytest
 import lwas.runtime.connectors as conn
 from lwas.runtime.connectors import WebhookRejected, connectors, verify_stripe_event
 from lwas.runtime.values import Money
+from serving import free_port as closed_port  # bound once and released: nothing listens there
 from stripe_standin import (StripeStandIn, charge_obj, event, payment_intent_obj, sign,
                                   stripe_error)
 
@@ -27,14 +27,6 @@ WHSEC = "whsec_test_0123456789abcdef"
 def stripe_api():
     with StripeStandIn(api_key=KEY) as s:
         yield s
-
-
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def create_intent(env: dict):

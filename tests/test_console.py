@@ -30,12 +30,12 @@ import httpx
 import psutil
 import pytest
 
+from helpers import ROOT
 from serving import HOST, _lwasc_cmd, free_port, isolated_env
 
 from lwas.runtime import launch, logs
 from lwas.runtime.serve import ServeError, listen
 
-ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("telemetry", "economy", "payment")
 READY_LINE = "only warnings and errors from here on"
 MAX_CONSOLE_LINES = 30

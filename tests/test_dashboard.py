@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
-import threading
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -18,36 +16,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from lwas.driver import compile_file
-from lwas.backend.keys import generate
+from helpers import AUTH, WRITER, Server, Threaded, compile_services, wait_until
 from lwas.runtime.checkpoint import sign_checkpoint, key_name_for
 from lwas.runtime.dashboard import Hub, Poller, create_dashboard, history_points, today_utc, verify_checkpoint
+from serving import free_port
 from stripe_standin import event, payment_intent_obj, sign
-from test_service import AUTH, WRITER, Server
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 WEBHOOK_SECRET = "whsec_dashboard_test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(pred, timeout: float, what: str, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(step)
 
 
 # ---------------------------------------------------------------- without a browser
@@ -231,19 +210,9 @@ def test_history_pages_agree_on_one_ledger_state(monkeypatch):
         asyncio.run(go(httpx.MockTransport(always_moving)))
 
 
-class Dashboard:
+class Dashboard(Threaded):
     def __init__(self, app):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False, timeout_graceful_shutdown=1))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        wait_until(lambda: self.server.started, 20, "the dashboard to start")
-
-    def close(self):
-        self.server.should_exit = True
-        self.thread.join(10)
+        super().__init__(app, timeout_graceful_shutdown=1)
 
 
 def test_sse_endpoint_and_state_with_every_service_down():
@@ -278,13 +247,7 @@ def test_sse_endpoint_and_state_with_every_service_down():
 
 @pytest.fixture(scope="module")
 def artifacts():
-    key = generate()
-    out = {}
-    for name in ("payment", "economy", "telemetry"):
-        c = compile_file(ROOT / "services" / f"{name}.lwas", key=key)
-        assert c.ok, c.diagnostics
-        out[name] = c.artifact
-    return out, key
+    return compile_services("payment", "economy", "telemetry")
 
 
 @pytest.fixture

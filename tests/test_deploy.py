@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
+
 K8S = ROOT / "deploy" / "k8s"
 SYSTEMD = ROOT / "deploy" / "systemd"
 SERVICES = ("telemetry", "economy", "payment")

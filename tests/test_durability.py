@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from helpers import BANK
 from lwas.backend.keys import load_public
 from lwas.runtime.ledger import HEADER, decode_entry, decode_value, encode_entry, encode_value
 from lwas.runtime.loader import check
@@ -33,8 +34,6 @@ from lwas.runtime.verify import verify_store
 from postgres import postgres_url  # noqa: F401  (session fixture: a throwaway PostgreSQL cluster)
 from serving import GRACEFUL, lwasc, served
 
-ROOT = Path(__file__).resolve().parent.parent
-BANK = ROOT / "examples" / "bank.lwas"
 LEDGER = "transfers"
 
 

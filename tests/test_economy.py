@@ -2,30 +2,23 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
-from lwas.driver import compile_file
-from lwas.backend.keys import generate
-from test_service import AUTH, Server
+from helpers import AUTH, ROOT, Server, compile_signed
 
-ECONOMY = Path(__file__).resolve().parent.parent / "services" / "economy.lwas"
+ECONOMY = ROOT / "services" / "economy.lwas"
 
 
 @pytest.fixture(scope="module")
 def compiled():
-    key = generate()
-    c = compile_file(ECONOMY, key=key)
-    assert c.ok, c.diagnostics
-    return c.artifact, key
+    return compile_signed(path=ECONOMY)
 
 
 @pytest.fixture
 def economy(compiled, tmp_path):
-    s = Server(*compiled, str(tmp_path / "economy.db"))
-    yield s
-    s.close()
+    with Server(*compiled, str(tmp_path / "economy.db")) as s:
+        yield s
 
 
 def tx(id: str, amount, tx_type="Payment", currency="USD", when: datetime | None = None, metadata=None) -> str:
@@ -105,8 +98,7 @@ def test_growth_rate_compares_periods(economy):
 
 def test_the_period_is_configurable(compiled, tmp_path, monkeypatch):
     monkeypatch.setenv("LWAS_CONFIG_PERIOD_DAYS", "7")
-    s = Server(*compiled, str(tmp_path / "economy.db"))
-    try:
+    with Server(*compiled, str(tmp_path / "economy.db")) as s:
         now = datetime.now(timezone.utc)
         assert post(s, tx("a", "10.00", when=now - timedelta(days=10))).status_code == 200
         assert post(s, tx("b", "30.00", when=now)).status_code == 200
@@ -114,25 +106,17 @@ def test_the_period_is_configurable(compiled, tmp_path, monkeypatch):
         assert m["period_days"] == 7 and m["profitability"] == 30.00 and m["previous_profitability"] == 10.00
         assert m["growth_rate"] == 2.0
         assert s.http.get("/profitability").json()["current_profitability"] == 30.00
-    finally:
-        s.close()
 
 
 def test_books_survive_a_restart_exactly(compiled, tmp_path):
     db = str(tmp_path / "economy.db")
-    s = Server(*compiled, db)
-    try:
+    with Server(*compiled, db) as s:
         for i in range(25):
             kind = ("Payment", "Expense", "Refund", "Revenue")[i % 4]
             assert post(s, tx(f"r{i}", f"{i + 1}.{i:02d}", kind)).status_code == 200
         before = s.http.get("/metrics").json()
-    finally:
-        s.close()
-    s = Server(*compiled, db)
-    try:
+    with Server(*compiled, db) as s:
         assert s.http.get("/metrics").json() == before
-    finally:
-        s.close()
 
 
 def test_a_period_outside_the_books_is_refused_not_a_fault(economy):
@@ -221,8 +205,5 @@ def test_days_are_served_in_ascending_pages(compiled, tmp_path):
             "limit": ("query", False, 50), "after": ("query", False, -719163)}
     finally:
         s.close()
-    s = Server(*compiled, db)
-    try:
+    with Server(*compiled, db) as s:
         assert s.http.get("/days").json() == first
-    finally:
-        s.close()

@@ -53,13 +53,8 @@ int main(void) {
 }
 """
 
-pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
-
-
-@pytest.fixture(autouse=True)
-def _home(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+pytestmark = [pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler"),
+              pytest.mark.usefixtures("isolated_home")]  # never the real ~/.config or ~/.cache
 
 
 def test_c_program_calls_the_shared_library(tmp_path):

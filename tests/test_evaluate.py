@@ -1,4 +1,4 @@
-"""The reference evaluator (lwas.tools.evaluate): LANGUAGE.md's programs, every built-in, each runtime
+"""The reference evaluator (lwas.tools.evaluate): the programs of docs/contract.md, every built-in, each runtime
 fault kind with its line, truth caps, money, and the C-like float corner cases the native code
 must match."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ from lwas.runtime.values import Money
 
 INT_MIN = -(2 ** 63)
 INT_MAX = 2 ** 63 - 1
-LANGUAGE = Path(__file__).parent / "data" / "LANGUAGE.md"  # the core language contract, as given
+LANGUAGE = Path(__file__).resolve().parent.parent / "docs" / "contract.md"  # the core language contract, as given
 
 
 def ev(src: str) -> Evaluator:
@@ -38,12 +38,12 @@ def bits(x: float) -> str:
     return math.copysign(1.0, x).hex() + x.hex() if x == x else "nan"
 
 
-# ---------------------------------------------------------------- LANGUAGE.md
+# ---------------------------------------------------------------- docs/contract.md
 
 
 @pytest.fixture(scope="module")
 def contract() -> Evaluator:
-    """All accepted blocks of LANGUAGE.md, as one program (the rejected ones stand alone)."""
+    """All accepted blocks of docs/contract.md, as one program (the rejected ones stand alone)."""
     text = LANGUAGE.read_text()
     blocks = re.findall(r"```lwas\n(.*?)```", text, re.S)
     rejected = text[text.index("must be **rejected**"):text.index("## Types, constants")]

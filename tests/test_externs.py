@@ -3,7 +3,6 @@ appear (E0407, E0403), what the manifest says about them, the native calling con
 against the reference evaluator), binding at start, and how external routes commit."""
 from __future__ import annotations
 
-import hashlib
 import http.server
 import json
 import subprocess
@@ -13,12 +12,11 @@ import threading
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from lwas.driver import check_source, compile_source
+from helpers import compile_loaded, compile_ok
+from lwas.driver import check_source
 from lwas.errors import RuntimeError as LwasRuntimeError
 from lwas.backend.keys import generate
 from lwas.runtime.externs import BindError, bind_connectors
-from lwas.runtime.host import Service
-from lwas.runtime.loader import load_verified
 from lwas.runtime.native import hosted
 from lwas.runtime.store import open_store
 from lwas.runtime.values import Money
@@ -74,8 +72,7 @@ service s {
   }
 }
 """
-    c = compile_source(src, "main.lwas", generate())
-    assert c.ok, c.diagnostics
+    c = compile_ok(src, "main.lwas", generate())
     desc = c.services[0]
     assert {r["path"]: r["external"] for r in desc["routes"]} == {"/ping": True, "/n": False, "/send": True}
     assert [t["external"] for t in desc["timers"]] == [True]
@@ -133,10 +130,7 @@ def _echo(e, k, label):
 def echo_program():
     from lwas.tools.evaluate import MemoryHost, evaluator_for
 
-    key = generate()
-    c = compile_source(ECHO, "echo.lwas", key)
-    assert c.ok, c.diagnostics
-    _, program = load_verified(c.artifact, [key.public_key()])
+    program = compile_loaded(ECHO, "echo.lwas").program
     ev = evaluator_for(ECHO, "echo.lwas")
     ev.host = MemoryHost()
     ev.host.externs["test.echo"] = _echo
@@ -191,8 +185,7 @@ def test_a_failing_connector_is_a_host_fault_at_the_declaration(echo_program):
 ])
 def test_binding_refuses_what_the_runtime_cannot_provide(decl, why):
     src = "record Reply {\n  ok: bool\n}\n" + decl + "\n"
-    c = compile_source(src, "bind.lwas", generate())
-    assert c.ok, c.diagnostics
+    c = compile_ok(src, "bind.lwas", generate())
     with pytest.raises(BindError, match=why.replace("(", r"\(").replace(")", r"\)")) as e:
         bind_connectors(c.native.describe()["externs"], env={})
     assert "bind.lwas:" in str(e.value)
@@ -248,13 +241,10 @@ service s {
   }
 }
 """.replace("ledger sent: Sent by note_id\n", "")
-    key = generate()
-    c = compile_source(src, "ext.lwas", key)
-    assert c.ok, c.diagnostics
-    _, program = load_verified(c.artifact, [key.public_key()])
+    b = compile_loaded(src, "ext.lwas")
+    c = b.compilation
     store = open_store(str(tmp_path / "ext.db"))
-    svc = Service(program, c.services[0], store, key, hashlib.sha512(c.artifact).digest(),
-                  settings={"URL": url.encode()})
+    svc = b.service(store, c.services[0], settings={"URL": url.encode()})
     svc.start()
     try:
         route = c.services[0]["routes"][0]
@@ -292,12 +282,10 @@ service s {
   }
 }
 """
-    key = generate()
-    c = compile_source(src, "has.lwas", key)
-    assert c.ok, c.diagnostics
-    _, program = load_verified(c.artifact, [key.public_key()])
+    b = compile_loaded(src, "has.lwas")
+    c = b.compilation
     store = open_store(str(tmp_path / "has.db"))
-    svc = Service(program, c.services[0], store, key, hashlib.sha512(c.artifact).digest(), settings={})
+    svc = b.service(store, c.services[0], settings={})
     svc.start()
     try:
         route = c.services[0]["routes"][0]

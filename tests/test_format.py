@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from helpers import ROOT
 from lwas.syntax import tree as ast
 from lwas.syntax.format import FormatError, check, format_source, main
 from lwas.syntax.parse import parse_text
@@ -16,7 +17,6 @@ from lwas.syntax.parse import parse_text
 sys.path.insert(0, str(Path(__file__).parent))
 from test_parse import _grammar_strategy  # noqa: E402  (the grammar-driven program generator)
 
-ROOT = Path(__file__).resolve().parents[1]
 REPO_FILES = sorted(p for d in ("examples", "stdlib", "services", "tests/data")
                     for p in (ROOT / d).rglob("*.lwas"))
 _COMMENT = re.compile(r'//[^\n]*')

@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from pygments.token import Comment, Error, Keyword, Name, Number, Operator, Punctuation, String
 
+from helpers import ROOT
 from lwas.syntax.highlight import CONSTANTS, KEYWORDS, MEMBER_KEYWORDS, TYPES, WORD_OPERATORS, LwasLexer
 from lwas.syntax.parse import parser
 
-ROOT = Path(__file__).resolve().parents[1]
 REPO_FILES = sorted(p for d in ("examples", "stdlib", "services", "tests/data")
                     for p in (ROOT / d).rglob("*.lwas"))
 _KEYWORD_TERMINAL = re.compile(r"\(?([a-z|]+)\)?\(\?!\[A-Za-z0-9_\]\)")

@@ -27,32 +27,25 @@ import hmac
 import json
 import logging
 import socket
-import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from lwas.driver import compile_source
-from lwas.backend.keys import generate, public_pem
+from helpers import AUTH, READ, WRITER, Server, compile_signed
 from lwas.runtime import limits as limits_mod
 from lwas.runtime.auth import Credentials
 from lwas.runtime.host import Service
-from lwas.runtime.limits import GuardedHttpToolsProtocol, Limits
+from lwas.runtime.limits import Limits
 from lwas.runtime.loader import load_verified
 from lwas.runtime.server import create_app
 from lwas.runtime.store import open_store
 
-WRITER, READER = "writer-key-0123456789", "reader-key-0123456789"
-AUTH = {"Authorization": f"Bearer {WRITER}"}
-READ = {"Authorization": f"Bearer {READER}"}
-HS = "s" * 40
 SECRET = "whsec_test_secret_0123456789"
 SMALL = Limits(max_body_bytes=8 * 1024, max_header_bytes=8 * 1024, header_timeout_s=1.0, body_timeout_s=1.0)
 
@@ -90,53 +83,14 @@ service hard {
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
-    key = generate()
-    c = compile_source(SOURCE, str(tmp_path_factory.mktemp("src") / "hard.lwas"), key=key)
-    assert c.ok, c.diagnostics
-    return c.artifact, key
+    return compile_signed(SOURCE, tmp_path_factory.mktemp("src") / "hard.lwas")
 
 
-class Served:
+class Served(Server):
     """Services + app + uvicorn (lwas.runtime.limits' protocol) on a free loopback port, in a thread."""
 
     def __init__(self, artifact: bytes, key, db: str, lim: Limits, read_auth: bool = False):
-        art, program = load_verified(artifact, [key.public_key()])
-        self.store = open_store(db)
-        digest = hashlib.sha512(artifact).digest()
-        self.services = [Service(program, d, self.store, key, digest) for d in art.manifest["services"]]
-        for s in self.services:
-            s.start()
-        creds = Credentials()
-        creds.add_key(WRITER, "writer", "w")
-        creds.add_key(READER, "reader", "r")
-        creds.hs256_secret = HS.encode()
-        creds.read_requires_auth = read_auth
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("STRIPE_WEBHOOK_SECRET", SECRET)
-            self.app = create_app(self.services, credentials=creds, public_key_pem=public_pem(key),
-                                  ready=self.store.ping, limits=lim)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False, http=GuardedHttpToolsProtocol,
-                                                    limit_concurrency=lim.max_connections))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.01)
-        self.http = httpx.Client(base_url=self.url, timeout=20)
-
-    def close(self):
-        self.http.close()
-        self.server.should_exit = True
-        self.thread.join(10)
-        for s in self.services:
-            s.stop()
-        self.store.close()
+        super().__init__(artifact, key, db, read_auth=read_auth, limits=lim, env={"STRIPE_WEBHOOK_SECRET": SECRET})
 
 
 @pytest.fixture(scope="module")

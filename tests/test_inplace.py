@@ -8,24 +8,20 @@
 """
 from __future__ import annotations
 
-import hashlib
 import threading
 
 import pytest
 
-from lwas.backend import keys
-from lwas.driver import compile_source
+from helpers import compile_loaded, compile_ok
 from lwas.errors import RuntimeError as LwasRuntimeError
 from lwas.backend.inplace import owned_fields
 from lwas.runtime.host import Service
-from lwas.runtime.loader import load_verified
 from lwas.runtime.snapshot import Policy
 from lwas.runtime.store import open_store
 
 
 def owned(src: str) -> set[str]:
-    c = compile_source(src)
-    assert c.ok, c.diagnostics
+    c = compile_ok(src)
     fns = [it for m in c.program.modules for it in m.tree.items]
     ((rec, idx),) = owned_fields(fns, c.checked).items()
     names = list(rec.fields)
@@ -136,11 +132,8 @@ class Model:
 
 @pytest.fixture(scope="module")
 def built():
-    key = keys.generate()
-    c = compile_source(SOURCE, "alias.lwas", key=key)
-    assert c.ok, c.diagnostics
-    art, program = load_verified(c.artifact, [key.public_key()])
-    return key, program, art.manifest["services"][0], hashlib.sha512(c.artifact).digest()
+    b = compile_loaded(SOURCE, "alias.lwas")
+    return b.key, b.program, b.desc, b.digest
 
 
 def start(built, db: str) -> Service:

@@ -21,7 +21,6 @@ bounded.
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 import os
 import sqlite3
@@ -35,15 +34,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+import helpers
+from helpers import OFF
 from lwas.backend import keys
-from lwas.driver import compile_file
 from lwas.runtime import store as store_module
 from lwas.runtime.host import GuardRefused, Outcome, Service, Unavailable, Unprocessable
 from lwas.runtime.ledger import LedgerError
-from lwas.runtime.loader import load_verified
 from lwas.runtime.snapshot import Policy
 from lwas.runtime.store import open_store
-from serving import _lwasc_cmd, free_port, isolated_env, served
+from serving import _lwasc_cmd, free_port, isolated_env
 
 SOURCE = """\
 module shop
@@ -76,31 +75,13 @@ service shop {
 }
 """
 
-OFF = Policy(every_entries=0, every_seconds=0)
 LEDGER = "orders"
 
 
-class Built:
+class Built(helpers.Built):
     def __init__(self, home: Path):
-        self.home = home
-        self.key = keys.generate()
-        src = home / "shop.lwas"
-        src.write_text(SOURCE)
-        c = compile_file(src, key=self.key)
-        assert c.ok, c.diagnostics
-        self.art_path = home / "shop.lwasart"
-        self.art_path.write_bytes(c.artifact)
-        self.key_path = home / "signing.pem"
-        self.key_path.write_bytes(keys.private_pem(self.key))
-        self.pub_path = home / "signing.pem.pub"
-        self.pub_path.write_bytes(keys.public_pem(self.key))
-        art, self.program = load_verified(c.artifact, [self.key.public_key()])
-        (self.desc,) = art.manifest["services"]
+        super().__init__(home, "shop", SOURCE)
         self.route = next(r for r in self.desc["routes"] if r["path"] == "/orders")
-        self.digest = hashlib.sha512(c.artifact).digest()
-
-    def serve(self, db, home: Path):
-        return served(self.art_path, db=str(db), key=self.key_path, pubkey=self.pub_path, home=home)
 
 
 @pytest.fixture(scope="module")
@@ -108,31 +89,11 @@ def built(tmp_path_factory) -> Built:
     return Built(tmp_path_factory.mktemp("shop"))
 
 
-class Running:
+class Running(helpers.Running):
     """A started Service on its own SQLite store (snapshots as `policy` says)."""
-
-    def __init__(self, b: Built, db, policy: Policy = OFF, store=None, key=None):
-        self.b = b
-        self.store = store or open_store(str(db))
-        self.svc = Service(b.program, b.desc, self.store, key or b.key, b.digest, snapshots=policy)
-        try:
-            self.svc.start()
-        except BaseException:
-            self.store.close()
-            raise
 
     def order(self, id: str, qty: int = 1, item: str = "widget", meta: str = '{"n":1}'):
         return self.svc.call(self.b.route, ({"id": id, "item": item, "qty": qty, "meta": meta},))
-
-    def close(self):
-        self.svc.stop()
-        self.store.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def filled(b: Built, db, n: int, policy: Policy = OFF) -> None:

@@ -562,6 +562,8 @@ async def test_quick_fix_lowers_the_axiom(client: LanguageClient):
         context=T.CodeActionContext(diagnostics=[law])))
     (act,) = actions
     assert act.kind == T.CodeActionKind.QuickFix and "0.4" in act.title
+    assert act.title == "Lower `law` to 0.4 (what its premises allow)" and act.is_preferred
+    assert list(act.diagnostics) == [law]
     (e,) = act.edit.changes[uri("chain.lwas")]
     assert e.new_text == "0.4" and e.range.start == pos(CHAIN, "0.6") and e.range.end == pos(CHAIN, "0.6", 0, 3)
     # applying it leaves justice (which rests on law) to fix next
@@ -570,6 +572,30 @@ async def test_quick_fix_lowers_the_axiom(client: LanguageClient):
     assert [d.message.splitlines()[0] for d in client.diagnostics[uri("chain.lwas")]] == [
         "axiom `justice` (0.9) is more certain than its premises allow (at most 0.4)"]
     await change(client, "chain.lwas", CHAIN, 3)
+
+
+async def test_quick_fixes_come_from_the_diagnostics_data_not_their_wording(client: LanguageClient):
+    """The published diagnostic carries the compiler's suggestions in `data`; a code action
+    request maps them back, whatever the message says, and offers nothing without them."""
+    law, justice = client.diagnostics[uri("chain.lwas")]
+    (sugg,) = law.data["suggestions"]
+    assert sugg["message"] == "lower `law` to 0.4 (what its premises allow)" and sugg["applicability"] == "machine"
+    assert sugg["uri"] == uri("chain.lwas")
+    assert sugg["edit"]["newText"] == "0.4"
+
+    async def titles(*diags: T.Diagnostic, only=None) -> list[str]:
+        acts = await client.text_document_code_action_async(T.CodeActionParams(
+            text_document=T.TextDocumentIdentifier(uri=uri("chain.lwas")), range=law.range,
+            context=T.CodeActionContext(diagnostics=list(diags), only=only)))
+        return [a.title for a in acts or ()]
+
+    reworded = T.Diagnostic(range=law.range, message="something else entirely", code="E0203", data=law.data)
+    assert await titles(reworded) == ["Lower `law` to 0.4 (what its premises allow)"]
+    assert await titles(T.Diagnostic(range=law.range, message=law.message, code="E0203")) == []
+    assert await titles(law, only=[T.CodeActionKind.Refactor]) == []
+    # one action per diagnostic asked about: both axioms of the chain at once
+    assert await titles(law, justice) == ["Lower `law` to 0.4 (what its premises allow)",
+                                          "Lower `justice` to 0.4 (what its premises allow)"]
 
 
 async def test_formatting(client: LanguageClient):
@@ -625,7 +651,7 @@ async def test_quick_fixes_add_the_missing_import_and_match_arms(client: Languag
     diags = await open_doc(client, "missing.lwas", MISSING)
     assert sorted(d.code for d in diags) == ["E0101", "E0305", "E0305"]
     (imp,) = await fixes(client, "missing.lwas", "E0101")
-    assert imp.title == "Add `import std.stats`"
+    assert imp.title == "Add `import std.stats`" and imp.is_preferred
     arms = [imp.edit.changes[uri("missing.lwas")][0]]
     for d in [d for d in diags if d.code == "E0305"]:
         acts = await client.text_document_code_action_async(T.CodeActionParams(
@@ -633,6 +659,7 @@ async def test_quick_fixes_add_the_missing_import_and_match_arms(client: Languag
             context=T.CodeActionContext(diagnostics=[d])))
         (act,) = acts
         assert act.title == "Add the missing arms `Amber`, `Green`"
+        assert not act.is_preferred  # each new arm copies the first arm's result: to be edited
         arms.append(act.edit.changes[uri("missing.lwas")][0])
     text = MISSING
     for e in sorted(arms, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):

@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import lwas
-from lwas.backend import keys
+from helpers import program_of
 from lwas.driver import check_source
 from lwas.errors import RuntimeError as LwasRuntimeError
 from lwas.tools.evaluate import evaluator_for
@@ -144,15 +143,12 @@ fn literal_last_wins() -> {int: int} = {1: 1, 2: 2, 1: 3}
 
 @pytest.fixture(scope="module")
 def native():
-    key = keys.generate()
-    return lwas.load(lwas.compile(SOURCE, filename="maps.lwas", key=key), trusted=[keys.public_pem(key)])
+    return program_of(SOURCE, "maps.lwas")
 
 
 @pytest.fixture(scope="module")
 def native_o0():
-    key = keys.generate()
-    art = lwas.compile(SOURCE, filename="maps.lwas", key=key, opt_level=0)
-    return lwas.load(art, trusted=[keys.public_pem(key)])
+    return program_of(SOURCE, "maps.lwas", opt_level=0)
 
 
 @pytest.fixture(scope="module")
@@ -330,8 +326,7 @@ def test_checker_refuses(src, code):
 
 def test_field_defaults_fill_record_literals_and_reach_the_manifest(native, ev):
     src = SOURCE + "\nfn fresh() -> Day = Day(day: 9, revenue: 1.00 USD)\n"
-    key = keys.generate()
-    prog = lwas.load(lwas.compile(src, filename="d.lwas", key=key), trusted=[keys.public_pem(key)])
+    prog = program_of(src, "d.lwas")
     want = {"day": 9, "revenue": Money(100, "USD"), "tags": []}
     assert prog.fn.fresh() == want == evaluator_for(src, "d.lwas").call("fresh")
     day = next(e for e in prog.described["exports"] if e["name"] == "fresh")["result"]
@@ -379,6 +374,5 @@ def test_first_and_after_take_a_page_in_key_order(pages, m, k, n):
 
 @pytest.fixture(scope="module")
 def pages():
-    key = keys.generate()
-    prog = lwas.load(lwas.compile(PAGES, filename="p.lwas", key=key), trusted=[keys.public_pem(key)])
+    prog = program_of(PAGES, "p.lwas")
     return prog, evaluator_for(PAGES, "p.lwas")

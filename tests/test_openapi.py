@@ -31,19 +31,14 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
 from prometheus_client.parser import text_string_to_metric_families
 
-from lwas.driver import compile_file
-from lwas.backend.keys import generate
+from helpers import AUTH, BANK, READ, Server, compile_ok, compile_services, deref
 from lwas.runtime.auth import RateLimiter
 from lwas.semantics.types import CURRENCY_EXPONENTS
 from stripe_standin import StripeStandIn
 from test_payment import SECRET_KEY, Flow
-from test_service import AUTH, READER, Server, deref
 
-ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("economy", "payment", "telemetry")
-BANK = ROOT / "examples" / "bank.lwas"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-READ_AUTH = {"Authorization": f"Bearer {READER}"}
 BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
           "minItems", "maxItems", "minProperties", "maxProperties", "multipleOf")
 
@@ -52,14 +47,8 @@ BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLeng
 def servers(tmp_path_factory):
     """economy, payment, telemetry wired as `make run` wires them (payment's Stripe is the
     stand-in), and bank twice: as is, and with reads behind a key and a burst of one request."""
-    key = generate()
-    arts = {}
-    for name in SERVICES:
-        c = compile_file(ROOT / "services" / f"{name}.lwas", key=key)
-        assert c.ok, c.diagnostics
-        arts[name] = c.artifact
-    bank = compile_file(BANK, key=key)
-    assert bank.ok, bank.diagnostics
+    arts, key = compile_services(*SERVICES)
+    bank = compile_ok(path=BANK, key=key)
     tmp = tmp_path_factory.mktemp("openapi")
     with StripeStandIn(api_key=SECRET_KEY) as stripe_api, pytest.MonkeyPatch.context() as mp:
         flow = Flow((arts, key), tmp, stripe_api, mp)
@@ -77,7 +66,7 @@ def servers(tmp_path_factory):
 
 
 def spec(server: Server) -> dict:
-    r = server.http.get("/openapi.json", headers=READ_AUTH)  # bank-closed: the document needs a reader
+    r = server.http.get("/openapi.json", headers=READ)  # bank-closed: the document needs a reader
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     return json.loads(r.content)
 
@@ -167,7 +156,7 @@ def test_every_exercised_response_has_the_declared_status_media_type_and_schema(
         if "security" in op and not path_params:
             check(path, s.http.request(method, path, content=b"{}",
                                        headers={"content-type": "application/json"}))
-            check(path, s.http.request(method, path, content=b"{}", headers={**READ_AUTH, "content-type":
+            check(path, s.http.request(method, path, content=b"{}", headers={**READ, "content-type":
                                                                               "application/json"}))
         if "requestBody" in op and not path_params:
             for body in (b"{", b"{}", b"[]"):

@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.lark import from_lark
 
+from helpers import ROOT
 from lwas.syntax import tree as ast
 from lwas.syntax.diagnostics import render
 from lwas.syntax.parse import parse_text, parser
 from lwas.syntax.source import SourceFile
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def items(text):

@@ -11,25 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from lwas.driver import compile_file
-from lwas.backend.keys import generate
+from helpers import AUTH, WRITER, Server, compile_services, deref
+from serving import free_port
 from stripe_standin import StripeStandIn, charge_obj, event, payment_intent_obj, sign, stripe_error
-from test_service import AUTH, WRITER, Server, deref
 
-ROOT = Path(__file__).resolve().parent.parent / "services"
 SECRET_KEY = "sk_test_51LwaSpaymentsSecretKey0000"
 WEBHOOK_SECRET = "whsec_lwas_test_secret"
 
 
 @pytest.fixture(scope="module")
 def artifacts():
-    key = generate()
-    out = {}
-    for name in ("payment", "economy", "telemetry"):
-        c = compile_file(ROOT / f"{name}.lwas", key=key)
-        assert c.ok, c.diagnostics
-        out[name] = c.artifact
-    return out, key
+    return compile_services("payment", "economy", "telemetry")
 
 
 @pytest.fixture
@@ -52,8 +44,6 @@ class Flow:
             monkeypatch.setenv(k, v)
         self.telemetry = Server(self.arts["telemetry"], self.key, str(tmp_path / "telemetry.db"))
         monkeypatch.setenv("LWAS_CONFIG_PAYMENT_TELEMETRY_URL", self.telemetry.url)
-        from serving import free_port
-
         self.economy_port = free_port()
         monkeypatch.setenv("LWAS_CONFIG_PAYMENT_ECONOMY_URL", f"http://127.0.0.1:{self.economy_port}")
         self.economy = self.start_economy() if economy_up else None

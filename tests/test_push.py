@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-import lwas
+from helpers import program_of
 from lwas.backend import keys
 from lwas.tools.evaluate import evaluator_for
 
@@ -68,8 +68,7 @@ def test_pushes_agree_with_the_evaluator_and_keep_sharing_values_intact():
     key = keys.generate()
     ev = evaluator_for(SOURCE, "push.lwas")
     for opt in (0, 2):
-        prog = lwas.load(lwas.compile(SOURCE, filename="push.lwas", key=key, opt_level=opt),
-                         trusted=[keys.public_pem(key)])
+        prog = program_of(SOURCE, "push.lwas", key, opt_level=opt)
         # w kept [1..4] though v grew in place after it; u = v then u += [7] left v alone
         assert prog.fn.alias() == ev.call("alias") == [1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6]
         assert prog.fn.owned(6) == ev.call("owned", 6) == ["zero", "1", "2", "3", "4", "5"]

@@ -10,32 +10,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import jwt
 import pytest
-import uvicorn
 
 import rfc9162
-from lwas.driver import compile_file
+from helpers import AUTH, BANK, HS, READER, Server, compile_loaded, compile_signed, deref
 from lwas.backend.keys import generate, public_pem
-from lwas.runtime.auth import Credentials, RateLimiter
+from lwas.runtime.auth import RateLimiter
 from lwas.runtime.checkpoint import parse_checkpoint
 from lwas.runtime.host import Service
 from lwas.runtime.ledger import decode_entry
 from lwas.runtime.loader import load_verified
-from lwas.runtime.server import create_app
 from lwas.runtime.store import open_store
-
-BANK = Path(__file__).parent.parent / "examples" / "bank.lwas"
-WRITER, READER = "writer-key-0123456789", "reader-key-0123456789"
-HS = "s" * 40
-AUTH = {"Authorization": f"Bearer {WRITER}"}
 
 
 def transfer(id: str, amount="12.50", kind="Deposit", currency="USD", account="acc-1") -> dict:
@@ -44,59 +34,13 @@ def transfer(id: str, amount="12.50", kind="Deposit", currency="USD", account="a
 
 @pytest.fixture(scope="module")
 def compiled():
-    key = generate()
-    c = compile_file(BANK, key=key)
-    assert c.ok, c.diagnostics
-    return c.artifact, key
-
-
-class Server:
-    """Services + app + uvicorn on a free loopback port, in a thread."""
-
-    def __init__(self, artifact: bytes, key, db: str, limiter=None, read_auth=False, port: int | None = None,
-                 reporter=None):
-        art, program = load_verified(artifact, [key.public_key()])
-        self.store = open_store(db)
-        digest = hashlib.sha512(artifact).digest()
-        self.services = [Service(program, d, self.store, key, digest) for d in art.manifest["services"]]
-        for s in self.services:
-            s.start()
-        creds = Credentials()
-        creds.add_key(WRITER, "writer", "w")
-        creds.add_key(READER, "reader", "r")
-        creds.hs256_secret = HS.encode()
-        creds.read_requires_auth = read_auth
-        self.app = create_app(self.services, credentials=creds, public_key_pem=public_pem(key),
-                              ready=self.store.ping, limiter=limiter, reporter=reporter)
-        if port is None:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning",
-                                                    access_log=False))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.01)
-        self.http = httpx.Client(base_url=self.url, timeout=20)
-
-    def close(self):
-        self.http.close()
-        self.server.should_exit = True
-        self.thread.join(10)
-        for s in self.services:
-            s.stop()
-        self.store.close()
+    return compile_signed(path=BANK)
 
 
 @pytest.fixture
 def server(compiled, tmp_path):
-    s = Server(*compiled, str(tmp_path / "ledger.db"))
-    yield s
-    s.close()
+    with Server(*compiled, str(tmp_path / "ledger.db")) as s:
+        yield s
 
 
 def summary(s: Server) -> dict:
@@ -241,24 +185,18 @@ def test_auth(server):
 
 
 def test_reads_can_require_auth(compiled, tmp_path):
-    s = Server(*compiled, str(tmp_path / "l.db"), read_auth=True)
-    try:
+    with Server(*compiled, str(tmp_path / "l.db"), read_auth=True) as s:
         assert s.http.get("/summary").status_code == 401
         assert s.http.get("/summary", headers={"Authorization": f"Bearer {READER}"}).status_code == 200
         assert s.http.get("/ledger/transfers/checkpoint").status_code == 401
-    finally:
-        s.close()
 
 
 def test_rate_limit_429_with_retry_after(compiled, tmp_path):
-    s = Server(*compiled, str(tmp_path / "l.db"), limiter=RateLimiter(rate_per_s=0.5, burst=3))
-    try:
+    with Server(*compiled, str(tmp_path / "l.db"), limiter=RateLimiter(rate_per_s=0.5, burst=3)) as s:
         codes = [s.http.post("/transfers", json=transfer(f"r{i}"), headers=AUTH) for i in range(5)]
         assert [r.status_code for r in codes] == [200, 200, 200, 429, 429]
         assert int(codes[3].headers["retry-after"]) >= 1
         assert summary(s)["count"] == 3
-    finally:
-        s.close()
 
 
 # ---------------------------------------------------------------- the audit trail
@@ -300,27 +238,21 @@ def test_proofs_verify_with_an_independent_rfc9162_verifier(server, compiled):
 
 def test_restart_replays_the_ledger(compiled, tmp_path):
     db = str(tmp_path / "l.db")
-    s = Server(*compiled, db)
-    try:
+    with Server(*compiled, db) as s:
         for i in range(30):
             kind = "Withdrawal" if i % 3 == 0 else "Deposit"
             assert s.http.post("/transfers", json=transfer(f"r{i}", f"{i + 1}.{i:02d}", kind), headers=AUTH).status_code == 200
         before = summary(s)
         root = s.http.get("/ledger/transfers/checkpoint").json()["root_hash"]
-    finally:
-        s.close()
     from lwas.runtime.verify import verify_store
 
     report = verify_store(db, compiled[1].public_key())
     assert report.ok and report.entries == 30, report.text()  # every entry under a stored signature
-    s = Server(*compiled, db)
-    try:
+    with Server(*compiled, db) as s:
         assert summary(s) == before
         assert s.http.get("/ledger/transfers/checkpoint").json()["root_hash"] == root
         r = s.http.post("/transfers", json=transfer("r0", "1.00", "Withdrawal"), headers=AUTH)
         assert r.headers["lwas-ledger"] == "exists"  # the key index was rebuilt too
-    finally:
-        s.close()
 
 
 # ---------------------------------------------------------------- operations and OpenAPI
@@ -336,16 +268,6 @@ def test_health_ready_metrics_and_request_ids(server):
     assert 'lwas_http_requests_total{method="POST",route="/transfers",status="200"} 1.0' in text
     assert 'lwas_ledger_entries{ledger="transfers"} 1.0' in text
     assert "lwas_http_request_seconds_bucket" in text
-
-
-def deref(doc: dict, node: dict) -> dict:
-    """`node` with its `$ref` (into the same document) followed, as often as needed."""
-    while "$ref" in node:
-        target = doc
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part.replace("~1", "/").replace("~0", "~")]
-        node = target
-    return node
 
 
 def test_openapi_is_generated_from_the_lwas_types(server):
@@ -365,8 +287,7 @@ def test_schemathesis_finds_no_server_errors(compiled, tmp_path):
     import schemathesis
     from hypothesis import HealthCheck, given, settings
 
-    s = Server(*compiled, str(tmp_path / "l.db"))
-    try:
+    with Server(*compiled, str(tmp_path / "l.db")) as s:
         schema = schemathesis.openapi.from_asgi("/openapi.json", s.app)
         failures = []
         seen = set()
@@ -385,8 +306,6 @@ def test_schemathesis_finds_no_server_errors(compiled, tmp_path):
 
             run()
         assert failures == []
-    finally:
-        s.close()
 
 
 def test_reference_evaluator_runs_handlers_like_native_code(compiled):
@@ -459,15 +378,11 @@ service s {
 
 
 def test_config_values_reach_handlers_and_guards(tmp_path):
-    from lwas.driver import compile_source
     from lwas.errors import RuntimeError as LwasRuntimeError
     from lwas.runtime.host import GuardRefused, settings_from_env
 
-    key = generate()
-    c = compile_source(CONFIGURED, str(tmp_path / "cfg.lwas"), key=key)
-    assert c.ok, c.diagnostics
-    art, program = load_verified(c.artifact, [key.public_key()])
-    desc = art.manifest["services"][0]
+    b = compile_loaded(CONFIGURED, tmp_path / "cfg.lwas")
+    key, program, desc = b.key, b.program, b.desc
     env = {"LWAS_CONFIG_GREETING": "hello", "LWAS_CONFIG_S_GREETING": "héllo", "LWAS_CONFIG_SUFFIX": "-x",
            "LWAS_CONFIG_MODE": "open", "OTHER": "y"}
     settings = settings_from_env("s", env)
@@ -529,13 +444,7 @@ service economy {
 def test_flat_money_fields_read_and_write_bare_exact_numbers(tmp_path):
     """`amount: money in currency`: the JSON shape payment APIs use ({"amount": 99.99,
     "currency": "USD"}), exact both ways: no binary float on the way in or out."""
-    from lwas.driver import compile_source
-
-    key = generate()
-    c = compile_source(FLAT, str(tmp_path / "flat.lwas"), key=key)
-    assert c.ok, c.diagnostics
-    s = Server(c.artifact, key, str(tmp_path / "l.db"))
-    try:
+    with Server(*compile_signed(FLAT, tmp_path / "flat.lwas"), str(tmp_path / "l.db")) as s:
         def post(raw: str):
             return s.http.post("/transaction", content=raw, headers={**AUTH, "content-type": "application/json"})
 
@@ -559,8 +468,6 @@ def test_flat_money_fields_read_and_write_bare_exact_numbers(tmp_path):
         schema = doc["paths"]["/transaction"]["post"]["requestBody"]
         amount = deref(doc, schema["content"]["application/json"]["schema"])["properties"]["amount"]
         assert {"type": "number"} in amount["anyOf"]
-    finally:
-        s.close()
 
 
 JSONFIELD = '''
@@ -582,13 +489,7 @@ service s {
 
 
 def test_json_fields_take_any_document_kept_canonical(tmp_path):
-    from lwas.driver import compile_source
-
-    key = generate()
-    c = compile_source(JSONFIELD, str(tmp_path / "j.lwas"), key=key)
-    assert c.ok, c.diagnostics
-    s = Server(c.artifact, key, str(tmp_path / "l.db"))
-    try:
+    with Server(*compile_signed(JSONFIELD, tmp_path / "j.lwas"), str(tmp_path / "l.db")) as s:
         def post(raw: str):
             return s.http.post("/tx", content=raw, headers={**AUTH, "content-type": "application/json"})
 
@@ -604,8 +505,6 @@ def test_json_fields_take_any_document_kept_canonical(tmp_path):
         r = post('{"id": "t3", "metadata": {"x": 1e309}}')  # beyond a double: refused like a float field's
         assert r.status_code == 422 and r.json()["error"]["details"][0]["type"] == "json_number"
         assert s.http.get("/bad").json()["error"]["code"] == "bad_response"
-    finally:
-        s.close()
 
 
 SYSTEM = '''
@@ -632,14 +531,9 @@ def test_system_metrics_are_real_measurements(tmp_path):
     """cpu_percent() and friends read psutil through the host (CPU sampled in the background)."""
     import psutil
 
-    from lwas.driver import compile_source
     from lwas.runtime.system import GIB, sampler
 
-    key = generate()
-    c = compile_source(SYSTEM, str(tmp_path / "sys.lwas"), key=key)
-    assert c.ok, c.diagnostics
-    s = Server(c.artifact, key, str(tmp_path / "l.db"))
-    try:
+    with Server(*compile_signed(SYSTEM, tmp_path / "sys.lwas"), str(tmp_path / "l.db")) as s:
         assert sampler().ready.wait(10)  # one CPU sample taken
         m = s.http.get("/system").json()
         assert 0.0 <= m["cpu_usage"] <= 100.0
@@ -647,8 +541,6 @@ def test_system_metrics_are_real_measurements(tmp_path):
         assert 0.0 < m["ram_used_gb"] < m["ram_total_gb"]
         assert abs(m["uptime_secs"] - (time.time() - psutil.boot_time())) < 5
         assert 0.0 <= s.http.get("/busy").json() <= 1.0
-    finally:
-        s.close()
 
 
 TIMED = '''
@@ -684,15 +576,11 @@ service telemetry {
 def test_timers_append_through_the_writer(tmp_path):
     """`every` runs on the runtime's timer through the same writer as requests: its appends are
     durable, follow the `on` blocks, and stop when the block says so."""
-    from lwas.driver import compile_source
     from lwas.runtime.verify import verify_store
 
-    key = generate()
-    c = compile_source(TIMED, str(tmp_path / "timed.lwas"), key=key)
-    assert c.ok, c.diagnostics
+    artifact, key = compile_signed(TIMED, tmp_path / "timed.lwas")
     db = str(tmp_path / "l.db")
-    s = Server(c.artifact, key, db)
-    try:
+    with Server(artifact, key, db) as s:
         deadline = time.monotonic() + 20
         while s.http.get("/count").json()["samples"] < 8:
             assert time.monotonic() < deadline, "the timer did not run"
@@ -700,8 +588,6 @@ def test_timers_append_through_the_writer(tmp_path):
         time.sleep(0.3)
         assert s.http.get("/count").json()["samples"] == 8  # the block stops appending at 8
         assert s.http.get("/ledger/samples/checkpoint").json()["tree_size"] == 8
-    finally:
-        s.close()
     assert verify_store(db, key.public_key()).ok
 
 
@@ -717,15 +603,11 @@ def test_timers_are_checked():
 
 
 def test_config_int_reads_a_number_or_the_default(tmp_path):
-    from lwas.driver import compile_source
     from lwas.errors import RuntimeError as LwasRuntimeError
 
     src = 'service s {\n  get "/n" -> int {\n    return config_int("LIMIT", 42) + 1\n  }\n}\n'
-    key = generate()
-    c = compile_source(src, str(tmp_path / "n.lwas"), key=key)
-    assert c.ok, c.diagnostics
-    art, program = load_verified(c.artifact, [key.public_key()])
-    desc = art.manifest["services"][0]
+    b = compile_loaded(src, tmp_path / "n.lwas")
+    key, program, desc = b.key, b.program, b.desc
     store = open_store(str(tmp_path / "l.db"))
     try:
         for settings, want in (({}, 43), ({"LIMIT": b" 7 "}, 8), ({"LIMIT": b"-9223372036854775808"}, -2**63 + 1)):

@@ -14,10 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lwas.backend import keys
-from lwas.driver import compile_source
+from helpers import compile_loaded
 from lwas.runtime.ledger import decode_value, encode_value
-from lwas.runtime.loader import load_verified
 from lwas.runtime.state import KeptState
 from lwas.runtime.values import Money
 
@@ -81,11 +79,8 @@ STATES = st.fixed_dictionaries({
 
 @pytest.fixture(scope="module")
 def built():
-    key = keys.generate()
-    c = compile_source(SOURCE, "snapcodec.lwas", key=key)
-    assert c.ok, c.diagnostics
-    art, program = load_verified(c.artifact, [key.public_key()])
-    return program, art.manifest["services"][0]
+    b = compile_loaded(SOURCE, "snapcodec.lwas")
+    return b.program, b.desc
 
 
 @settings(max_examples=150, deadline=None)

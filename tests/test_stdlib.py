@@ -4,28 +4,27 @@ from __future__ import annotations
 
 import math
 import statistics
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import ROOT, program_of
 import lwas
 from lwas.backend import keys
 from lwas.tools.evaluate import evaluator_for
 from lwas.runtime.values import Money
 from lwas.semantics.types import CURRENCY_EXPONENTS
 
-STD = Path(__file__).resolve().parent.parent / "stdlib"
+STD = ROOT / "stdlib"
 MODULES = sorted(p.stem for p in STD.glob("*.lwas"))
 KEY = keys.generate()
 
 
 def _native(name: str):
     src = (STD / f"{name}.lwas").read_text()
-    art = lwas.compile(src, filename=f"{name}.lwas", key=KEY)
-    return lwas.load(art, trusted=[keys.public_pem(KEY)])
+    return program_of(src, f"{name}.lwas", KEY)
 
 
 _programs: dict = {}
@@ -137,5 +136,5 @@ _shift: dict = {}
 
 def _shift_native(src: str):
     if src not in _shift:
-        _shift[src] = lwas.load(lwas.compile(src, filename="shift.lwas", key=KEY), trusted=[keys.public_pem(KEY)])
+        _shift[src] = program_of(src, "shift.lwas", KEY)
     return _shift[src]

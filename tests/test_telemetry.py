@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import psutil
 import pytest
 
-from lwas.driver import compile_source
-from lwas.backend.keys import generate
-from test_service import AUTH, Server
+from helpers import AUTH, BANK, ROOT, Server, compile_signed
 
-TELEMETRY = Path(__file__).resolve().parent.parent / "services" / "telemetry.lwas"
+TELEMETRY = ROOT / "services" / "telemetry.lwas"
 
 
 def build(*replacements: tuple[str, str]) -> tuple[bytes, object]:
@@ -23,10 +20,7 @@ def build(*replacements: tuple[str, str]) -> tuple[bytes, object]:
     for old, new in replacements:
         assert old in src, old
         src = src.replace(old, new)
-    key = generate()
-    c = compile_source(src, str(TELEMETRY), key=key)
-    assert c.ok, c.diagnostics
-    return c.artifact, key
+    return compile_signed(src, TELEMETRY)
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +30,8 @@ def compiled():
 
 @pytest.fixture
 def telemetry(compiled, tmp_path):
-    s = Server(*compiled, str(tmp_path / "telemetry.db"))
-    yield s
-    s.close()
+    with Server(*compiled, str(tmp_path / "telemetry.db")) as s:
+        yield s
 
 
 def market(s: Server, symbol: str, price: float, second: int):
@@ -93,8 +86,7 @@ def test_samples_and_high_cpu_alert(tmp_path, monkeypatch):
     monkeypatch.setenv("LWAS_CONFIG_HIGH_CPU_PERCENT", "-1")
     monkeypatch.setenv("LWAS_CONFIG_HIGH_CPU_FOR_SECS", "1")
     art, key = build(('every "10s" {', 'every "100ms" {'))
-    s = Server(art, key, str(tmp_path / "t.db"))
-    try:
+    with Server(art, key, str(tmp_path / "t.db")) as s:
         t0 = time.monotonic()
         while "high_cpu" not in [a["name"] for a in s.http.get("/alerts").json()]:
             assert time.monotonic() - t0 < 20, "high_cpu never fired"
@@ -103,24 +95,16 @@ def test_samples_and_high_cpu_alert(tmp_path, monkeypatch):
         alert = next(a for a in s.http.get("/alerts").json() if a["name"] == "high_cpu")
         assert alert["message"] == "CPU usage above -1% for 1 s"
         assert s.http.get("/ledger/samples/checkpoint").json()["tree_size"] >= 10
-    finally:
-        s.close()
 
 
 def test_state_survives_a_restart(compiled, tmp_path):
     db = str(tmp_path / "t.db")
-    s = Server(*compiled, db)
-    try:
+    with Server(*compiled, db) as s:
         for i, p in enumerate([5.0, 5.1, 4.9, 5.0, 5.2, 4.8, 9.0, 9.1, 9.2]):
             market(s, "SOL", p, i)
         before = (s.http.get("/alerts").json(), s.http.get("/report").json()["markets"])
-    finally:
-        s.close()
-    s = Server(*compiled, db)
-    try:
+    with Server(*compiled, db) as s:
         assert (s.http.get("/alerts").json(), s.http.get("/report").json()["markets"]) == before
-    finally:
-        s.close()
 
 
 def event(s: Server, id: str, kind: str, ok: bool, second: float):
@@ -174,15 +158,10 @@ def test_request_windows_from_runtimes_drive_critical_errors(telemetry):
 
 def test_a_runtime_reports_its_requests_to_telemetry(telemetry, tmp_path):
     from lwas.runtime.report import RequestReporter
-    from test_service import BANK, transfer
+    from test_service import transfer
 
-    from lwas.driver import compile_file
-
-    key = generate()
-    c = compile_file(BANK, key=key)
     reporter = RequestReporter(telemetry.url, "bank", api_key=AUTH["Authorization"].split()[1], every=3600)
-    bank = Server(c.artifact, key, str(tmp_path / "bank.db"), reporter=reporter)
-    try:
+    with Server(*compile_signed(path=BANK), str(tmp_path / "bank.db"), reporter=reporter) as bank:
         for i in range(4):
             assert bank.http.post("/transfers", json=transfer(f"r{i}"), headers=AUTH).status_code == 200
         assert bank.http.get("/average/0").status_code == 500  # a fault: counted as failed
@@ -192,8 +171,6 @@ def test_a_runtime_reports_its_requests_to_telemetry(telemetry, tmp_path):
         assert (rate["total"], rate["failed"]) == (5, 1)
         assert reporter.flush()  # nothing new: nothing sent
         assert reporter.sent == 1
-    finally:
-        bank.close()
 
 
 def test_a_window_telemetry_did_not_take_is_merged_into_the_next(tmp_path):

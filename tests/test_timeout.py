@@ -14,18 +14,16 @@
 from __future__ import annotations
 
 import faulthandler
-import hashlib
 import time
 
 import pytest
 
+from helpers import compile_loaded
 import lwas
-from lwas.backend import codegen, keys, lower
-from lwas.driver import check_source, compile_source
+from lwas.backend import codegen, lower
+from lwas.driver import check_source
 from lwas.errors import RuntimeError as LwasRuntimeError
 from lwas.runtime import native
-from lwas.runtime.host import Service
-from lwas.runtime.loader import load_verified
 from lwas.runtime.native import NativeProgram
 from lwas.runtime.snapshot import Policy
 from lwas.runtime.store import open_store
@@ -271,17 +269,13 @@ service t {
 
 
 def test_a_service_keeps_serving_after_a_runaway_handler(tmp_path):
-    key = keys.generate()
-    c = compile_source(SERVICE, "t.lwas", key=key)
-    assert c.ok, c.diagnostics
-    art, program = load_verified(c.artifact, [key.public_key()])
+    b = compile_loaded(SERVICE, "t.lwas")
+    program, desc = b.program, b.desc
     assert program.budget_ms == 1000  # the default
     program.set_budget_ms(BUDGET_MS)
-    desc = art.manifest["services"][0]
     post = next(r for r in desc["routes"] if r["method"] == "POST")
     get = next(r for r in desc["routes"] if r["method"] == "GET")
-    svc = Service(program, desc, open_store(str(tmp_path / "t.db")), key, hashlib.sha512(c.artifact).digest(),
-                  settings={}, snapshots=Policy(0, 0))
+    svc = b.service(open_store(str(tmp_path / "t.db")), settings={}, snapshots=Policy(0, 0))
     svc.start()
     try:
         assert svc.call(post, ({"id": "a", "k": 1},)).response == 1

@@ -1,4 +1,4 @@
-"""The truth-consistency phase (lwas/semantics/truth.py): every E02xx code, LANGUAGE.md's axiom programs,
+"""The truth-consistency phase (lwas/semantics/truth.py): every E02xx code, docs/contract.md's axiom programs,
 effective truths and rule caps.
 
 Programs are written in LwaS axiom syntax and turned into a resolved Program by a tiny
@@ -92,7 +92,7 @@ def label_places(diag):
     return {(l.span.line, l.span.col) for l in diag.labels}
 
 
-# ---------------------------------------------------------------- LANGUAGE.md: accepted
+# ---------------------------------------------------------------- docs/contract.md: accepted
 
 ETHICS = """\
 axiom truth = 1.0

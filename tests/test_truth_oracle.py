@@ -253,7 +253,7 @@ def test_verdict_does_not_depend_on_declaration_order(cols, rnd):
 
 
 def test_language_programs_explanations_are_minimal():
-    # the interval program of LANGUAGE.md: lo = 0.6..0.9, hi = 0.1..0.7 contradicts lo, top = 0.7 requires hi
+    # the interval program of docs/contract.md: lo = 0.6..0.9, hi = 0.1..0.7 contradicts lo, top = 0.7 requires hi
     sol = solve([0.6, 0.1, 0.7], [0.9, 0.7, 0.7], [True] * 3, [[], [], [1]], [[], [0], []])
     (v,) = sol.violations
     assert v.code == "E0206"

@@ -112,7 +112,7 @@ def test_language_program_checks_clean(lang):
     clean(sink)
 
 
-CONTRACT = Path(__file__).parent / "data" / "LANGUAGE.md"  # the core language contract, as given
+CONTRACT = Path(__file__).resolve().parent.parent / "docs" / "contract.md"  # the core language contract, as given
 
 
 def test_contract_accepted_blocks_check_clean():

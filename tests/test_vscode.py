@@ -15,11 +15,11 @@ import shutil
 import subprocess
 import time
 import zipfile
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 EXT = ROOT / "editors" / "vscode"
 GRAMMAR = EXT / "syntaxes" / "lwas.tmLanguage.json"
 LARK = ROOT / "grammar" / "lwas.lark"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -11,15 +12,44 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
+
+
+# what a copy of the tree leaves out when git cannot list the project's files
+NOT_SOURCE = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis",
+              "test-artifacts", "node_modules", ".lwas-cache", "var", "out")
+
+
+def copy_project(dst: Path) -> Path:
+    """The project's files (tracked, and new ones git does not ignore) copied to `dst`: a build
+    there leaves the source tree as it was (no build/, no *.egg-info)."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                                check=True, capture_output=True).stdout.decode().split("\0")
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout: copy it all but the clutter
+        shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(*NOT_SOURCE), dirs_exist_ok=True)
+        return dst
+    for name in filter(None, listed):
+        src = ROOT / name
+        if src.is_file():  # not one deleted in the working tree
+            (dst / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / name)
+    return dst
+
+
+def build_outputs() -> set[str]:
+    return {p.name for p in ROOT.iterdir() if p.name == "build" or p.name.endswith(".egg-info")}
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
+    before = build_outputs()
+    src = copy_project(tmp_path_factory.mktemp("src"))
     # --no-isolation: build with the setuptools already in this venv (no network needed)
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(src)],
                    check=True, capture_output=True, text=True)
+    assert build_outputs() == before, "the wheel build wrote build/ or *.egg-info into the source tree"
     (whl,) = out.glob("lwas-*.whl")
     return whl
 

@@ -48,10 +48,9 @@ from __future__ import annotations
 from llvmlite import ir as L
 
 from lwas.backend import ir
+from lwas.backend.emit import I1, I32, I64, PTR, cold_path
 from lwas.abi import BUDGET_GLOBAL
 
-I1, I32, I64 = L.IntType(1), L.IntType(32), L.IntType(64)
-PTR = L.PointerType()
 CTX = L.LiteralStructType([I64, I64])  # {deadline ns (INT64_MAX: none), fuel of recursive entries}
 TIMESPEC = L.LiteralStructType([I64, I64])  # struct timespec on 64-bit Linux and macOS
 NO_DEADLINE = 2 ** 63 - 1
@@ -190,14 +189,7 @@ class Budget:
     def on_expiry(self, b: L.IRBuilder, f: L.Function, ctx, fail) -> None:
         """Calls lwas.tick(ctx()); when the deadline has passed, runs fail() (which must end its
         block: a return of the timeout status); b continues on the path that goes on."""
-        expired = b.call(self.tick(), [ctx()])
-        stop = f.append_basic_block("timeout")
-        go = f.append_basic_block("in_time")
-        b.cbranch(expired, stop, go)
-        b.block.instructions[-1].set_weights([1, 1000000])
-        b.position_at_end(stop)
-        fail()
-        b.position_at_end(go)
+        cold_path(b, f, b.call(self.tick(), [ctx()]), fail, ("timeout", "in_time"), when=True)
 
     def entry_check(self, b: L.IRBuilder, f: L.Function, ctx, fail) -> None:
         """At the entry of a function that can recurse: one decrement of the shared fuel; every

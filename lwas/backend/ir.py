@@ -20,16 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from lwas.syntax.source import Span
-from lwas.semantics.types import Type
-
-
-class Unsupported(Exception):
-    """A construct the native code generator does not compile (yet); `span` is where."""
-
-    def __init__(self, message: str, span=None):
-        super().__init__(message)
-        self.message = message
-        self.span = span
+# Unsupported: a construct the native code generator does not compile (yet); defined with the
+# types so that lwas.semantics.types.type_desc can raise it too.
+from lwas.semantics.types import Type, Unsupported  # noqa: F401
 
 
 @dataclass(eq=False)

@@ -76,22 +76,12 @@ def _stmt(s, depth: int, lines: list[str], names: _Names) -> None:
     elif isinstance(s, ir.Push):
         lines.append(f"{pad}push {names(s.var)} (room {names(s.cap)}) {e(s.value)}!{s.site}")
     elif isinstance(s, ir.If):
-        lines.append(f"{pad}if {e(s.cond)} {{")
-        _block(s.then, depth + 1, lines, names)
-        if s.orelse:
-            lines.append(f"{pad}}} else {{")
-            _block(s.orelse, depth + 1, lines, names)
-        lines.append(f"{pad}}}")
+        _braced(f"if {e(s.cond)}", s.then, "else", s.orelse, depth, lines, names)
     elif isinstance(s, ir.Loop):
         extra = f" !{s.site}" if s.site >= 0 else ""
         if s.count is not None:
             extra += f" counting {names(s.count[0])} to {e(s.count[1])}"
-        lines.append(f"{pad}while {e(s.cond)}{extra} {{")
-        _block(s.body, depth + 1, lines, names)
-        if s.step:
-            lines.append(f"{pad}}} step {{")
-            _block(s.step, depth + 1, lines, names)
-        lines.append(f"{pad}}}")
+        _braced(f"while {e(s.cond)}{extra}", s.body, "step", s.step, depth, lines, names)
     elif isinstance(s, ir.SwitchStmt):
         lines.append(f"{pad}switch {e(s.subject)} {{")
         for consts, body in s.arms:
@@ -113,6 +103,17 @@ def _stmt(s, depth: int, lines: list[str], names: _Names) -> None:
         lines.append(f"{pad}{e(s.value)}")
     else:
         raise TypeError(f"irprint: no form for the statement {type(s).__name__}")
+
+
+def _braced(head: str, first: list, word: str, second: list, depth: int, lines: list[str], names: _Names) -> None:
+    """`head { first } word { second }`, the second block left out when it is empty."""
+    pad = "  " * depth
+    lines.append(f"{pad}{head} {{")
+    _block(first, depth + 1, lines, names)
+    if second:
+        lines.append(f"{pad}}} {word} {{")
+        _block(second, depth + 1, lines, names)
+    lines.append(f"{pad}}}")
 
 
 def _expr(x, names: _Names) -> str:

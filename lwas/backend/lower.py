@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from lwas.backend import inplace, ir
 from lwas.syntax import tree as ast
-from lwas.abi import SYMBOL_PREFIX, AxiomEntry, ErrorSite, Export, Extern, Param, type_desc
+from lwas.abi import SYMBOL_PREFIX, AxiomEntry, ErrorSite, Export, Extern, Param
 from lwas.errors import KINDS
 from lwas.backend.ir import Unsupported
+from lwas.backend.typeinfo import has_array, is_constant, owns_memory
 from lwas.semantics.typecheck import BuiltinRef, FieldRef, ItemRef, Local, VariantRef
-from lwas.semantics.types import (BOOL, CURRENCY_EXPONENTS, FLOAT, INT, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MapT, MoneyT,
-                    RecordT, Type)
+from lwas.semantics.types import (BOOL, CURRENCY_EXPONENTS, FLOAT, INT, TEXT, TIME, TRUTH, UNIT, ArrayT, MapT, MoneyT,
+                                  Type, type_desc)
 
 
 def lower_program(program, checked, truth) -> ir.Program:
@@ -630,7 +631,7 @@ class _Lowerer:
             return m
         if c is ast.ArrayLit:  # built at run time (a "memory" site) unless all constants
             elems = [self.expr(x) for x in e.elems]
-            site = -1 if all(_constant(x) for x in elems) else self.site("memory", e.span)
+            site = -1 if all(is_constant(x) for x in elems) else self.site("memory", e.span)
             return ir.Prim("array", elems, t, site)
         if c is ast.Match:
             arms, default = [], None
@@ -786,28 +787,6 @@ class _Lowerer:
             return ir.Prim("host_config", args, TEXT, self.site("host", e.span, "this configuration value is not set"),
                            self.site("memory", e.span))
         raise Unsupported(f"the built-in `{name}` is not compiled yet", e.span)
-
-
-def has_array(t) -> bool:
-    """Whether a value of type t holds arrays (storage an element assignment can write)."""
-    c = t.__class__
-    return c is ArrayT or c is RecordT and any(has_array(f) for f in t.fields.values())
-
-
-def owns_memory(t) -> bool:
-    """Whether a value of type t holds text, arrays or maps (a result the wrapper copies)."""
-    c = t.__class__
-    if c is MapT:
-        return True
-    return t is TEXT or c is ArrayT or c is RecordT and any(owns_memory(f) for f in t.fields.values())
-
-
-def _constant(x) -> bool:
-    """A literal, possibly behind an identity conversion (codegen's test for a constant array
-    literal, which is a constant global and allocates nothing)."""
-    while x.__class__ is ir.Prim and x.op == "id":
-        x = x.args[0]
-    return x.__class__ is ir.Const
 
 
 def _sccs(graph: dict) -> dict:

@@ -39,37 +39,38 @@ from __future__ import annotations
 
 from llvmlite import ir as L
 
+from lwas.backend.emit import ARENA, I1, I32, I64, PTR, const as _c, mem_type, phi, ret_struct, sizeof, text_cmp, unless
+from lwas.backend.typeinfo import owns_memory
 from lwas.semantics.types import BOOL, TEXT, MapT
 
-I1, I8, I32, I64 = L.IntType(1), L.IntType(8), L.IntType(32), L.IntType(64)
-PTR = L.PointerType()
 DELTA, RATIO = 3, 2
 LEFT, RIGHT, SIZE, KEY, VALUE, EDIT = range(6)
-ARENA_EDIT = 2  # the edit number's field in codegen's ARENA
-
-
-def _c(v, t=I64):
-    return L.Constant(t, v)
+ARENA_EDIT = 2  # the edit number's field in ARENA
+PTR_OK = L.LiteralStructType([PTR, I1])  # what a function that may run out of memory returns
 
 
 class Maps:
     """The map functions of one module, built on first use, one set per map shape."""
 
     def __init__(self, mb):
-        from lwas.backend.codegen import ARENA, mem_type
-
         self.mb = mb
-        self.mem_type = mem_type
-        self.arena_type = ARENA
         self.fns: dict = {}  # the zero node of each shape (a constant)
 
     # ------------------------------------------------------------ helpers
 
     def node_type(self, t: MapT) -> L.Type:
-        return L.LiteralStructType([PTR, PTR, I64, self.mem_type(t.key), self.mem_type(t.value), I64])
+        return L.LiteralStructType([PTR, PTR, I64, mem_type(t.key), mem_type(t.value), I64])
 
     def _fn(self, t: MapT, what: str, ret, params, build):
         return self.mb.internal(("map", what, repr(t)), f"lwas.map.{what}", ret, params, build)
+
+    def _ok_fn(self, t: MapT, what: str, params, build):
+        """A map function that returns {ptr, i1 ok}: build(f, b, ret) fills it from its entry
+        block, ret(p, ok=1) returning p and ok."""
+        def made(f):
+            b = L.IRBuilder(f.append_basic_block("entry"))
+            build(f, b, lambda p, ok=1: ret_struct(b, PTR_OK, p, _c(ok, I1)))
+        return self._fn(t, what, PTR_OK, params, made)
 
     def _field(self, b, t: MapT, node, i: int, name: str = ""):
         nt = self.node_type(t)
@@ -106,11 +107,7 @@ class Maps:
         """-1, 0 or 1 (i64) as key x orders before, with or after key y."""
         k = t.key
         if k is TEXT:
-            nx, ny = b.extract_value(x, 1), b.extract_value(y, 1)
-            n = b.select(b.icmp_unsigned("<", nx, ny), nx, ny)
-            r = b.sext(b.call(self.mb.libc("memcmp"), [b.extract_value(x, 0), b.extract_value(y, 0), n]), I64)
-            by_len = b.sub(b.zext(b.icmp_unsigned(">", nx, ny), I64), b.zext(b.icmp_unsigned("<", nx, ny), I64))
-            r = b.select(b.icmp_signed("==", r, _c(0)), by_len, r)
+            r = text_cmp(b, self.mb.libc("memcmp"), x, y)
             return b.sub(b.zext(b.icmp_signed(">", r, _c(0)), I64), b.zext(b.icmp_signed("<", r, _c(0)), I64))
         signed = k is not BOOL
         lt = b.icmp_signed("<", x, y) if signed else b.icmp_unsigned("<", x, y)
@@ -122,23 +119,6 @@ class Maps:
 
     def _not_null(self, b, p):
         return b.icmp_unsigned("!=", b.ptrtoint(p, I64), _c(0))
-
-    def _unless(self, b, f, ok, fail) -> None:
-        """Go on where ok holds; where it does not, fail() emits the return (out of memory)."""
-        good = f.append_basic_block("ok")
-        bad = f.append_basic_block("oom")
-        b.cbranch(ok, good, bad)
-        b.position_at_end(bad)
-        fail()
-        b.position_at_end(good)
-
-    @staticmethod
-    def _ret(b, res, *values) -> None:
-        """Return the struct res made of values."""
-        v = L.Constant(res, None)
-        for i, x in enumerate(values):
-            v = b.insert_value(v, x, i)
-        b.ret(v)
 
     def _if_null(self, b, f, p):
         """Branch on p being null: the (null, not null) blocks; b stays where it was."""
@@ -165,9 +145,9 @@ class Maps:
             arena, k, v, l, r = f.args
             b = L.IRBuilder(f.append_basic_block("entry"))
             nt = self.node_type(t)
-            size = b.ptrtoint(b.gep(L.Constant(PTR, None), [_c(1)], source_etype=nt), I64)
+            size = sizeof(b, nt)
             p = b.call(self.mb.alloc(), [arena, size])
-            self._unless(b, f, self._not_null(b, p), lambda: b.ret(L.Constant(PTR, None)))
+            unless(b, f, self._not_null(b, p), lambda: b.ret(L.Constant(PTR, None)))
             n = b.add(b.add(self._size(b, t, l), self._size(b, t, r)), _c(1))
             v_ = L.Constant(nt, None)
             for i, x in ((LEFT, l), (RIGHT, r), (SIZE, n), (KEY, k), (VALUE, v)):
@@ -203,35 +183,36 @@ class Maps:
 
             def checked(x, then):
                 """Return null when x is null (out of memory), else go on with then(x)."""
-                self._unless(b, f, self._not_null(b, x), lambda: b.ret(L.Constant(PTR, None)))
+                unless(b, f, self._not_null(b, x), lambda: b.ret(L.Constant(PTR, None)))
                 return then(x)
 
-            # rotate left: r = (k2, v2, rl, rr)
-            b.position_at_end(rot_l)
-            k2, v2, rl, rr = fields(r)
-            single = f.append_basic_block("single_left")
-            double = f.append_basic_block("double_left")
-            b.cbranch(b.icmp_unsigned("<", self._size(b, t, rl), b.mul(self._size(b, t, rr), _c(RATIO))),
-                      single, double)
-            b.position_at_end(single)  # (k2, v2, (k, v, l, rl), rr)
-            checked(b.call(mk, [arena, k, v, l, rl]), lambda a: b.ret(b.call(mk, [arena, k2, v2, a, rr])))
-            b.position_at_end(double)  # rl = (k3, v3, rll, rlr): (k3, v3, (k, v, l, rll), (k2, v2, rlr, rr))
-            k3, v3, rll, rlr = fields(rl)
-            checked(b.call(mk, [arena, k, v, l, rll]), lambda a: checked(
-                b.call(mk, [arena, k2, v2, rlr, rr]), lambda c: b.ret(b.call(mk, [arena, k3, v3, a, c]))))
-            # rotate right: l = (k2, v2, ll, lr)
-            b.position_at_end(rot_r)
-            k2, v2, ll, lr = fields(l)
-            single = f.append_basic_block("single_right")
-            double = f.append_basic_block("double_right")
-            b.cbranch(b.icmp_unsigned("<", self._size(b, t, lr), b.mul(self._size(b, t, ll), _c(RATIO))),
-                      single, double)
-            b.position_at_end(single)  # (k2, v2, ll, (k, v, lr, r))
-            checked(b.call(mk, [arena, k, v, lr, r]), lambda a: b.ret(b.call(mk, [arena, k2, v2, ll, a])))
-            b.position_at_end(double)  # lr = (k3, v3, lrl, lrr): (k3, v3, (k2, v2, ll, lrl), (k, v, lrr, r))
-            k3, v3, lrl, lrr = fields(lr)
-            checked(b.call(mk, [arena, k2, v2, ll, lrl]), lambda a: checked(
-                b.call(mk, [arena, k, v, lrr, r]), lambda c: b.ret(b.call(mk, [arena, k3, v3, a, c]))))
+            def rotate(side):
+                """The rotation toward `side` (LEFT when r outweighs l; RIGHT is its mirror
+                image), single or double; the comments name the nodes of the left one."""
+                def mirror(x, y):
+                    return (x, y) if side == LEFT else (y, x)
+
+                light, heavy = mirror(l, r)
+                b.position_at_end(rot_l if side == LEFT else rot_r)
+                k2, v2, hl, hr = fields(heavy)
+                inner, outer = mirror(hl, hr)  # r = (k2, v2, rl, rr)
+                name = "left" if side == LEFT else "right"
+                single = f.append_basic_block(f"single_{name}")
+                double = f.append_basic_block(f"double_{name}")
+                b.cbranch(b.icmp_unsigned("<", self._size(b, t, inner), b.mul(self._size(b, t, outer), _c(RATIO))),
+                          single, double)
+                b.position_at_end(single)  # (k2, v2, (k, v, l, rl), rr)
+                checked(b.call(mk, [arena, k, v, *mirror(light, inner)]),
+                        lambda a: b.ret(b.call(mk, [arena, k2, v2, *mirror(a, outer)])))
+                b.position_at_end(double)  # rl = (k3, v3, rll, rlr): (k3, v3, (k, v, l, rll), (k2, v2, rlr, rr))
+                k3, v3, il, ir = fields(inner)
+                near, far = mirror(il, ir)
+                lo, hi = mirror([k, v, *mirror(light, near)], [k2, v2, *mirror(far, outer)])  # the new children
+                checked(b.call(mk, [arena, *lo]), lambda a: checked(
+                    b.call(mk, [arena, *hi]), lambda c: b.ret(b.call(mk, [arena, k3, v3, a, c]))))
+
+            rotate(LEFT)
+            rotate(RIGHT)
         nt = self.node_type(t)
         return self._fn(t, "balance", PTR, [PTR, nt.elements[KEY], nt.elements[VALUE], PTR, PTR], build)
 
@@ -283,7 +264,7 @@ class Maps:
             for blk, side in ((left, LEFT), (right, RIGHT)):
                 b.position_at_end(blk)
                 sub = b.call(f, [arena, nl if side == LEFT else nr, k, v])
-                self._unless(b, f, self._not_null(b, sub), lambda: b.ret(L.Constant(PTR, None)))
+                unless(b, f, self._not_null(b, sub), lambda: b.ret(L.Constant(PTR, None)))
                 l2, r2 = (sub, nr) if side == LEFT else (nl, sub)
                 b.ret(b.call(self.balance(t), [arena, nk, nv, l2, r2]))
         nt = self.node_type(t)
@@ -297,7 +278,7 @@ class Maps:
         def build(f):
             arena, root, k, v = f.args
             b = L.IRBuilder(f.append_basic_block("entry"))
-            at = b.gep(arena, [_c(0, I32), _c(ARENA_EDIT, I32)], source_etype=self.arena_type)
+            at = b.gep(arena, [_c(0, I32), _c(ARENA_EDIT, I32)], source_etype=ARENA)
             b.ret(b.call(self.insert_marked(t), [arena, b.load(at, typ=I64), root, k, v]))
         nt = self.node_type(t)
         return self._fn(t, "insert_owned", PTR, [PTR, PTR, nt.elements[KEY], nt.elements[VALUE]], build)
@@ -310,7 +291,7 @@ class Maps:
             null = L.Constant(PTR, None)
 
             def marked(n):
-                self._unless(b, f, self._not_null(b, n), lambda: b.ret(null))
+                unless(b, f, self._not_null(b, n), lambda: b.ret(null))
                 self._set(b, t, n, EDIT, edit)
                 b.ret(n)
 
@@ -333,7 +314,7 @@ class Maps:
             for blk, side in ((left, LEFT), (right, RIGHT)):
                 b.position_at_end(blk)
                 sub = b.call(f, [arena, edit, nl if side == LEFT else nr, k, v])
-                self._unless(b, f, self._not_null(b, sub), lambda: b.ret(null))
+                unless(b, f, self._not_null(b, sub), lambda: b.ret(null))
                 l2, r2 = (sub, nr) if side == LEFT else (nl, sub)
                 sl, sr = self._size(b, t, l2), self._size(b, t, r2)
                 write, copy = f.append_basic_block("write"), f.append_basic_block("copy")
@@ -350,15 +331,8 @@ class Maps:
     def delete(self, t: MapT):
         """`{ptr, i1 ok} delete(ptr arena, ptr root, K k)`: the map without k (the same map when
         k is absent; ok = 0: out of memory)."""
-        res = L.LiteralStructType([PTR, I1])
-
-        def build(f):
+        def build(f, b, ret):
             arena, root, k = f.args
-            b = L.IRBuilder(f.append_basic_block("entry"))
-
-            def ret(p, ok=1):
-                self._ret(b, res, p, _c(ok, I1))
-
             empty, walk = self._if_null(b, f, root)
             b.position_at_end(empty)
             ret(root)
@@ -373,7 +347,7 @@ class Maps:
                 old = nl if side == LEFT else nr
                 r = b.call(f, [arena, old, k])
                 sub = b.extract_value(r, 0)
-                self._unless(b, f, b.extract_value(r, 1), lambda: ret(L.Constant(PTR, None), 0))
+                unless(b, f, b.extract_value(r, 1), lambda: ret(L.Constant(PTR, None), 0))
                 same = f.append_basic_block("unchanged")
                 changed = f.append_basic_block("changed")
                 b.cbranch(b.icmp_unsigned("==", b.ptrtoint(sub, I64), b.ptrtoint(old, I64)), same, changed)
@@ -383,22 +357,15 @@ class Maps:
                 l2, r2 = (sub, nr) if side == LEFT else (nl, sub)
                 p = b.call(self.balance(t), [arena, nk, nv, l2, r2])
                 # balance's null means out of memory (the node holds nk, so it is never empty)
-                self._unless(b, f, self._not_null(b, p), lambda: ret(L.Constant(PTR, None), 0))
+                unless(b, f, self._not_null(b, p), lambda: ret(L.Constant(PTR, None), 0))
                 ret(p)
-        return self._fn(t, "delete", res, [PTR, PTR, self.node_type(t).elements[KEY]], build)
+        return self._ok_fn(t, "delete", [PTR, PTR, self.node_type(t).elements[KEY]], build)
 
     def glue(self, t: MapT):
         """`{ptr, i1 ok} glue(ptr arena, ptr l, ptr r)`: l and r (every key of l before every
         key of r, balanced with each other) joined into one tree."""
-        res = L.LiteralStructType([PTR, I1])
-
-        def build(f):
+        def build(f, b, ret):
             arena, l, r = f.args
-            b = L.IRBuilder(f.append_basic_block("entry"))
-
-            def ret(p, ok=1):
-                self._ret(b, res, p, _c(ok, I1))
-
             l_null = f.append_basic_block("left_empty")
             l_some = f.append_basic_block("left_some")
             r_null = f.append_basic_block("right_empty")
@@ -418,13 +385,13 @@ class Maps:
                 b.position_at_end(blk)
                 x = b.call(self.pop_end(t, side), [arena, l if side == LEFT else r])
                 extreme, rest, ok = (b.extract_value(x, i) for i in range(3))
-                self._unless(b, f, ok, lambda: ret(L.Constant(PTR, None), 0))
+                unless(b, f, ok, lambda: ret(L.Constant(PTR, None), 0))
                 ek, ev = self._field(b, t, extreme, KEY), self._field(b, t, extreme, VALUE)
                 l2, r2 = (rest, r) if side == LEFT else (l, rest)
                 p = b.call(self.balance(t), [arena, ek, ev, l2, r2])
-                self._unless(b, f, self._not_null(b, p), lambda: ret(L.Constant(PTR, None), 0))
+                unless(b, f, self._not_null(b, p), lambda: ret(L.Constant(PTR, None), 0))
                 ret(p)
-        return self._fn(t, "glue", res, [PTR, PTR, PTR], build)
+        return self._ok_fn(t, "glue", [PTR, PTR, PTR], build)
 
     def pop_end(self, t: MapT, side: int):
         """`{ptr node, ptr rest, i1 ok} pop(ptr arena, ptr root)` (root not null): the node with
@@ -438,7 +405,7 @@ class Maps:
             b = L.IRBuilder(f.append_basic_block("entry"))
 
             def ret(node, rest, ok=1):
-                self._ret(b, res, node, rest, _c(ok, I1))
+                ret_struct(b, res, node, rest, _c(ok, I1))
 
             nk, nv, nl, nr = (self._field(b, t, root, i) for i in (KEY, VALUE, LEFT, RIGHT))
             child = nr if toward == RIGHT else nl
@@ -451,10 +418,10 @@ class Maps:
             x = b.call(f, [arena, child])
             node, rest, ok = (b.extract_value(x, i) for i in range(3))
             failed = lambda: ret(L.Constant(PTR, None), L.Constant(PTR, None), 0)  # noqa: E731
-            self._unless(b, f, ok, failed)
+            unless(b, f, ok, failed)
             l2, r2 = (nl, rest) if toward == RIGHT else (rest, nr)
             p = b.call(self.balance(t), [arena, nk, nv, l2, r2])
-            self._unless(b, f, self._not_null(b, p), failed)
+            unless(b, f, self._not_null(b, p), failed)
             ret(node, p)
         return self._fn(t, f"pop{side}", res, [PTR, PTR], build)
 
@@ -490,19 +457,13 @@ class Maps:
 
     def adopt(self, t: MapT):
         """`{ptr, i1 ok} adopt(ptr arena, ptr root)`: the map rebuilt node by node in the arena,
-        keys and values adopted too (codegen's `adopt`: what a kept value may point to)."""
-        res = L.LiteralStructType([PTR, I1])
-
-        def build(f):
+        keys and values adopted too (lwas.backend.memory's `adopt`: what a kept value may point to)."""
+        def build(f, b, ret):
             arena, root = f.args
-            b = L.IRBuilder(f.append_basic_block("entry"))
             nt = self.node_type(t)
 
-            def ret(p, ok=1):
-                self._ret(b, res, p, _c(ok, I1))
-
             def guard(ok):
-                self._unless(b, f, ok, lambda: ret(L.Constant(PTR, None), 0))
+                unless(b, f, ok, lambda: ret(L.Constant(PTR, None), 0))
 
             empty, walk = self._if_null(b, f, root)
             b.position_at_end(empty)
@@ -520,12 +481,12 @@ class Maps:
                 r = b.call(x, [arena, b.extract_value(v, idx)])
                 guard(b.extract_value(r, 1))
                 v = b.insert_value(v, b.extract_value(r, 0), idx)
-            size = b.ptrtoint(b.gep(L.Constant(PTR, None), [_c(1)], source_etype=nt), I64)
+            size = sizeof(b, nt)
             p = b.call(self.mb.alloc(), [arena, size])
             guard(self._not_null(b, p))
             b.store(v, p)
             ret(p)
-        return self._fn(t, "adopt", res, [PTR, PTR], build)
+        return self._ok_fn(t, "adopt", [PTR, PTR], build)
 
     def take(self, t: MapT):
         """`{ptr acc, i64 left, i1 ok} take(ptr arena, ptr node, K key, i1 bounded, ptr acc, i64 left)`:
@@ -539,7 +500,7 @@ class Maps:
             b = L.IRBuilder(f.append_basic_block("entry"))
 
             def ret(a, n, ok=1):
-                self._ret(b, res, a, n, _c(ok, I1))
+                ret_struct(b, res, a, n, _c(ok, I1))
 
             done = f.append_basic_block("done")
             walk = f.append_basic_block("walk")
@@ -565,12 +526,8 @@ class Maps:
             acc1, left1 = b.extract_value(r, 0), b.extract_value(r, 1)
             b.branch(here)
             b.position_at_end(here)
-            acc2 = b.phi(PTR)
-            acc2.add_incoming(acc, start)
-            acc2.add_incoming(acc1, ok_left)
-            left2 = b.phi(I64)
-            left2.add_incoming(left, start)
-            left2.add_incoming(left1, ok_left)
+            acc2 = phi(b, PTR, (acc, start), (acc1, ok_left))
+            left2 = phi(b, I64, (left, start), (left1, ok_left))
             add = f.append_basic_block("add")
             right = f.append_basic_block("right")
             b.cbranch(b.and_(wanted, b.icmp_signed(">", left2, _c(0))), add, right)
@@ -582,34 +539,22 @@ class Maps:
             left3 = b.sub(left2, _c(1))
             b.branch(right)
             b.position_at_end(right)
-            acc4 = b.phi(PTR)
-            acc4.add_incoming(acc2, here)
-            acc4.add_incoming(ins, ok_add)
-            left4 = b.phi(I64)
-            left4.add_incoming(left2, here)
-            left4.add_incoming(left3, ok_add)
+            acc4 = phi(b, PTR, (acc2, here), (ins, ok_add))
+            left4 = phi(b, I64, (left2, here), (left3, ok_add))
             b.ret(b.call(f, [arena, self._field(b, t, node, RIGHT), key, bounded, acc4, left4]))
         return self._fn(t, "take", res, [PTR, PTR, nt.elements[KEY], I1, PTR, I64], build)
 
-    # ------------------------------------------------------------ results (see codegen.dup)
+    # ------------------------------------------------------------ results (see lwas.backend.memory)
 
     def dup(self, t: MapT):
         """`{ptr, i1 ok} dup(ptr root)`: the map with every node (and what its key and value
         own) in its own malloc'd buffer; on a failed malloc everything made is freed, ok = 0."""
-        res = L.LiteralStructType([PTR, I1])
-
-        def build(f):
-            from lwas.backend.codegen import owns_memory
-
+        def build(f, b, ret):
             root = f.args[0]
-            b = L.IRBuilder(f.append_basic_block("entry"))
             nt = self.node_type(t)
 
-            def ret(p, ok=1):
-                self._ret(b, res, p, _c(ok, I1))
-
             def guard(ok, undo):
-                self._unless(b, f, ok, lambda: (undo(), ret(L.Constant(PTR, None), 0)))
+                unless(b, f, ok, lambda: (undo(), ret(L.Constant(PTR, None), 0)))
 
             empty, walk = self._if_null(b, f, root)
             b.position_at_end(empty)
@@ -637,19 +582,17 @@ class Maps:
                 guard(b.extract_value(x, 1), undo(v, list(made)))
                 v = b.insert_value(v, b.extract_value(x, 0), idx)
                 made.append((idx, ft))
-            size = b.ptrtoint(b.gep(L.Constant(PTR, None), [_c(1)], source_etype=nt), I64)
+            size = sizeof(b, nt)
             p = b.call(self.mb.libc("malloc"), [size])
             guard(self._not_null(b, p), undo(v, made))
             v = b.insert_value(b.insert_value(v, l2, LEFT), r2, RIGHT)
             b.store(v, p)
             ret(p)
-        return self._fn(t, "dup", res, [PTR], build)
+        return self._ok_fn(t, "dup", [PTR], build)
 
     def drop(self, t: MapT):
         """`void drop(ptr root)`: frees a map `dup` made (every node, and what keys and values own)."""
         def build(f):
-            from lwas.backend.codegen import owns_memory
-
             root = f.args[0]
             b = L.IRBuilder(f.append_basic_block("entry"))
             done = f.append_basic_block("done")

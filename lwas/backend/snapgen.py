@@ -26,17 +26,13 @@ from __future__ import annotations
 
 from llvmlite import ir as L
 
+from lwas.backend.emit import (F64, I1, I8, I16, I32, I64, PTR, SLICE, const as _c, count_loop, mem_type, ret_struct,
+                               sizeof, unless)
+from lwas.backend.mapgen import KEY, LEFT, RIGHT, VALUE
 from lwas.semantics.types import BOOL, FLOAT, INT, TEXT, TIME, TRUTH, UNIT, ArrayT, EnumT, MapT, MoneyT, RecordT
 
-I1, I8, I16, I32, I64 = L.IntType(1), L.IntType(8), L.IntType(16), L.IntType(32), L.IntType(64)
-F64 = L.DoubleType()
-PTR = L.PointerType()
 BUF = L.LiteralStructType([PTR, I64, I64])  # data, len, cap
 CURSOR = L.LiteralStructType([PTR, PTR])  # next byte, end
-
-
-def _c(v, t=I64):
-    return L.Constant(t, v)
 
 
 def min_size(t) -> int:
@@ -61,10 +57,7 @@ class Snaps:
     """The codec functions of one module, one per type shape, built on first use."""
 
     def __init__(self, mb):
-        from lwas.backend.codegen import mem_type
-
         self.mb = mb
-        self.mem_type = mem_type
 
     def _fn(self, what: str, t, ret, params, build):
         return self.mb.internal(("snap", what, repr(t)), f"lwas.snap.{what}", ret, params, build)
@@ -151,12 +144,10 @@ class Snaps:
         self._or_fail(b, f, b.icmp_unsigned("!=", b.ptrtoint(at, I64), _c(0)))
         b.store(value if width == 1 else self._bswap(b, value), at, align=1)
 
-    def _or_fail(self, b, f, ok) -> None:
-        good, bad = f.append_basic_block("ok"), f.append_basic_block("fail")
-        b.cbranch(ok, good, bad)
-        b.position_at_end(bad)
-        b.ret(_c(0, I1))
-        b.position_at_end(good)
+    @staticmethod
+    def _or_fail(b, f, ok) -> None:
+        """Go on where ok holds; else return 0 (cannot) from f, an i1 codec function."""
+        unless(b, f, ok, lambda: b.ret(_c(0, I1)), ("ok", "fail"))
 
     def encoder(self, t) -> L.Function:
         """`i1 enc(ptr buf, ptr value)`: append the encoding of *value (t's memory form)."""
@@ -183,14 +174,14 @@ class Snaps:
         else:
             c = t.__class__
             if c is MoneyT:
-                self._put(b, f, buf, b.load(self._field(b, self.mem_type(t), p, 0), typ=I64), 8)
-                cur = b.load(self._field(b, self.mem_type(t), p, 1), typ=I32)
+                self._put(b, f, buf, b.load(self._field(b, mem_type(t), p, 0), typ=I64), 8)
+                cur = b.load(self._field(b, mem_type(t), p, 1), typ=I32)
                 for shift in (16, 8, 0):
                     self._put(b, f, buf, b.trunc(b.lshr(cur, _c(shift, I32)), I8), 1)
             elif c is EnumT:
                 self._variant(b, f, t, buf, b.load(p, typ=I32))
             elif c is RecordT:
-                ty = self.mem_type(t)
+                ty = mem_type(t)
                 for i, ft in enumerate(t.fields.values()):
                     self._or_fail(b, f, b.call(self.encoder(ft), [buf, self._field(b, ty, p, i)]))
             elif c is ArrayT:
@@ -204,8 +195,6 @@ class Snaps:
 
     def _bytes(self, b, f, buf, p) -> None:
         """A text (SLICE at p): its u32 length, then its bytes."""
-        from lwas.backend.codegen import SLICE
-
         ptr = b.load(self._field(b, SLICE, p, 0), typ=PTR)
         n = b.load(self._field(b, SLICE, p, 1), typ=I64)
         self._or_fail(b, f, b.icmp_unsigned("<", n, _c(1 << 32)))
@@ -216,8 +205,6 @@ class Snaps:
 
     def _variant(self, b, f, t: EnumT, buf, tag) -> None:
         """An enum's variant name: u16 length, then its UTF-8 bytes."""
-        from lwas.backend.codegen import SLICE
-
         names = [self.mb.text_const(v) for v in t.variants]
         table = self.mb.global_const(L.Constant(L.ArrayType(SLICE, len(names)), names))
         at = b.gep(table, [_c(0), b.zext(tag, I64)])  # (a global's pointer is typed)
@@ -228,21 +215,17 @@ class Snaps:
         b.call(self.mb.libc("memcpy"), [dst, b.load(self._field(b, SLICE, at, 0), typ=PTR), n])
 
     def _array(self, b, f, t: ArrayT, buf, p) -> None:
-        from lwas.backend.codegen import SLICE, _count_loop
-
         data = b.load(self._field(b, SLICE, p, 0), typ=PTR)
         n = b.load(self._field(b, SLICE, p, 1), typ=I64)
         self._put(b, f, buf, b.trunc(n, I32), 4)
-        et = self.mem_type(t.elem)
+        et = mem_type(t.elem)
 
         def each(i):
             self._or_fail(b, f, b.call(self.encoder(t.elem), [buf, b.gep(data, [i], source_etype=et)]))
-        _count_loop(b, f, n, ("elems", "elem", "elems_done"), each)
+        count_loop(b, f, n, ("elems", "elem", "elems_done"), each)
 
     def _walk(self, t: MapT) -> L.Function:
         """`i1 walk(ptr buf, ptr node)`: the subtree's keys and values in ascending key order."""
-        from lwas.backend.mapgen import KEY, LEFT, RIGHT, VALUE
-
         def build(f):
             buf, node = f.args
             b = L.IRBuilder(f.append_basic_block("entry"))
@@ -301,8 +284,6 @@ class Snaps:
         return self._fn("dec", t, I1, [PTR, PTR, PTR], build)
 
     def _decode(self, b, f, t, arena, cur, out) -> None:
-        from lwas.backend.codegen import SLICE
-
         if t in (INT, TIME):
             b.store(self._get(b, f, cur, I64, 8), out)
         elif t in (FLOAT, TRUTH):
@@ -327,7 +308,7 @@ class Snaps:
         else:
             c = t.__class__
             if c is MoneyT:
-                ty = self.mem_type(t)
+                ty = mem_type(t)
                 b.store(self._get(b, f, cur, I64, 8), self._field(b, ty, out, 0))
                 packed = _c(0, I32)
                 for _ in range(3):
@@ -339,7 +320,7 @@ class Snaps:
             elif c is EnumT:
                 self._read_variant(b, f, t, cur, out)
             elif c is RecordT:
-                ty = self.mem_type(t)
+                ty = mem_type(t)
                 for i, ft in enumerate(t.fields.values()):
                     self._or_fail(b, f, b.call(self.decoder(ft), [arena, cur, self._field(b, ty, out, i)]))
             elif c is ArrayT:
@@ -347,7 +328,7 @@ class Snaps:
             elif c is MapT:
                 n = b.zext(self._get(b, f, cur, I32, 4), I64)
                 self._or_fail(b, f, b.icmp_unsigned("<=", n, self._left(b, cur)))  # every entry takes a byte
-                pt = L.LiteralStructType([I1, self.mem_type(t.key)])
+                pt = L.LiteralStructType([I1, mem_type(t.key)])
                 prev = self._slot(b, pt)
                 b.store(L.Constant(pt, None), prev)
                 r = b.call(self._build(t), [arena, cur, n, prev])
@@ -378,21 +359,19 @@ class Snaps:
         b.position_at_end(f.append_basic_block("unreachable"))
 
     def _read_array(self, b, f, t: ArrayT, arena, cur, out) -> None:
-        from lwas.backend.codegen import SLICE, _count_loop
-
         n = b.zext(self._get(b, f, cur, I32, 4), I64)
         least = min_size(t.elem)
         bound = b.mul(n, _c(least)) if least else n
         limit = self._left(b, cur) if least else _c(1 << 20)
         self._or_fail(b, f, b.icmp_unsigned("<=", bound, limit))  # a forged count allocates nothing
-        et = self.mem_type(t.elem)
-        size = b.mul(n, b.ptrtoint(b.gep(L.Constant(PTR, None), [_c(1)], source_etype=et), I64))
+        et = mem_type(t.elem)
+        size = b.mul(n, sizeof(b, et))
         data = b.call(self.mb.alloc(), [arena, size])
         self._or_fail(b, f, b.icmp_unsigned("!=", b.ptrtoint(data, I64), _c(0)))
 
         def each(i):
             self._or_fail(b, f, b.call(self.decoder(t.elem), [arena, cur, b.gep(data, [i], source_etype=et)]))
-        _count_loop(b, f, n, ("items", "item", "items_done"), each)
+        count_loop(b, f, n, ("items", "item", "items_done"), each)
         b.store(data, self._field(b, SLICE, out, 0))
         b.store(n, self._field(b, SLICE, out, 1))
 
@@ -407,26 +386,18 @@ class Snaps:
             b = L.IRBuilder(f.append_basic_block("entry"))
             null = L.Constant(PTR, None)
 
-            def fail():
-                v = b.insert_value(L.Constant(res, None), null, 0)
-                b.ret(b.insert_value(v, _c(0, I1), 1))
-
             def check(ok):
-                good, bad = f.append_basic_block("ok"), f.append_basic_block("fail")
-                b.cbranch(ok, good, bad)
-                b.position_at_end(bad)
-                fail()
-                b.position_at_end(good)
+                unless(b, f, ok, lambda: ret_struct(b, res, null, _c(0, I1)), ("ok", "fail"))
 
             empty, some = f.append_basic_block("empty"), f.append_basic_block("some")
             b.cbranch(b.icmp_unsigned("==", n, _c(0)), empty, some)
             b.position_at_end(empty)
-            b.ret(b.insert_value(b.insert_value(L.Constant(res, None), null, 0), _c(1, I1), 1))
+            ret_struct(b, res, null, _c(1, I1))
             b.position_at_end(some)
             half = b.udiv(n, _c(2))
             left = b.call(f, [arena, cur, half, prev])
             check(b.extract_value(left, 1))
-            kt, vt = self.mem_type(t.key), self.mem_type(t.value)
+            kt, vt = mem_type(t.key), mem_type(t.value)
             k, v = self._slot(b, kt), self._slot(b, vt)
             check(b.call(self.decoder(t.key), [arena, cur, k]))
             pt = L.LiteralStructType([I1, kt])
@@ -446,5 +417,5 @@ class Snaps:
             node = b.call(self.mb.maps.node(t), [arena, key, b.load(v, typ=vt), b.extract_value(left, 0),
                                                   b.extract_value(right, 0)])
             check(b.icmp_unsigned("!=", b.ptrtoint(node, I64), _c(0)))
-            b.ret(b.insert_value(b.insert_value(L.Constant(res, None), node, 0), _c(1, I1), 1))
+            ret_struct(b, res, node, _c(1, I1))
         return self._fn("build", t, res, [PTR, PTR, I64, PTR], build)

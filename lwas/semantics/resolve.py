@@ -13,7 +13,7 @@ from typing import Callable
 
 from lwas.syntax import tree as ast
 from lwas.syntax.diagnostics import Label, Sink
-from lwas.syntax.source import SourceError, SourceFile, read_source
+from lwas.syntax.source import SourceError, SourceFile, default_stdlib_dir, read_source
 
 
 @dataclass(eq=False)
@@ -84,10 +84,6 @@ class Loader:
         return base.joinpath(*parts).with_suffix(".lwas")
 
 
-def default_stdlib_dir() -> Path:
-    from importlib import resources
-
-    return Path(str(resources.files("lwas.stdlib")))
 
 
 def load(root: SourceFile, loader: Loader, sink: Sink) -> Program:

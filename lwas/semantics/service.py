@@ -465,8 +465,7 @@ def describe(program, checked, sink: Sink) -> list[dict]:
     """The root module's services as plain data for the artifact manifest, after checking what
     needs types: ledger entries are records keyed by a text or int field, a body is a record,
     path parameters are int, text or enum values."""
-    from lwas.abi import type_desc
-    from lwas.semantics.types import BOOL, INT, TEXT, EnumT, RecordT
+    from lwas.semantics.types import BOOL, INT, TEXT, EnumT, RecordT, type_desc
 
     root = program.root
     out = []

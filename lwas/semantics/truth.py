@@ -1,6 +1,6 @@
 """The truth-consistency phase: can the axioms' declared truths and premises hold together?
 
-Semantics (LANGUAGE.md, "Axioms"). Each axiom a has a value x_a in [0, 1], within its declared
+Semantics (docs/contract.md, "Axioms"). Each axiom a has a value x_a in [0, 1], within its declared
 point or interval; `a requires d` means x_a <= x_d; `a contradicts b` means x_a + x_b <= 1; an
 axiom without a value holds exactly its weakest premise, x_v = min over its premises x_d.
 
@@ -42,7 +42,7 @@ from itertools import chain, compress
 from operator import gt, not_
 from typing import Sequence
 
-from lwas.syntax.diagnostics import Label, Sink
+from lwas.syntax.diagnostics import Label, Sink, Suggestion
 
 # Sums of decimal literals are not exact in binary (0.8 + 0.2 > 1 by one ulp): a contradiction
 # is violated only when the sum exceeds 1 by more than this.
@@ -67,6 +67,7 @@ class Violation:
     label: str = ""  # text under the primary caret
     constraints: list[tuple] = field(default_factory=list)  # the minimal infeasible set
     pair: tuple[int, int] | None = None  # E0204/E0206: a's `contradicts` clause names b
+    lower_to: float | None = None  # E0203: the most axioms[0] may claim (the fix lowers it there)
 
 
 @dataclass(eq=False)
@@ -506,7 +507,8 @@ def _over_premises(st: _State, a: int) -> Violation:
         f"axiom `{name}` ({st.value(a)}) is more certain than its premises allow (at most {_num(bound)})",
         path, note=_elide(steps),
         help=f"lower {_claim(st, a)} to at most {_num(bound)}, or raise {_and(raise_)}",
-        label=f"claims {st.value(a)}, but its premises allow at most {_num(bound)}", constraints=cons)
+        label=f"claims {st.value(a)}, but its premises allow at most {_num(bound)}", constraints=cons,
+        lower_to=bound)
 
 
 def _contradiction(st: _State, a: int, b: int) -> Violation:
@@ -841,5 +843,16 @@ def _report(program, names, con, v: Violation, sink: Sink) -> None:
         labels = [label(i) for i in v.axioms]
     if len(labels) > _LABELS_MAX:  # a huge chain: its two ends
         labels = labels[:_LABELS_MAX // 2] + labels[-(_LABELS_MAX // 2):]
+    fix = () if v.lower_to is None else _lowered(axioms[first], names[first], v.lower_to)
     sink.error(v.code, v.message, primary, label=v.label, labels=tuple(labels),
-               notes=(v.note,) if v.note else (), help=v.help or None)
+               notes=(v.note,) if v.note else (), help=v.help or None, suggestions=fix)
+
+
+def _lowered(ax, name: str, bound: float) -> tuple[Suggestion, ...]:
+    """E0203's fix: the axiom's declared value lowered to what its premises allow (an interval
+    keeps its upper end when that is still above the bound)."""
+    v = ax.value
+    if v is None:
+        return ()
+    new = _num(bound) if v.lo == v.hi or v.hi <= bound else f"{_num(bound)}..{_num(v.hi)}"
+    return (Suggestion(v.span, new, f"lower `{name}` to {new} (what its premises allow)"),)

@@ -230,6 +230,47 @@ def type_name(t: Type) -> str:
     return str(t)
 
 
+class Unsupported(Exception):
+    """A construct the native code generator does not compile (yet); `span` is where.
+
+    Defined here, below the back end, so that `type_desc` can raise it without the checker
+    importing the back end; lwas.backend.ir.Unsupported is this same class."""
+
+    def __init__(self, message: str, span=None):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+
+
+def type_desc(t: Type):
+    """The TypeDesc (lwas.abi) of a checked type. Record fields with another JSON form carry
+    it: {"money": ..., "in": "currency"} for `amount: money in currency`, and the record lists
+    its `json` text fields under "json"."""
+    if t is INT or t is FLOAT or t is BOOL or t is TRUTH or t is TEXT or t is TIME:
+        return t.name
+    if t is UNIT:
+        return "unit"
+    c = t.__class__
+    if c is MoneyT:
+        return {"money": t.currency}
+    if c is ArrayT:
+        return {"array": type_desc(t.elem)}
+    if c is MapT:
+        return {"map": type_desc(t.key), "value": type_desc(t.value)}
+    if c is EnumT:
+        return {"enum": t.name, "variants": list(t.variants)}
+    if c is RecordT:
+        flat = t.currency_fields
+        desc = {"record": t.name, "fields": [[n, {**type_desc(ft), "in": flat[n]} if n in flat else type_desc(ft)]
+                                             for n, ft in t.fields.items()]}
+        if t.json_fields:
+            desc["json"] = list(t.json_fields)
+        if t.defaults:
+            desc["defaults"] = dict(t.defaults)
+        return desc
+    raise Unsupported(f"values of type `{t}` cannot cross the native boundary")
+
+
 INT_MIN = -(2 ** 63)
 INT_MAX = 2 ** 63 - 1
 

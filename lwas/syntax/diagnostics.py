@@ -19,6 +19,29 @@ class Label:
 
 
 @dataclass(frozen=True, slots=True)
+class Suggestion:
+    """A fix a tool may apply: replace `span` (empty: insert at it) with `replacement`.
+
+    `message` says what it does, lower case like rustc ("add `import std.stats`"); an editor
+    shows it as the quick fix's title. `applicability` is "machine" when applying it as it is
+    is right (the program compiles past this error), else "maybe" (review it first).
+    """
+
+    span: Span
+    replacement: str
+    message: str
+    applicability: Literal["machine", "maybe"] = "machine"
+
+    def to_json(self) -> dict:
+        return {**_span_json(self.span), "replacement": self.replacement, "message": self.message,
+                "applicability": self.applicability}
+
+
+def _span_json(s: Span) -> dict:
+    return {"file": s.file, "line": s.line, "column": s.col, "end_line": s.end_line, "end_column": s.end_col}
+
+
+@dataclass(frozen=True, slots=True)
 class Diagnostic:
     code: str
     message: str
@@ -29,6 +52,7 @@ class Diagnostic:
     notes: tuple[str, ...] = ()
     help: str | None = None
     end_of_input: bool = False  # the input stopped before the item did: more text may complete it
+    suggestions: tuple[Suggestion, ...] = ()  # fixes a tool may apply (the LSP's quick fixes)
 
     @property
     def is_error(self) -> bool:
@@ -38,31 +62,17 @@ class Diagnostic:
         return [Label(self.span, self.label, True), *self.labels]
 
     def to_json(self) -> dict:
-        s = self.span
         return {
             "code": self.code,
             "severity": self.severity,
             "message": self.message,
-            "file": s.file,
-            "line": s.line,
-            "column": s.col,
-            "end_line": s.end_line,
-            "end_column": s.end_col,
-            "labels": [
-                {
-                    "file": l.span.file,
-                    "line": l.span.line,
-                    "column": l.span.col,
-                    "end_line": l.span.end_line,
-                    "end_column": l.span.end_col,
-                    "message": l.message,
-                    "primary": l.primary,
-                }
-                for l in self.all_labels()
-            ],
+            **_span_json(self.span),
+            "labels": [{**_span_json(l.span), "message": l.message, "primary": l.primary}
+                       for l in self.all_labels()],
             "notes": list(self.notes),
             "help": self.help,
             "end_of_input": self.end_of_input,
+            "suggestions": [x.to_json() for x in self.suggestions],
         }
 
 
@@ -75,11 +85,11 @@ class Sink:
     def add(self, diag: Diagnostic) -> None:
         self.items.append(diag)
 
-    def error(self, code: str, message: str, span: Span, **kw) -> None:
-        self.items.append(Diagnostic(code, message, span, "error", **kw))
+    def error(self, code: str, message: str, span: Span, *, suggestions: Iterable[Suggestion] = (), **kw) -> None:
+        self.items.append(Diagnostic(code, message, span, "error", suggestions=tuple(suggestions), **kw))
 
-    def warning(self, code: str, message: str, span: Span, **kw) -> None:
-        self.items.append(Diagnostic(code, message, span, "warning", **kw))
+    def warning(self, code: str, message: str, span: Span, *, suggestions: Iterable[Suggestion] = (), **kw) -> None:
+        self.items.append(Diagnostic(code, message, span, "warning", suggestions=tuple(suggestions), **kw))
 
     @property
     def has_errors(self) -> bool:

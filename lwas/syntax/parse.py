@@ -641,7 +641,7 @@ def _point(src: SourceFile, offset: int, width: int = 0) -> Span:
 
 def _stdlib_names() -> str:
     try:
-        from lwas.semantics.resolve import default_stdlib_dir
+        from lwas.syntax.source import default_stdlib_dir
 
         return ", ".join(f"`std.{p.stem}`" for p in sorted(default_stdlib_dir().glob("*.lwas")))
     except Exception:  # noqa: BLE001 - a hint must never hide the error

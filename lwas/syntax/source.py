@@ -8,6 +8,7 @@ rustc does), so line 1's columns and every offset are the same with or without i
 from __future__ import annotations
 
 import bisect
+from pathlib import Path
 from dataclasses import dataclass, field
 
 
@@ -129,3 +130,10 @@ def _not_utf8(data: bytes, path: str, e: UnicodeDecodeError) -> SourceError:
                       help=f"LwaS source files are UTF-8: convert the file, e.g. "
                            f"`iconv -f LATIN1 -t UTF-8 {path}` if it is Latin-1")
     return SourceError(message, diag, src)
+
+
+def default_stdlib_dir() -> Path:
+    """The folder of the standard library's modules (`import std.NAME`), installed with lwas."""
+    from importlib import resources
+
+    return Path(str(resources.files("lwas.stdlib")))

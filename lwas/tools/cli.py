@@ -268,6 +268,16 @@ def cmd_graph(args) -> int:
     return EXIT_OK if c.ok else EXIT_ERRORS
 
 
+def _read_bytes(path: str) -> bytes | None:
+    """The file's bytes, or None after saying why it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        _fail(f"cannot read `{path}`: {e.strerror or e}")
+        return None
+
+
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return EXIT_ERRORS
@@ -386,11 +396,9 @@ def cmd_verify(args) -> int:
     from lwas.backend.artifact import ArtifactError, host_triple, same_target, summary, verify
     from lwas.backend.keys import KeyFileError, load_public, trusted_keys
 
-    try:
-        with open(args.artifact, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        return _fail(f"cannot read `{args.artifact}`: {e.strerror or e}")
+    data = _read_bytes(args.artifact)
+    if data is None:
+        return EXIT_ERRORS
     try:
         keys = [load_public(k) for k in args.pubkey] if args.pubkey else trusted_keys()
         art = verify(data, keys)
@@ -467,11 +475,9 @@ def cmd_run(args) -> int:
     from lwas.backend.keys import KeyFileError, load_public, trusted_keys
     from lwas.tools.runvalues import BadArgument, format_value, parse
 
-    try:
-        with open(args.file, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        return _fail(f"cannot read `{args.file}`: {e.strerror or e}")
+    data = _read_bytes(args.file)
+    if data is None:
+        return EXIT_ERRORS
     timings: list = []
     local_paths: dict[str, str] = {}  # for a source file: artifact file names -> the paths given
     try:

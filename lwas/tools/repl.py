@@ -56,7 +56,7 @@ _ITEM_WORD = re.compile(r"^\s*(?:///[^\n]*\n\s*)*(?:pub\s+)?(?:module|import|axi
 
 
 def stdlib_modules() -> list[str]:
-    from lwas.semantics.resolve import default_stdlib_dir
+    from lwas.syntax.source import default_stdlib_dir
 
     try:
         return sorted("std." + p.stem for p in Path(default_stdlib_dir()).glob("*.lwas"))

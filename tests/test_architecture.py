@@ -1,0 +1,57 @@
+"""The house rules a newcomer relies on: imports go one way (import-linter's contracts in
+pyproject.toml, checked on the package as it installs), and no product file outgrows a reader."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# top-level folders that install under the `lwas` namespace (pyproject's package-dir)
+MAPPED = {"runtime": "runtime", "lsp": "lsp"}
+
+
+def _installed_layout(tmp: Path) -> Path:
+    """The package as a wheel installs it (runtime/ and lsp/ inside lwas/), as Python files only:
+    import-linter walks a package's folder, and in the repository they stand beside it."""
+    top = tmp / "lwas"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "dashboard_static")
+    shutil.copytree(ROOT / "lwas", top, ignore=ignore)
+    for name, folder in MAPPED.items():
+        shutil.copytree(ROOT / folder, top / name, ignore=ignore)
+    return tmp
+
+
+def test_import_contracts_hold(tmp_path):
+    where = _installed_layout(tmp_path / "pkg")
+    env = {**os.environ, "PYTHONPATH": str(where)}
+    lint = Path(sys.executable).with_name("lint-imports")
+    r = subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "0 broken" in out and "Contracts: 3 kept" in out, out
+
+
+def test_a_contract_breach_is_caught(tmp_path):
+    """The check can fail: a syntax module importing the runtime breaks the core's contract."""
+    where = _installed_layout(tmp_path / "pkg")
+    (where / "lwas" / "syntax" / "leak.py").write_text("import lwas.runtime.values\n")
+    env = {**os.environ, "PYTHONPATH": str(where)}
+    lint = Path(sys.executable).with_name("lint-imports")
+    r = subprocess.run([str(lint), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert "lwas.syntax.leak -> lwas.runtime.values" in r.stdout
+
+
+def test_no_product_file_is_over_1000_lines():
+    long = {}
+    for folder in ("lwas", "runtime", "lsp"):
+        for f in (ROOT / folder).rglob("*.py"):
+            n = f.read_text(encoding="utf-8").count("\n")
+            if n > 1000:
+                long[str(f.relative_to(ROOT))] = n
+    assert long == {}
