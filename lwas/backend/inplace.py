@@ -23,10 +23,7 @@ number. Readers (`get` routes, guards) never write, and see only committed, seal
 """
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass
-
 from lwas.syntax import tree as ast
-from lwas.syntax.source import Span
 from lwas.semantics.typecheck import BuiltinRef, FieldRef
 from lwas.semantics.types import MapT, RecordT
 
@@ -107,17 +104,9 @@ def _parents(tree) -> dict:
     """id(node) -> (node, its parent) for every node under tree (syntax nodes are values, so
     they are told apart by identity)."""
     out: dict = {}
-    stack = [(tree, None)]
+    stack = [(n, None) for n in ast.walk_roots(tree)]
     while stack:
         n, parent = stack.pop()
-        if isinstance(n, tuple):
-            stack.extend((x, parent) for x in n)
-            continue
-        if not is_dataclass(n) or isinstance(n, Span):
-            continue
         out[id(n)] = (n, parent)
-        for fl in fields(n):
-            v = getattr(n, fl.name)
-            if isinstance(v, tuple) or (is_dataclass(v) and not isinstance(v, Span)):
-                stack.append((v, n))
+        stack.extend((c, n) for c in ast.children(n))
     return out

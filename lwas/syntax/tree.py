@@ -541,18 +541,24 @@ def dump(value):
     return value
 
 
+def children(node) -> list:
+    """The syntax nodes directly under `node`, in field order (tuples of nodes flattened): the
+    one place that knows how a tree hangs together; walkers build on it."""
+    return [n for f in fields(node) for n in walk_roots(getattr(node, f.name))]
+
+
+def walk_roots(tree) -> list:
+    """The nodes a walk of `tree` starts from: the node itself, or the nodes of a (nested)
+    tuple of them; anything else (None, a name, a span) has none."""
+    if isinstance(tree, tuple):
+        return [n for x in tree for n in walk_roots(x)]
+    return [tree] if is_dataclass(tree) and not isinstance(tree, Span) else []
+
+
 def walk(tree):
     """Every node in the tree, parents before children."""
-    stack = [tree]
+    stack = walk_roots(tree)[::-1]
     while stack:
         n = stack.pop()
-        if isinstance(n, tuple):
-            stack.extend(reversed(n))
-            continue
-        if not is_dataclass(n) or isinstance(n, Span):
-            continue
         yield n
-        for f in reversed(fields(n)):
-            v = getattr(n, f.name)
-            if isinstance(v, tuple) or (is_dataclass(v) and not isinstance(v, Span)):
-                stack.append(v)
+        stack.extend(reversed(children(n)))
