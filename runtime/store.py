@@ -229,8 +229,9 @@ class _Conns:
                 pass
 
 
-def _read_pages(query, mark: str, ledger: str, after_seq: int) -> Iterator[ROW]:
-    sql = (f"SELECT seq, key, entry FROM entries WHERE ledger = {mark} AND seq > {mark} "
+def _read_pages(query, mark: str, ledger: str, after_seq: int, before_seq: int | None = None) -> Iterator[ROW]:
+    bound = f" AND seq < {int(before_seq)}" if before_seq is not None else ""
+    sql = (f"SELECT seq, key, entry FROM entries WHERE ledger = {mark} AND seq > {mark}{bound} "
            f"ORDER BY seq LIMIT {PAGE}")
     while True:
         rows = query(sql, (ledger, after_seq))
@@ -279,12 +280,17 @@ class _Reads:
                            (ledger, seq))
         return bytes(rows[0][0]) if rows else None
 
-    def read(self, ledger: str, after_seq: int = -1) -> Iterator[ROW]:
-        """Rows (seq, key, entry) with seq > after_seq, in seq order, fetched page by page."""
-        return _read_pages(self._query, self.MARK, ledger, after_seq)
+    def read(self, ledger: str, after_seq: int = -1, before_seq: int | None = None) -> Iterator[ROW]:
+        """Rows (seq, key, entry) with after_seq < seq (< before_seq), in seq order, page by page."""
+        return _read_pages(self._query, self.MARK, ledger, after_seq, before_seq)
 
     def checkpoints(self, ledger: str) -> list[tuple[int, str]]:
         return _checkpoints(self._query, self.MARK, ledger)
+
+    def next_seq(self, ledger: str) -> int:
+        """One past the highest stored seq (0 for an empty ledger): its size if nothing is missing."""
+        rows = self._query(f"SELECT MAX(seq) FROM entries WHERE ledger = {self.MARK}", (ledger,))
+        return 0 if rows[0][0] is None else rows[0][0] + 1
 
     def last_checkpoint(self, ledger: str) -> tuple[int, str] | None:
         """(tree size, note) of the ledger's newest checkpoint (one row, whatever the history)."""

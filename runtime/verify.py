@@ -1,4 +1,4 @@
-"""Offline audit of a ledger store: `lwasc ledger verify DB|URL --pubkey PUB`.
+"""Offline audit of a ledger store: `lwasc ledger verify DB|URL --pubkey PUB [--jobs N]`.
 
 For every ledger it re-derives everything from the raw rows: seq continuity, each entry's own
 seq and key against its row, the prev-hash chain, the Merkle root at every stored checkpoint's
@@ -9,6 +9,9 @@ next entry decides: if it still carries the hash of s, s is intact and s-1 is na
 the last signed checkpoint are reported too: the chain alone is only hashes, so anyone can append
 well-chained rows; only a signature makes them the writer's (the writer stores a checkpoint in
 the same transaction as its entries). Pass allow_unsigned_tail=True to accept such a tail.
+
+Large ledgers are first checked on several processes (lwas.runtime.verify_parallel), which can
+only vouch that a ledger is intact; anything else is named by the sequential pass below.
 """
 from __future__ import annotations
 
@@ -67,15 +70,27 @@ class _Bad(Exception):
         self.seq, self.key, self.reason, self.wrong_key = seq, key, reason, wrong_key
 
 
-def verify_store(url: str, public_key, allow_unsigned_tail: bool = False) -> Report:
-    """Check every ledger in the store at `url`; the Report names the first bad entry if any."""
+def verify_store(url: str, public_key, allow_unsigned_tail: bool = False, jobs: int | None = None,
+                 min_parallel: int | None = None) -> Report:
+    """Check every ledger in the store at `url`; the Report names the first bad entry if any.
+    Ledgers of at least `min_parallel` entries (verify_parallel.MIN_ENTRIES) are checked by
+    `jobs` processes (default: the cores this process may use; 1: never in parallel)."""
+    from lwas.runtime import verify_parallel as vp
+
     t0 = time.perf_counter()
     store = open_store(url, create=False)
     report = Report(ok=True)
+    jobs = vp.jobs() if jobs is None else jobs
+    least = vp.MIN_ENTRIES if min_parallel is None else min_parallel
+    executor = None
     try:
         for name in store.ledgers():
             try:
-                n, c, unsigned = _verify_ledger(store, name, public_key, allow_unsigned_tail)
+                done = None
+                if jobs > 1 and store.next_seq(name) >= least:
+                    executor = executor or vp.pool(jobs)
+                    done = _verify_fast(store, url, name, public_key, allow_unsigned_tail, executor)
+                n, c, unsigned = done or _verify_ledger(store, name, public_key, allow_unsigned_tail)
             except _Bad as bad:
                 report.ok = False
                 report.problem = Problem(name, bad.seq, bad.key, bad.reason, bad.wrong_key)
@@ -85,6 +100,8 @@ def verify_store(url: str, public_key, allow_unsigned_tail: bool = False) -> Rep
             report.checkpoints += c
     finally:
         store.close()
+        if executor is not None:
+            executor.shutdown()
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -98,19 +115,18 @@ def _root(stack: list[bytes]) -> bytes:
     return r
 
 
-def _verify_ledger(store, name: str, public_key,
-                   allow_unsigned_tail: bool) -> tuple[int, int, int]:
-    """(entries, checkpoints, entries past the last checkpoint); raises _Bad at the first fault."""
-    cps = store.checkpoints(name)  # ascending tree_size
-    origin = None
-    ci = 0
+class _Checkpoints:
+    """Checks a ledger's checkpoints one by one: signature, size, one origin, the root."""
 
-    def check_cp(size: int, note: str, root: bytes, last_good: int, last_key) -> None:
-        nonlocal origin
+    def __init__(self, public_key):
+        self.key = public_key
+        self.origin = None
+
+    def check(self, size: int, note: str, root: bytes, last_good: int, last_key) -> None:
         try:
-            cp_origin, cp_size, cp_root = parse_checkpoint(note, public_key)
+            cp_origin, cp_size, cp_root = parse_checkpoint(note, self.key)
         except NotSignedBy as e:
-            if origin is None:  # the first one: none of this ledger's checkpoints are the key's
+            if self.origin is None:  # the first one: none of this ledger's checkpoints are the key's
                 by = ", ".join(e.signers) or "no key"
                 raise _Bad(None, None, f"its checkpoints are signed by {by}, not by {e.key} (the key "
                                        f"given)", wrong_key=True) from None
@@ -119,15 +135,40 @@ def _verify_ledger(store, name: str, public_key,
             raise _Bad(None, None, f"checkpoint at tree size {size}: {e}") from None
         if cp_size != size:
             raise _Bad(None, None, f"checkpoint stored at tree size {size} signs size {cp_size}")
-        if origin is not None and cp_origin != origin:
+        if self.origin is not None and cp_origin != self.origin:
             raise _Bad(None, None, f"checkpoint at tree size {size} has origin {cp_origin!r}, "
-                                   f"earlier ones {origin!r}")
-        origin = cp_origin
+                                   f"earlier ones {self.origin!r}")
+        self.origin = cp_origin
         if cp_root != root:
             raise _Bad(size - 1, last_key,
                        f"Merkle root at signed tree size {size} differs: entries "
                        f"{last_good}..{size - 1} were rewritten (the chain is consistent, so at "
                        f"least the last one)")
+
+
+def _verify_fast(store, url: str, name: str, public_key, allow_unsigned_tail: bool,
+                 executor) -> tuple[int, int, int] | None:
+    """The ledger checked on several cores (lwas.runtime.verify_parallel) when it is intact;
+    None when anything is not, for the sequential verifier to name."""
+    from lwas.runtime.verify_parallel import verify_chunked
+
+    cps = store.checkpoints(name)
+    try:
+        done = verify_chunked(url, name, store.next_seq(name), cps, _Checkpoints(public_key).check, _root,
+                              executor)
+    except _Bad:
+        return None
+    if done is None or (done[1] < done[0] and not allow_unsigned_tail):
+        return None
+    return done[0], len(cps), done[0] - done[1]
+
+
+def _verify_ledger(store, name: str, public_key,
+                   allow_unsigned_tail: bool) -> tuple[int, int, int]:
+    """(entries, checkpoints, entries past the last checkpoint); raises _Bad at the first fault."""
+    cps = store.checkpoints(name)  # ascending tree_size
+    ci = 0
+    check_cp = _Checkpoints(public_key).check
 
     while ci < len(cps) and cps[ci][0] == 0:
         check_cp(0, cps[ci][1], EMPTY_ROOT, 0, None)
@@ -220,7 +261,7 @@ def load_public_key(path: str):
 
 
 def verify_command(db: str, pubkey_path: str, fmt: str = "text", out=None,
-                   allow_unsigned_tail: bool = False) -> int:
+                   allow_unsigned_tail: bool = False, jobs: int | None = None) -> int:
     """Exit code: 0 all good, 1 tampering or bad signatures, 2 cannot open the store or key, or
     the ledger is another key's (nothing can be said of it with this one)."""
     out = out or sys.stdout
@@ -230,7 +271,7 @@ def verify_command(db: str, pubkey_path: str, fmt: str = "text", out=None,
         print(f"error: cannot read public key: {e}", file=sys.stderr)
         return 2
     try:
-        report = verify_store(db, key, allow_unsigned_tail)
+        report = verify_store(db, key, allow_unsigned_tail, jobs)
     except Exception as e:  # an unreachable server, a missing or non-SQLite file, ...
         print(f"error: cannot open ledger store {db}: {e}", file=sys.stderr)
         return 2

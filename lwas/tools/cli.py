@@ -132,6 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     lv.add_argument("db", metavar="DB|URL")
     lv.add_argument("--pubkey", metavar="PUB", required=True, help="the service's public key (PEM)")
     lv.add_argument("--format", choices=["human", "json"], default="human")
+    lv.add_argument("--jobs", type=int, default=None, metavar="N",
+                    help="processes for large ledgers (default: the cores this process may use; 1: one)")
     le = lsub.add_parser("export", help="write a self-verifying backup archive of every ledger")
     le.add_argument("db", metavar="DB|URL")
     le.add_argument("-o", "--output", required=True, metavar="FILE", help="the archive to write")
@@ -630,7 +632,9 @@ def cmd_ledger(args) -> int:
     if args.ledger_command in sub:
         return sub[args.ledger_command](args)
 
-    return verify_command(args.db, args.pubkey, "json" if args.format == "json" else "text")
+    if args.jobs is not None and args.jobs < 1:
+        return _fail("--jobs must be at least 1")
+    return verify_command(args.db, args.pubkey, "json" if args.format == "json" else "text", jobs=args.jobs)
 
 
 def cmd_fmt(args) -> int:
