@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gen  # noqa: E402
 
-from lwas import keys  # noqa: E402
+from lwas.backend import keys  # noqa: E402
 from lwas.backend.artifact import verify  # noqa: E402
 from lwas.driver import compile_source  # noqa: E402
 from lwas.runtime.loader import load  # noqa: E402

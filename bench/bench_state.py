@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lwas import keys  # noqa: E402
+from lwas.backend import keys  # noqa: E402
 from lwas.driver import compile_file  # noqa: E402
 from lwas.runtime.host import Service  # noqa: E402
 from lwas.runtime.loader import load_verified  # noqa: E402

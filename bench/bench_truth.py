@@ -27,7 +27,7 @@ from bisect import bisect_left
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from lwas import syntax as ast  # noqa: E402
+from lwas.syntax import tree as ast  # noqa: E402
 from lwas.syntax.diagnostics import Sink  # noqa: E402
 from lwas.semantics.resolve import Program  # noqa: E402
 from lwas.syntax.source import Span  # noqa: E402

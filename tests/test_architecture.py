@@ -55,3 +55,14 @@ def test_no_product_file_is_over_1000_lines():
             if n > 1000:
                 long[str(f.relative_to(ROOT))] = n
     assert long == {}
+
+
+def test_every_benchmark_imports():
+    """bench/ is not run by `make test`, but what it imports from lwas must exist: a module
+    that moves takes its benchmarks with it."""
+    for path in sorted((ROOT / "bench").glob("bench_*.py")):
+        r = subprocess.run([sys.executable, "-c", "import importlib.util, sys; sys.argv = ['bench'];"
+                            f"spec = importlib.util.spec_from_file_location('b', {str(path)!r});"
+                            "spec.loader.exec_module(importlib.util.module_from_spec(spec))"],
+                           cwd=ROOT / "bench", capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, f"{path.name}: {r.stderr[-2000:]}"
