@@ -45,7 +45,7 @@ def main() -> None:
     with StripeStandIn() as stripe_api, tempfile.TemporaryDirectory() as tmp:
         os.environ.update({"STRIPE_SECRET_KEY": "sk_test_bench", "STRIPE_API_BASE": stripe_api.url,
                            "STRIPE_WEBHOOK_SECRET": SECRET})
-        from test_service import AUTH, WRITER, Server
+        from helpers import AUTH, WRITER, Server
 
         key = generate()
         eco_art = compile_file(ROOT / "services" / "economy.lwas", key=key).artifact
