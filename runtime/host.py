@@ -62,7 +62,7 @@ from typing import Any, Callable
 from lwas.abi import REQUEST_KEY
 from lwas.errors import RuntimeError as LwasRuntimeError
 from lwas.runtime.ledger import Ledger, LedgerError, decode_entry, decode_value, encode_value
-from lwas.runtime.native import Ref, hosted, read_value
+from lwas.runtime.native import Ref, _Call, hosted, read_value
 from lwas.runtime.snapshot import Policy, Snapshotter, load_newest, shelf_for
 from lwas.runtime.externs import bind_connectors
 from lwas.runtime.integrity import check_ledgers
@@ -269,12 +269,13 @@ def _handle(program, route: dict, state, args: tuple):
     return out[-1]
 
 
-def _guard(program, route: dict, state, args: tuple) -> None:
-    """The guards of a writing route, in order: GuardRefused at the first below its threshold."""
+def _guard(program, route: dict, state, args: tuple, flat: list | None = None) -> None:
+    """The guards of a writing route, in order: GuardRefused at the first below its threshold.
+    `flat`: the arguments already converted for the handler (the same parameter types)."""
     guards = route["guards"]
     if not guards:
         return
-    out = program.call_chain([g["fn"] for g in guards], (state, *args), lambda i, t: _holds(guards[i], t))
+    out = program.call_chain([g["fn"] for g in guards], (state, *args), lambda i, t: _holds(guards[i], t), flat)
     g = guards[len(out) - 1]
     if not _holds(g, out[-1]):
         raise GuardRefused(g["rule"], out[-1], g["threshold"], g["strict"])
@@ -311,6 +312,7 @@ class Service:
         self.externs = program.described.get("externs", [])
         self.connectors = bind_connectors(self.externs, desc) if self.externs else []
         self._bodies: dict = {}  # id(route) -> (route, body index, ledgers): see _body_ledgers
+        self._shared: dict = {}  # id(route) -> (route, guards and handler share one conversion)
 
     # ------------------------------------------------------------ start and replay
     def reset_ledgers(self) -> None:
@@ -696,10 +698,14 @@ class Service:
         if retry is not None:
             return retry, state
         rec = _Recorder(self)
+        ref = Ref(ctypes.addressof(state))
+        c = _Call()
         try:
             with hosted(rec):
-                _guard(self.program, route, Ref(ctypes.addressof(state)), args)
-                new_state, response = self.kept.run(route["handler"], state, args)
+                flat = (self.program.convert(route["handler"], (ref, *args), c)
+                        if self._shares_conversion(route) else None)
+                _guard(self.program, route, ref, args, flat)
+                new_state, response = self.kept.run(route["handler"], state, args, flat)
         except GuardRefused as g:
             return g, state
         except LwasRuntimeError as e:
@@ -712,6 +718,8 @@ class Service:
                 log.error("service %s: host failure in %s %s: %r", self.name, route["method"],
                           route["path"], rec.failure)
             return e, state
+        finally:
+            c.keep.clear()  # the converted arguments' buffers: both calls have returned
         entries = []
         for i, key, payload in rec.appends:
             t = self.clock()
@@ -720,6 +728,15 @@ class Service:
             entries.append((self.ledgers[i].name, seq, key))
         verdict = "created" if entries else ("exists" if rec.retries else "none")
         return Outcome(response, verdict, entries), new_state
+
+    def _shares_conversion(self, route: dict) -> bool:
+        """Whether the route's guards and handler take the same parameter types, so its arguments
+        are converted to native form once for all of them (worked out once per route)."""
+        hit = self._shared.get(id(route))
+        if hit is None or hit[0] is not route:
+            names = [g["fn"] for g in route["guards"]]
+            hit = self._shared[id(route)] = (route, bool(names) and self.program.same_params(names + [route["handler"]]))
+        return hit[1]
 
     def _retry(self, route: dict, args: tuple, state) -> Outcome | None:
         """A retry of an accepted request answers as a retry even when its guards would refuse

@@ -654,8 +654,8 @@ def _bind_kept(address: int, bound, export: dict, sites: list, budget: _Budget |
         return out
 
     def by_address(arena: int, adopt: int, *addresses: int):
-        """The same call when every argument is a record already in memory (the state and an
-        entry, in a replay): their addresses, nothing to encode."""
+        """The same call with every argument already in native form: records in memory (the
+        state and an entry, in a replay) by address, or what `NativeProgram.convert` made."""
         out = rtype()
         status = cfunc(ctypes.addressof(out), arena, adopt, *addresses)
         if status:
@@ -664,6 +664,12 @@ def _bind_kept(address: int, bound, export: dict, sites: list, budget: _Budget |
 
     kept.by_address = by_address
     return kept
+
+
+def _canon(desc) -> str:
+    import json
+
+    return json.dumps(desc, sort_keys=True)
 
 
 def _fault(sites: list, status: int, budget: _Budget | None = None):
@@ -934,13 +940,14 @@ class NativeProgram:
     def call(self, name: str, *args):
         return self._calls[name](*args)
 
-    def call_chain(self, names: list[str], args: tuple, go_on=lambda i, r: True) -> list:
+    def call_chain(self, names: list[str], args: tuple, go_on=lambda i, r: True, flat: list | None = None) -> list:
         """Call each export with the same arguments, converted once (their parameter types must
-        be the same), while go_on(index, result) holds: the results so far."""
+        be the same), while go_on(index, result) holds: the results so far. `flat`: the
+        arguments already converted (`convert`), by a caller that uses them again."""
         calls = [self._calls[n] for n in names]
         c = _Call()
         try:
-            flat = calls[0].encode(c, args)
+            flat = calls[0].encode(c, args) if flat is None else flat
             out = []
             for i, f in enumerate(calls):
                 out.append(f.invoke(flat))
@@ -949,6 +956,17 @@ class NativeProgram:
             return out
         finally:
             c.keep.clear()
+
+    def convert(self, name: str, args: tuple, c: "_Call") -> list:
+        """`args` in the native form export `name` takes, their buffers kept alive by `c` (the
+        caller clears c.keep once every call that uses them has returned)."""
+        return self._calls[name].encode(c, args)
+
+    def same_params(self, names: list[str]) -> bool:
+        """Whether the exports take the same parameter types (one conversion serves them all)."""
+        types = {tuple(_canon(p["type"]) for p in e["params"])
+                 for e in self.described["exports"] if e["name"] in names}
+        return len(types) == 1
 
     def kept(self, name: str):
         """The kept-arena form of service function `name` (see _bind_kept), bound on first use."""

@@ -115,13 +115,18 @@ class KeptState:
             out = kept(self.heap.address, 0b10, Ref(ctypes.addressof(state)), entry)
         return self._struct(out)
 
-    def run(self, fn: str, state, args: tuple):
+    def run(self, fn: str, state, args: tuple, flat: list | None = None):
         """A writer function (mutating route or timer) over state: (new state struct, its
-        response as a Python value, or None when it has none)."""
+        response as a Python value, or None when it has none). `flat`: the state and args
+        already in native form (NativeProgram.convert), when the route's guards took them too."""
         export_result = self._result(fn)
         self._seal()
         mask = ((1 << (len(args) + 1)) - 1) & ~1  # adopt every parameter but the state
-        out = self.program.kept(fn)(self.heap.address, mask, Ref(ctypes.addressof(state)), *args)
+        kept = self.program.kept(fn)
+        if flat is not None:
+            out = kept.by_address(self.heap.address, mask, *flat)
+        else:
+            out = kept(self.heap.address, mask, Ref(ctypes.addressof(state)), *args)
         return self._split(export_result, out)
 
     def _result(self, fn: str):
