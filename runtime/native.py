@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import array
 import ctypes
+import json
 import os
 import sys
 import threading
@@ -666,12 +667,6 @@ def _bind_kept(address: int, bound, export: dict, sites: list, budget: _Budget |
     return kept
 
 
-def _canon(desc) -> str:
-    import json
-
-    return json.dumps(desc, sort_keys=True)
-
-
 def _fault(sites: list, status: int, budget: _Budget | None = None):
     """Raise the fault of error site `status` (1-based) as an lwas.RuntimeError; a timeout's
     message names the budget in effect."""
@@ -964,7 +959,7 @@ class NativeProgram:
 
     def same_params(self, names: list[str]) -> bool:
         """Whether the exports take the same parameter types (one conversion serves them all)."""
-        types = {tuple(_canon(p["type"]) for p in e["params"])
+        types = {json.dumps([p["type"] for p in e["params"]], sort_keys=True)
                  for e in self.described["exports"] if e["name"] in names}
         return len(types) == 1
 
