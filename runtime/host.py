@@ -62,7 +62,8 @@ from typing import Any, Callable
 from lwas.abi import REQUEST_KEY
 from lwas.errors import RuntimeError as LwasRuntimeError
 from lwas.runtime.ledger import Ledger, LedgerError, decode_entry, decode_value, encode_value
-from lwas.runtime.native import Ref, _Call, hosted, read_value
+from lwas.runtime.native import hosted, read_value
+from lwas.runtime.nativevalues import Ref, _Call
 from lwas.runtime.snapshot import Policy, Snapshotter, load_newest, shelf_for
 from lwas.runtime.externs import bind_connectors
 from lwas.runtime.integrity import check_ledgers

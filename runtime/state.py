@@ -3,7 +3,7 @@
 The state is a record (lwas.semantics.service's `svc.State`) whose maps are persistent trees
 (lwas.backend.mapgen): a new state shares every node it did not change with the one before it. So the
 runtime keeps the state where native code made it and hands routes, guards and `on` blocks its
-address (`native.Ref`); only request parameters, entries and responses cross into Python. A
+address (`nativevalues.Ref`); only request parameters, entries and responses cross into Python. A
 request that touches k entries of a map of n costs O(k log n), whatever else the state holds.
 
 Why persistent structures rather than in-place updates with an undo log: the committed state
@@ -36,7 +36,7 @@ import threading
 from contextlib import contextmanager
 
 from lwas.runtime.ledger import decode_value, encode_value
-from lwas.runtime.native import Ref, ctype, to_python
+from lwas.runtime.nativevalues import Ref, ctype, to_python
 from lwas.runtime.snapcodec import codec_for
 
 COMPACT_FACTOR = 2.0

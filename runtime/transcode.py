@@ -28,7 +28,7 @@ import threading
 
 from lwas.semantics.types import CURRENCY_EXPONENTS
 from lwas.runtime.ledger import _F64, _I64, _U16, _U32, _dec
-from lwas.runtime.native import Ref, _Call, _encoder, ctype
+from lwas.runtime.nativevalues import Ref, _Call, _encoder, ctype
 from lwas.runtime.values import pack_currency
 
 _packed: dict[bytes, int] = {}  # a known currency's three ASCII bytes -> its packed form

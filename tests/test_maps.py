@@ -18,7 +18,7 @@ from lwas.driver import check_source
 from lwas.errors import RuntimeError as LwasRuntimeError
 from lwas.tools.evaluate import evaluator_for
 from lwas.runtime.models import BodyError, json_schema, parse_value, to_json
-from lwas.runtime.native import map_node, release
+from lwas.runtime.nativevalues import map_node, release
 from lwas.runtime.values import Money
 
 SOURCE = """

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from helpers import BANK, Running, compile_loaded
-from lwas.runtime import native
+from lwas.runtime import nativevalues as native
 from lwas.runtime.host import GuardRefused
 from lwas.runtime.values import Money
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lwas.runtime.ledger import decode_value, encode_value
-from lwas.runtime.native import _Call, _encoder, ctype, to_python
+from lwas.runtime.nativevalues import _Call, _encoder, ctype, to_python
 from lwas.runtime.transcode import entry_reader
 from lwas.runtime.values import Money
 from test_ledger import descs, same, values
