@@ -211,7 +211,7 @@ def _run(c: Compilation, todo: list[Stage]) -> Compilation:
         t0 = time.perf_counter()
         try:
             stage.run(c)
-        except (InternalError, KeyboardInterrupt, MemoryError):
+        except (InternalError, MemoryError):  # already named; out of memory is not a bug
             raise
         except Exception as exc:  # noqa: BLE001 - named, then handed to the caller
             raise InternalError(stage.name, exc) from exc

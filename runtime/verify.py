@@ -87,9 +87,10 @@ def verify_store(url: str, public_key, allow_unsigned_tail: bool = False, jobs: 
         for name in store.ledgers():
             try:
                 done = None
-                if jobs > 1 and store.next_seq(name) >= least:
+                size = store.next_seq(name) if jobs > 1 else 0
+                if jobs > 1 and size >= least:
                     executor = executor or vp.pool(jobs)
-                    done = _verify_fast(store, url, name, public_key, allow_unsigned_tail, executor)
+                    done = _verify_fast(store, url, name, size, public_key, allow_unsigned_tail, executor)
                 n, c, unsigned = done or _verify_ledger(store, name, public_key, allow_unsigned_tail)
             except _Bad as bad:
                 report.ok = False
@@ -146,16 +147,16 @@ class _Checkpoints:
                        f"least the last one)")
 
 
-def _verify_fast(store, url: str, name: str, public_key, allow_unsigned_tail: bool,
+def _verify_fast(store, url: str, name: str, size: int, public_key, allow_unsigned_tail: bool,
                  executor) -> tuple[int, int, int] | None:
-    """The ledger checked on several cores (lwas.runtime.verify_parallel) when it is intact;
-    None when anything is not, for the sequential verifier to name."""
+    """The ledger (`size`: one past its highest seq) checked on several cores
+    (lwas.runtime.verify_parallel) when it is intact; None when anything is not, for the
+    sequential verifier to name."""
     from lwas.runtime.verify_parallel import verify_chunked
 
     cps = store.checkpoints(name)
     try:
-        done = verify_chunked(url, name, store.next_seq(name), cps, _Checkpoints(public_key).check, _root,
-                              executor)
+        done = verify_chunked(url, name, size, cps, _Checkpoints(public_key).check, _root, executor)
     except _Bad:
         return None
     if done is None or (done[1] < done[0] and not allow_unsigned_tail):

@@ -15,6 +15,7 @@ diagnosis, written once.
 """
 from __future__ import annotations
 
+import bisect
 import multiprocessing
 import os
 import threading
@@ -22,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from hashlib import sha256
 from struct import Struct
 
-from lwas.runtime.ledger import HEADER, MAGIC
+from lwas.runtime.ledger import HEADER, MAGIC, ZERO_HASH
 from lwas.runtime.store import open_store
 
 CHUNK = 1 << 15  # entries per task: a task costs a connection and a query; many tasks share the cores evenly
@@ -57,13 +58,8 @@ def _fold(rows, start: int, end: int, marks: frozenset):
         elif not data.startswith(prev, 84):
             return None
         prev = sha256(b"\x00" + data).digest()
-        stack.append(prev)
         expected += 1
-        n = expected - start  # start is a multiple of the chunk size: the same merges as globally
-        while not n & 1:
-            r = stack.pop()
-            stack[-1] = sha256(b"\x01" + stack[-1] + r).digest()
-            n >>= 1
+        push(stack, prev, expected - start)  # start is a multiple of the chunk: merges as globally
         if expected in marks:
             at[expected] = list(stack)
     if expected != end:
@@ -84,45 +80,45 @@ def pool(workers: int) -> ProcessPoolExecutor:
 def verify_chunked(url: str, ledger: str, size: int, cps: list[tuple[int, str]], check_cp, root,
                    executor, chunk: int | None = None) -> tuple[int, int] | None:
     """(entries, last signed size) when the ledger is intact, else None (the caller then runs the
-    sequential verifier). `check_cp(size, note, root, last_good, last_key)` is the sequential
-    verifier's checkpoint check; it raises on a bad checkpoint, which also sends the ledger there."""
-    from lwas.runtime.ledger import ZERO_HASH
-
+    sequential verifier). `cps`: the checkpoints, ascending by tree size. `check_cp(size, note,
+    root, last_good, last_key)` is the sequential verifier's checkpoint check; it raises on a bad
+    checkpoint, which also sends the ledger there."""
     chunk = chunk or CHUNK
     assert chunk & (chunk - 1) == 0, "chunks must be a power of two"
-    starts = list(range(0, size, chunk))
-    tasks = [(url, ledger, s, min(s + chunk, size), tuple(c for c, _ in cps if s < c <= min(s + chunk, size)))
-             for s in starts]
+    notes = dict(cps)
+    if len(notes) != len(cps) or (cps and cps[-1][0] > size):
+        return None  # two notes for one size, or checkpoints past the end (entries deleted)
+    sizes = [c for c, _ in cps]
+    tasks = []
+    for start in range(0, size, chunk):
+        end = min(start + chunk, size)
+        marks = tuple(sizes[bisect.bisect_right(sizes, start):bisect.bisect_right(sizes, end)])
+        tasks.append((url, ledger, start, end, marks))
     results = list(executor.map(chunk_result, *zip(*tasks))) if tasks else []
     if any(r is None for r in results):
         return None
-    notes = dict(cps)
-    if len(notes) != len(cps) or any(c > size for c in notes):
-        return None  # two notes for one size, or checkpoints past the end (entries deleted)
     prefix: list[bytes] = []  # the stack of the full chunks so far
     head = ZERO_HASH
     last_good = 0
     if 0 in notes:
         check_cp(0, notes[0], root([]), 0, None)
-    for (url_, ledger_, start, end, marks), (first_prev, last, stack, at) in zip(tasks, results):
+    for (_, _, start, end, marks), (first_prev, last, stack, at) in zip(tasks, results):
         if first_prev != head:
             return None
         for m in marks:
             check_cp(m, notes[m], root(prefix + at[m]), last_good, None)
             last_good = m
         head = last
-        if end - start == chunk:
-            prefix = _push(prefix, stack[0], end // chunk)
+        if end - start == chunk:  # a full chunk's stack is its root: one node of the chunk level
+            push(prefix, stack[0], end // chunk)
     return size, last_good
 
 
-def _push(prefix: list[bytes], chunk_root: bytes, chunks: int) -> list[bytes]:
-    """The stack after one more full chunk: its root is one leaf of the chunk level, merged like
-    any appended leaf (`chunks` is how many full chunks there are now)."""
-    out = prefix + [chunk_root]
-    n = chunks
-    while not n & 1:
-        r = out.pop()
-        out[-1] = sha256(b"\x01" + out[-1] + r).digest()
-        n >>= 1
-    return out
+def push(stack: list[bytes], node: bytes, count: int) -> None:
+    """Appends `node` to an RFC 6962 stack of perfect subtrees, as the `count`-th node of its
+    level, and merges equal-sized neighbours (one per trailing zero bit of count)."""
+    stack.append(node)
+    while not count & 1:
+        r = stack.pop()
+        stack[-1] = sha256(b"\x01" + stack[-1] + r).digest()
+        count >>= 1

@@ -151,6 +151,19 @@ class Running:
         self.close()
 
 
+def run_sql(db, *statements: tuple) -> None:
+    """Raw SQL on an SQLite ledger file, each (statement, parameters) in autocommit: how tests
+    damage a store behind the runtime's back."""
+    import sqlite3
+
+    c = sqlite3.connect(db, isolation_level=None)
+    try:
+        for stmt, *args in statements:
+            c.execute(stmt, *args)
+    finally:
+        c.close()
+
+
 # ------------------------------------------------------------------------------------ serving
 
 def wait_until(pred, timeout: float, what: str, step: float = 0.05):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import random
 import shutil
-import sqlite3
 import threading
 import time
 import uuid
@@ -24,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import BANK
+from helpers import BANK, run_sql
 from lwas.backend.keys import load_public
 from lwas.runtime.ledger import HEADER, decode_entry, decode_value, encode_entry, encode_value
 from lwas.runtime.loader import check
@@ -437,15 +436,6 @@ def _copy_db(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _sql(db: Path, *statements: tuple) -> None:
-    c = sqlite3.connect(db, isolation_level=None)
-    try:
-        for stmt, *args in statements:
-            c.execute(stmt, *args)
-    finally:
-        c.close()
-
-
 @pytest.fixture(scope="module")
 def served_ledger(bank, tmp_path_factory):
     """A ledger written by a real server: 50 transfers from 2 clients, then a graceful stop (the
@@ -472,7 +462,7 @@ def _verify_cli(bank, path: Path) -> tuple[int, str]:
 
 def _flip_payload_byte(db: Path, rows, bank: Bank) -> str:
     data = rows[20][2]  # its last byte lies inside the Kind variant name
-    _sql(db, ("UPDATE entries SET entry = ? WHERE ledger = ? AND seq = ?",
+    run_sql(db, ("UPDATE entries SET entry = ? WHERE ledger = ? AND seq = ?",
               (data[:-1] + bytes([data[-1] ^ 0x01]), LEDGER, 20)))
     # entry 20 is named (not 21, whose prev hash no longer matches): by the chain ("entry changed")
     # or, when a batch's checkpoint ends at it, by the signed Merkle root ("... were rewritten")
@@ -480,12 +470,12 @@ def _flip_payload_byte(db: Path, rows, bank: Bank) -> str:
 
 
 def _delete_row(db: Path, rows, bank: Bank) -> str:
-    _sql(db, ("DELETE FROM entries WHERE ledger = ? AND seq = ?", (LEDGER, 30)))
+    run_sql(db, ("DELETE FROM entries WHERE ledger = ? AND seq = ?", (LEDGER, 30)))
     return f"seq 31 key '{rows[31][1]}': entries missing before it: expected seq 30"
 
 
 def _swap_seqs(db: Path, rows, bank: Bank) -> str:
-    _sql(db, ("UPDATE entries SET seq = -1 WHERE ledger = ? AND seq = 10", (LEDGER,)),
+    run_sql(db, ("UPDATE entries SET seq = -1 WHERE ledger = ? AND seq = 10", (LEDGER,)),
          ("UPDATE entries SET seq = 10 WHERE ledger = ? AND seq = 11", (LEDGER,)),
          ("UPDATE entries SET seq = 11 WHERE ledger = ? AND seq = -1", (LEDGER,)))
     return f"seq 10 key '{rows[11][1]}': entry bytes carry seq 11"  # seq 10 now holds entry 11's row
@@ -498,7 +488,7 @@ def _forge_row(db: Path, rows, bank: Bank) -> str:
                                              "amount": Money(99_999_999, "USD"), "kind": "Deposit"})
     forged = encode_entry(50, last.time_micros + 1, last.artifact, sha256(b"\x00" + rows[-1][2]).digest(),
                           "forged", payload)
-    _sql(db, ("INSERT INTO entries (ledger, seq, key, entry) VALUES (?, ?, ?, ?)",
+    run_sql(db, ("INSERT INTO entries (ledger, seq, key, entry) VALUES (?, ?, ?, ?)",
               (LEDGER, 50, "forged", forged)))
     return "seq 50 key 'forged': entries 50..50 are not covered by any signed checkpoint"
 

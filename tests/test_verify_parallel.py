@@ -12,6 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings, strategies as st
 
+from helpers import run_sql
 from lwas.runtime import verify_parallel as vp
 from lwas.runtime.ledger import Ledger, append_batch
 from lwas.runtime.store import open_store
@@ -60,7 +61,7 @@ def test_an_intact_ledger_is_vouched_for_by_the_fast_path(tmp_path_factory, exec
     url = build(tmp_path_factory.mktemp("v") / "l.db", batches)
     store = open_store(url, create=False)
     try:
-        done = _verify_fast(store, url, "a", KEY.public_key(), False, executor)
+        done = _verify_fast(store, url, "a", store.next_seq("a"), KEY.public_key(), False, executor)
     finally:
         store.close()
     n = sum(batches)
@@ -76,36 +77,27 @@ def test_the_reports_are_the_same(tmp_path_factory, batches):
     assert one == two and one["ok"] and one["entries"] == 2 * sum(batches)
 
 
-def _sql(url, *statements):
-    c = sqlite3.connect(url, isolation_level=None)
-    try:
-        for stmt, *args in statements:
-            c.execute(stmt, *args)
-    finally:
-        c.close()
-
-
 def _flip(seq):
     def go(url):
         c = sqlite3.connect(url)
         (data,) = c.execute("SELECT entry FROM entries WHERE ledger = 'a' AND seq = ?", (seq,)).fetchone()
         c.close()
-        _sql(url, ("UPDATE entries SET entry = ? WHERE ledger = 'a' AND seq = ?", (data[:-1] + b"!", seq)))
+        run_sql(url, ("UPDATE entries SET entry = ? WHERE ledger = 'a' AND seq = ?", (data[:-1] + b"!", seq)))
     return go
 
 
 def _delete(seq):
-    return lambda url: _sql(url, ("DELETE FROM entries WHERE ledger = 'a' AND seq = ?", (seq,)))
+    return lambda url: run_sql(url, ("DELETE FROM entries WHERE ledger = 'a' AND seq = ?", (seq,)))
 
 
 def _swap(s):
-    return lambda url: _sql(url, ("UPDATE entries SET seq = -1 WHERE ledger = 'a' AND seq = ?", (s,)),
+    return lambda url: run_sql(url, ("UPDATE entries SET seq = -1 WHERE ledger = 'a' AND seq = ?", (s,)),
                             ("UPDATE entries SET seq = ? WHERE ledger = 'a' AND seq = ?", (s, s + 1)),
                             ("UPDATE entries SET seq = ? WHERE ledger = 'a' AND seq = -1", (s + 1,)))
 
 
 def _drop_checkpoints(url):
-    _sql(url, ("DELETE FROM checkpoints WHERE ledger = 'a' AND tree_size > 20",))
+    run_sql(url, ("DELETE FROM checkpoints WHERE ledger = 'a' AND tree_size > 20",))
 
 
 @pytest.mark.parametrize("tamper", [_flip(0), _flip(3), _flip(4), _flip(13), _flip(29), _delete(8), _delete(29),
@@ -155,6 +147,6 @@ def test_chunk_stacks_fold_into_the_tree_root():
             if end == n:
                 assert _root(prefix + stack) == tree.root(n), n
             if end - start == 8:
-                prefix = vp._push(prefix, stack[0], end // 8)
+                vp.push(prefix, stack[0], end // 8)
         if n == 0:
             assert _root([]) == tree.root(0)
